@@ -1,0 +1,74 @@
+"""The ``depthlab`` command: Lightning's CLI (fit/validate/test/predict) plus plugin listings.
+
+    depthlab fit --config configs/synthetic.yaml [--model.lr 1e-4] [--trainer.strategy ddp]
+    depthlab losses | depthlab models     # registered plugins with one-line descriptions
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from lightning.pytorch.cli import LightningCLI
+
+from depthlab.errors import ConfigError
+
+EXTRA_COMMANDS = {
+    "losses": "list registered losses (entry-point group depthlab.losses)",
+    "models": "list registered networks (entry-point group depthlab.models)",
+    "data": "data set tools: 'depthlab data check --config X.yaml' validates every file of a split list",
+}
+
+
+class DepthCLI(LightningCLI):
+    def init_parser(self, **kwargs):
+        parser = super().init_parser(**kwargs)
+        parser.epilog = "other commands: " + ", ".join(f"'depthlab {k}' ({v})" for k, v in EXTRA_COMMANDS.items())
+        return parser
+
+
+def _list_plugins(kind: str) -> int:
+    if kind == "losses":
+        from depthlab.losses import REGISTRY
+    else:
+        from depthlab.models import REGISTRY
+    print(REGISTRY.table())
+    return 0
+
+
+def run(args: list[str] | None = None) -> DepthCLI:
+    """Build and run the Lightning CLI (``args`` defaults to ``sys.argv[1:]``)."""
+    from depthlab.module import DepthModule
+
+    import lightning as L
+
+    return DepthCLI(
+        DepthModule,
+        L.LightningDataModule,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        parser_kwargs={"prog": "depthlab"},
+    )
+
+
+def main(args: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if args is None else args
+    try:
+        if argv and argv[0] == "data":
+            from depthlab.data.check import main as data_main
+
+            return data_main(argv[1:])
+        if argv and argv[0] in EXTRA_COMMANDS:
+            return _list_plugins(argv[0])
+        run(args)
+    except ConfigError as exc:
+        if os.environ.get("DEPTHLAB_TRACEBACK"):
+            raise
+        print(f"depthlab: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

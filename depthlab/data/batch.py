@@ -1,0 +1,21 @@
+"""The sample/batch structure every depthlab data module yields."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from torch import Tensor
+
+
+class DepthSample(TypedDict, total=False):
+    """One sample; the default collate stacks it into a batch with a leading B axis.
+
+    Required: ``image``, ``depth``, ``valid``. The rest is present when the data set has it.
+    """
+
+    image: Tensor  # (3, H, W) float32 RGB in [0, 1] (networks normalise it themselves)
+    depth: Tensor  # (1, H, W) float32 metres; 0 where there is no measurement
+    valid: Tensor  # (1, H, W) bool, True where ``depth`` is a measurement
+    image_right: Tensor  # (3, H, W) right view of a rectified stereo pair
+    intrinsics: Tensor  # (4,) fx, fy, cx, cy in pixels of ``image``
+    baseline_m: Tensor  # () stereo baseline in metres

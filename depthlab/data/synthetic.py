@@ -1,0 +1,307 @@
+"""Procedural stereo scenes: random textured rooms with boxes and spheres, ray cast from two cameras.
+
+Geometry (all in metres). The camera frame is OpenCV's: x right, y down, z forward. A pixel with
+integer coordinates (u, v) looks along the ray d = ((u - cx) / fx, (v - cy) / fy, 1), so the ray
+parameter t at a hit *is* the z-depth of the hit in the camera frame. The right camera sits
+``baseline_m`` along the left camera's +x axis with the same orientation (a rectified pair), so a
+point at depth z seen at column u in the left image is seen at column u - fx * b / z in the right.
+
+Textures are functions of the 3D surface point (sums of oriented sinusoids and a 3D checker,
+with Lambertian shading from a fixed directional light), hence view independent: apart from
+occlusions both views see the same colour for the same point and stereo matching works.
+
+Every sample is a pure function of (seed, split, index): train, val and test draw from disjoint
+random streams.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from depthlab.data.batch import DepthSample
+
+Split = Literal["train", "val", "test"]
+_SPLIT_ID = {"train": 0, "val": 1, "test": 2}
+_N_WAVES = 4  # sinusoids per surface texture
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """What the generator draws. Depths in metres, angles in degrees."""
+
+    height: int = 96
+    width: int = 128
+    hfov_deg: float = 70.0
+    baseline_m: float = 0.25
+    min_depth: float = 0.5
+    max_depth: float = 10.0
+    max_boxes: int = 4
+    max_spheres: int = 3
+    gt_density: float = 1.0  # fraction of valid pixels kept (LiDAR-like sparse ground truth when < 1)
+
+    def __post_init__(self) -> None:
+        if self.height < 8 or self.width < 8:
+            raise ValueError(f"data: height and width must be >= 8, got {self.height}x{self.width}")
+        if not 0 < self.min_depth < self.max_depth:
+            raise ValueError(f"data: need 0 < min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
+        if not 0 < self.gt_density <= 1:
+            raise ValueError(f"data.gt_density must be in (0, 1], got {self.gt_density}")
+        if not 10 <= self.hfov_deg <= 150:
+            raise ValueError(f"data.hfov_deg must be in [10, 150], got {self.hfov_deg}")
+
+    @property
+    def intrinsics(self) -> tuple[float, float, float, float]:
+        """fx, fy, cx, cy in pixels (square pixels, principal point at the image centre)."""
+        fx = 0.5 * self.width / math.tan(math.radians(self.hfov_deg) / 2)
+        return fx, fx, (self.width - 1) / 2, (self.height - 1) / 2
+
+
+def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+    r_yaw = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    r_pitch = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    r_roll = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    return r_yaw @ r_pitch @ r_roll
+
+
+@dataclass
+class Scene:
+    """One random room. Surfaces 0-5 are the room's walls, then boxes, then spheres."""
+
+    room_lo: np.ndarray  # (3,)
+    room_hi: np.ndarray  # (3,)
+    boxes: np.ndarray  # (nb, 2, 3) lo, hi
+    spheres: np.ndarray  # (ns, 4) centre xyz, radius
+    rotation: np.ndarray  # (3, 3) camera-to-world
+    base_color: np.ndarray  # (K, 3)
+    wave_vec: np.ndarray  # (K, W, 3) spatial frequencies, rad/m
+    wave_phase: np.ndarray  # (K, W)
+    checker_m: np.ndarray  # (K,) checker cell size
+    checker_amp: np.ndarray  # (K,)
+    light: np.ndarray  # (3,) unit direction towards the light
+
+
+def sample_scene(cfg: SceneConfig, rng: np.random.Generator) -> Scene:
+    """Draw a room around the camera (at the world origin) and objects in front of it."""
+    far = rng.uniform(0.55, 0.9) * cfg.max_depth
+    room_lo = np.array([-rng.uniform(1.5, 4.0), -rng.uniform(1.2, 2.0), -rng.uniform(0.5, 2.0)])
+    room_hi = np.array([rng.uniform(1.5, 4.0), rng.uniform(1.0, 1.6), far])
+    floor_y = room_hi[1]
+    near = max(cfg.min_depth + 0.6, 1.0)
+    boxes = []
+    for _ in range(rng.integers(1, cfg.max_boxes + 1)):
+        size = rng.uniform([0.3, 0.3, 0.3], [1.2, 1.5, 1.2])
+        cx = rng.uniform(room_lo[0] + size[0] / 2, room_hi[0] - size[0] / 2)
+        cz = rng.uniform(near + size[2] / 2, far - size[2] / 2 - 0.1)
+        lo = np.array([cx - size[0] / 2, floor_y - size[1], cz - size[2] / 2])
+        boxes.append(np.stack([lo, lo + size]))
+    spheres = []
+    for _ in range(rng.integers(0, cfg.max_spheres + 1)):
+        r = rng.uniform(0.2, 0.6)
+        centre = [rng.uniform(room_lo[0] + r, room_hi[0] - r), rng.uniform(-0.5, floor_y - r), rng.uniform(near + r, far - r - 0.1)]
+        spheres.append([*centre, r])
+    n_surfaces = 6 + len(boxes) + len(spheres)
+    directions = rng.normal(size=(n_surfaces, _N_WAVES, 3))
+    directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
+    light = np.array([rng.uniform(-0.5, 0.5), -1.0, rng.uniform(-0.8, -0.2)])
+    return Scene(
+        room_lo=room_lo,
+        room_hi=room_hi,
+        boxes=np.array(boxes, dtype=np.float64).reshape(-1, 2, 3),
+        spheres=np.array(spheres, dtype=np.float64).reshape(-1, 4),
+        rotation=_rotation(rng.uniform(-0.35, 0.35), rng.uniform(-0.2, 0.15), rng.uniform(-0.05, 0.05)),
+        base_color=rng.uniform(0.15, 0.95, size=(n_surfaces, 3)),
+        wave_vec=directions * rng.uniform(2.0, 25.0, size=(n_surfaces, _N_WAVES, 1)),
+        wave_phase=rng.uniform(0, 2 * np.pi, size=(n_surfaces, _N_WAVES)),
+        checker_m=rng.uniform(0.1, 0.6, size=n_surfaces),
+        checker_amp=rng.uniform(0.0, 0.35, size=n_surfaces),
+        light=light / np.linalg.norm(light),
+    )
+
+
+def _safe_inv(d: np.ndarray) -> np.ndarray:
+    return 1.0 / np.where(np.abs(d) < 1e-12, 1e-12, d)
+
+
+def _intersect(scene: Scene, origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest hit of each ray ``origin + t * dirs`` (dirs (N, 3), world frame).
+
+    Returns t (N,), surface id (N,) and normal (N, 3).
+    """
+    n = dirs.shape[0]
+    inv = _safe_inv(dirs)
+    # Room: the camera is inside the box, so each ray leaves through the nearest exit face.
+    t_exit = np.where(dirs > 0, (scene.room_hi - origin) * inv, (scene.room_lo - origin) * inv)  # (N, 3)
+    axis = np.argmin(t_exit, axis=1)
+    t_best = t_exit[np.arange(n), axis]
+    positive = dirs[np.arange(n), axis] > 0
+    surface = axis * 2 + positive  # 0..5: -x, +x, -y (ceiling), +y (floor), -z, +z walls
+    normal = np.zeros((n, 3))
+    normal[np.arange(n), axis] = np.where(positive, -1.0, 1.0)
+
+    sid = 6
+    for lo, hi in scene.boxes:  # slab test
+        t1, t2 = (lo - origin) * inv, (hi - origin) * inv
+        t_near = np.minimum(t1, t2)
+        t_enter, enter_axis = t_near.max(axis=1), t_near.argmax(axis=1)
+        t_leave = np.maximum(t1, t2).min(axis=1)
+        hit = (t_enter <= t_leave) & (t_enter > 1e-6) & (t_enter < t_best)
+        if hit.any():
+            t_best = np.where(hit, t_enter, t_best)
+            surface = np.where(hit, sid, surface)
+            nrm = np.zeros((n, 3))
+            nrm[np.arange(n), enter_axis] = -np.sign(dirs[np.arange(n), enter_axis])
+            normal = np.where(hit[:, None], nrm, normal)
+        sid += 1
+    for cx, cy, cz, r in scene.spheres:
+        oc = origin - np.array([cx, cy, cz])
+        a = np.einsum("ij,ij->i", dirs, dirs)
+        b = 2.0 * dirs @ oc
+        c = oc @ oc - r * r
+        disc = b * b - 4 * a * c
+        t = (-b - np.sqrt(np.maximum(disc, 0.0))) / (2 * a)
+        hit = (disc >= 0) & (t > 1e-6) & (t < t_best)
+        if hit.any():
+            t_best = np.where(hit, t, t_best)
+            surface = np.where(hit, sid, surface)
+            p = origin + t[:, None] * dirs
+            normal = np.where(hit[:, None], (p - np.array([cx, cy, cz])) / r, normal)
+        sid += 1
+    return t_best, surface, normal
+
+
+def _shade(scene: Scene, points: np.ndarray, surface: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """View-independent colour of each surface point: texture(p) x Lambert(n . l). Returns (N, 3)."""
+    phase = np.einsum("nwk,nk->nw", scene.wave_vec[surface], points) + scene.wave_phase[surface]
+    waves = 0.5 + 0.5 * np.sin(phase).mean(axis=1)  # [0, 1]
+    cells = np.floor(points / scene.checker_m[surface][:, None]).sum(axis=1)
+    checker = np.where(cells % 2 == 0, 1.0, -1.0) * scene.checker_amp[surface]
+    albedo = scene.base_color[surface] * np.clip(0.45 + 0.55 * waves + 0.5 * checker, 0.05, 1.2)[:, None]
+    lambert = 0.35 + 0.65 * np.clip(normal @ scene.light, 0.0, 1.0)
+    return np.clip(albedo * lambert[:, None], 0.0, 1.0)
+
+
+def render_view(scene: Scene, cfg: SceneConfig, offset_x_m: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Render the camera displaced by ``offset_x_m`` along its own x axis.
+
+    Returns RGB (H, W, 3) float32 in [0, 1] and z-depth (H, W) float32 in metres.
+    """
+    fx, fy, cx, cy = cfg.intrinsics
+    v, u = np.mgrid[0 : cfg.height, 0 : cfg.width].astype(np.float64)
+    dirs_cam = np.stack([(u - cx) / fx, (v - cy) / fy, np.ones_like(u)], axis=-1).reshape(-1, 3)
+    dirs = dirs_cam @ scene.rotation.T
+    origin = scene.rotation @ np.array([offset_x_m, 0.0, 0.0])
+    t, surface, normal = _intersect(scene, origin, dirs)
+    points = origin + t[:, None] * dirs
+    rgb = _shade(scene, points, surface, normal)
+    return (
+        rgb.reshape(cfg.height, cfg.width, 3).astype(np.float32),
+        t.reshape(cfg.height, cfg.width).astype(np.float32),  # t is the z-depth: dirs_cam has z = 1
+    )
+
+
+def render_sample(cfg: SceneConfig, seed: int, split: Split, index: int) -> DepthSample:
+    """The (seed, split, index)-th stereo sample as tensors (see :class:`DepthSample`)."""
+    rng = np.random.default_rng([seed, _SPLIT_ID[split], index])
+    scene = sample_scene(cfg, rng)
+    left, depth = render_view(scene, cfg, 0.0)
+    right, _ = render_view(scene, cfg, cfg.baseline_m)
+    valid = (depth > cfg.min_depth) & (depth < cfg.max_depth)
+    if cfg.gt_density < 1.0:
+        valid &= rng.random(depth.shape) < cfg.gt_density
+    depth = np.where(valid, depth, 0.0).astype(np.float32)
+    return DepthSample(
+        image=torch.from_numpy(left).permute(2, 0, 1).contiguous(),
+        image_right=torch.from_numpy(right).permute(2, 0, 1).contiguous(),
+        depth=torch.from_numpy(depth)[None],
+        valid=torch.from_numpy(valid)[None],
+        intrinsics=torch.tensor(cfg.intrinsics, dtype=torch.float32),
+        baseline_m=torch.tensor(cfg.baseline_m, dtype=torch.float32),
+    )
+
+
+class SyntheticStereoDataset(Dataset):
+    """``length`` procedural stereo samples of one split, rendered on access."""
+
+    def __init__(self, cfg: SceneConfig, split: Split, length: int, seed: int = 0) -> None:
+        if split not in _SPLIT_ID:
+            raise ValueError(f"split must be one of {list(_SPLIT_ID)}, got {split!r}")
+        self.cfg, self.split, self.length, self.seed = cfg, split, length, seed
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> DepthSample:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} {self.split} samples")
+        return render_sample(self.cfg, self.seed, self.split, index)
+
+
+class SyntheticDataModule(L.LightningDataModule):
+    """Procedural stereo rooms for training and testing without any download.
+
+    Args:
+        height, width: image size in pixels.
+        train_size, val_size, test_size: number of samples per split (rendered on the fly).
+        batch_size, num_workers: DataLoader settings.
+        seed: scene seed; each (seed, split, index) is one fixed scene.
+        hfov_deg, baseline_m: camera: horizontal field of view and stereo baseline.
+        min_depth, max_depth: scene depth range in metres (ground truth outside it is invalid).
+        gt_density: fraction of valid ground-truth pixels kept (sparse, LiDAR-like when < 1).
+    """
+
+    def __init__(
+        self,
+        height: int = 96,
+        width: int = 128,
+        train_size: int = 2000,
+        val_size: int = 64,
+        test_size: int = 64,
+        batch_size: int = 8,
+        num_workers: int = 1,
+        seed: int = 0,
+        hfov_deg: float = 70.0,
+        baseline_m: float = 0.25,
+        min_depth: float = 0.5,
+        max_depth: float = 10.0,
+        gt_density: float = 1.0,
+    ) -> None:
+        super().__init__()
+        # No save_hyperparameters(): Lightning refuses equal keys (min_depth) with different values
+        # in module and data hparams; LightningCLI saves the full config beside the logs anyway.
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.scene = SceneConfig(height, width, hfov_deg, baseline_m, min_depth, max_depth, gt_density=gt_density)
+        self.sizes = {"train": train_size, "val": val_size, "test": test_size}
+
+    def dataset(self, split: Split) -> SyntheticStereoDataset:
+        return SyntheticStereoDataset(self.scene, split, self.sizes[split], self.seed)
+
+    def _loader(self, split: Split, shuffle: bool) -> DataLoader:
+        workers = self.num_workers
+        return DataLoader(
+            self.dataset(split),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            drop_last=shuffle,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

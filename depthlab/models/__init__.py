@@ -1,0 +1,40 @@
+"""Depth networks as plugins of the ``depthlab.models`` entry-point group.
+
+Contract: ``net(image)`` with ``image`` (B, 3, H, W) RGB in [0, 1] returns depth in metres,
+(B, 1, H, W) at the input resolution, inside [min_depth, max_depth]. Networks normalise their input
+themselves (with their encoder's mean/std), so data pipelines and photometric losses share one
+image convention. Networks know nothing of Lightning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from depthlab.registry import Registry, build_from_spec
+
+REGISTRY = Registry("depthlab.models", "model")
+
+
+def available() -> list[str]:
+    """Names of all registered networks."""
+    return REGISTRY.available()
+
+
+def build(spec: Any, **defaults: Any) -> nn.Module:
+    """Build a network from a name or a ``{name: ..., **kwargs}`` / ``class_path`` mapping.
+
+    ``defaults`` (e.g. ``min_depth``/``max_depth`` from the LightningModule) fill arguments the
+    spec does not set.
+    """
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if isinstance(spec, dict) and "class_path" in spec:
+        spec = {**spec, "init_args": {**defaults, **(spec.get("init_args") or {})}}
+    elif isinstance(spec, dict):
+        spec = {**defaults, **spec}
+    return build_from_spec(REGISTRY, spec, "model.net")
+
+
+__all__ = ["REGISTRY", "available", "build"]

@@ -1,0 +1,29 @@
+"""Depth colour maps and image | ground truth | prediction panels for TensorBoard."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def colorize_depth(depth: Tensor, vmax: float, valid: Tensor | None = None) -> Tensor:
+    """(H, W) metres -> (3, H, W) float RGB in [0, 1] with the turbo map; invalid pixels black."""
+    d = depth.detach().float().cpu().numpy()
+    scaled = np.clip(d / max(vmax, 1e-6), 0, 1)
+    rgb = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[:, :, ::-1] / 255.0
+    out = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float()
+    if valid is not None:
+        out = out * valid.detach().cpu().reshape(1, *d.shape).float()
+    return out
+
+
+def depth_panel(image: Tensor, gt: Tensor, valid: Tensor, pred: Tensor) -> Tensor:
+    """One row: image | ground truth | prediction, depths on one colour scale. Shapes (C, H, W)."""
+    gt_valid = gt[valid]
+    vmax = float(gt_valid.max()) if gt_valid.numel() else float(pred.max())
+    return torch.cat(
+        [image.detach().cpu().float().clamp(0, 1), colorize_depth(gt[0], vmax, valid[0]), colorize_depth(pred[0], vmax)],
+        dim=2,
+    )
