@@ -1,0 +1,142 @@
+"""The ``depthlab`` command end to end: fit in a subprocess, reload, reproduce, clear errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from depthlab.cli import run
+from depthlab.metrics import DepthMetrics
+from depthlab.module import DepthModule
+
+pytestmark = pytest.mark.slow
+
+
+def depthlab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "DEPTHLAB_TRACEBACK"}
+    return subprocess.run(
+        [sys.executable, "-m", "depthlab.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short ``depthlab fit`` shared by the tests below: (workdir, config, checkpoint)."""
+    import yaml
+
+    from tests.conftest import TINY_CONFIG
+
+    work = tmp_path_factory.mktemp("fit")
+    cfg = work / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY_CONFIG))
+    proc = depthlab("fit", "--config", str(cfg), cwd=work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpts = sorted((work / "logs" / "tiny").glob("version_*/checkpoints/last.ckpt"))
+    assert ckpts, f"no checkpoint written under {work}"
+    return work, cfg, ckpts[-1]
+
+
+def test_fit_writes_checkpoint_tensorboard_events_and_config(trained):
+    work, _, ckpt = trained
+    version = ckpt.parent.parent
+    assert list(version.glob("events.out.tfevents.*")), "no TensorBoard event file"
+    assert (version / "config.yaml").is_file()
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert state["global_step"] == 3  # limit_train_batches: 3, one epoch
+    assert any(k.startswith("net.") for k in state["state_dict"])
+
+
+def test_tensorboard_gets_metrics_and_image_panels(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    work, _, ckpt = trained
+    acc = EventAccumulator(str(ckpt.parent.parent), size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    assert {"val/abs_rel", "val/rmse", "val/delta1", "train/loss"} <= scalars
+    images = acc.Images("val/image_gt_pred")
+    assert images, "no image | gt | prediction panel logged"
+    # TINY_CONFIG: 4 panels (the first val batch) of 32x(3*48) stacked vertically
+    assert (images[-1].height, images[-1].width) == (4 * 32, 3 * 48)
+
+
+@pytest.mark.parametrize("subcommand", ["validate", "test"])
+def test_reloaded_checkpoint_reproduces_the_metrics_of_its_weights(trained, subcommand, monkeypatch):
+    work, cfg, ckpt = trained
+    monkeypatch.chdir(work)
+    cli = run([subcommand, "--config", str(cfg), "--ckpt_path", str(ckpt)])
+    stage = "val" if subcommand == "validate" else "test"
+    got = {k.split("/", 1)[1]: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith(stage + "/")}
+
+    # Independent reference: the checkpoint's weights applied by hand to the same images.
+    model = DepthModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    data = cli.datamodule.dataset(stage)
+    metric = DepthMetrics()
+    with torch.no_grad():
+        for i in range(len(data)):
+            s = data[i]
+            batch = {k: v[None] for k, v in s.items()}
+            metric.update(model(batch["image"]), batch["depth"], model.valid_mask(batch))
+    want = {k: float(v) for k, v in metric.compute().items()}
+    for name in ("abs_rel", "rmse", "delta1", "sq_rel", "rmse_log"):
+        assert got[name] == pytest.approx(want[name], rel=1e-5, abs=1e-6), name
+    if subcommand == "validate":
+        # and the value the ModelCheckpoint recorded at the end of fit for these weights
+        best = torch.load(ckpt, map_location="cpu", weights_only=False)["callbacks"]
+        scores = [v["best_model_score"] for k, v in best.items() if k.startswith("ModelCheckpoint")]
+        assert float(scores[0]) == pytest.approx(got["abs_rel"], rel=1e-5)
+
+
+def test_help_lists_subcommands_and_plugin_listings(tmp_path):
+    proc = depthlab("--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    for word in ("fit", "validate", "test", "predict", "--print_config", "depthlab losses", "depthlab models"):
+        assert word in proc.stdout, word
+
+
+def test_dotted_overrides_reach_the_module_and_trainer(tiny_config, tmp_path):
+    proc = depthlab("fit", "--config", str(tiny_config), "--model.lr", "0.000123",
+                    "--trainer.strategy", "ddp", "--print_config", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "lr: 0.000123" in proc.stdout
+    assert "strategy: ddp" in proc.stdout
+
+
+def _one_line_error(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if "error" in ln.lower()]
+    assert lines, proc.stderr
+    return lines[-1]
+
+
+def test_unknown_config_key_is_one_clear_line(tiny_config, tmp_path):
+    line = _one_line_error(depthlab("fit", "--config", str(tiny_config), "--model.learning_rate", "1", cwd=tmp_path))
+    assert "learning_rate" in line
+
+
+def test_unknown_key_inside_the_yaml_file_is_named(tiny_config, tmp_path):
+    text = tiny_config.read_text().replace("  lr: 0.001", "  lr: 0.001\n  lrr: 0.1")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    line = _one_line_error(depthlab("fit", "--config", str(bad), cwd=tmp_path))
+    assert "lrr" in line
+
+
+def test_missing_config_file_is_named(tmp_path):
+    line = _one_line_error(depthlab("fit", "--config", str(tmp_path / "nope.yaml"), cwd=tmp_path))
+    assert "nope.yaml" in line
+
+
+def test_unknown_encoder_is_one_line_naming_it(tiny_config, tmp_path):
+    proc = depthlab("fit", "--config", str(tiny_config), "--model.net",
+                    '{"name": "unet", "encoder": "resnet_nope", "pretrained": false}', cwd=tmp_path)
+    line = _one_line_error(proc)
+    assert "resnet_nope" in line and "model.net.encoder" in line
+    errors = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()]
+    assert errors == [line], proc.stderr  # exactly one error line

@@ -1,0 +1,90 @@
+"""DepthModule: masking of invalid ground truth, output contract, LR schedule."""
+
+import math
+
+import pytest
+import torch
+
+from depthlab.errors import ConfigError
+from depthlab.module import DepthModule, warmup_cosine
+
+NET = {"name": "unet", "encoder": "resnet18", "decoder_channels": [16, 8, 8, 8]}
+
+
+@pytest.fixture(scope="module")
+def module():
+    torch.manual_seed(0)
+    return DepthModule(net=NET, min_depth=0.5, max_depth=10.0).eval()
+
+
+def _batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    depth = torch.rand(2, 1, 32, 48, generator=g) * 8 + 1
+    return {"image": torch.rand(2, 3, 32, 48, generator=g), "depth": depth, "valid": torch.ones_like(depth, dtype=torch.bool)}
+
+
+def test_prediction_is_positive_metres_inside_the_range(module):
+    with torch.no_grad():
+        pred = module(torch.rand(2, 3, 37, 50))
+    assert pred.shape == (2, 1, 37, 50)
+    assert (pred >= 0.5).all() and (pred <= 10.0).all()
+
+
+def test_invalid_ground_truth_never_reaches_loss_or_metrics(module):
+    clean = _batch()
+    dirty = {k: v.clone() for k, v in clean.items()}
+    bad = torch.zeros_like(clean["depth"], dtype=torch.bool)
+    bad[:, :, :4] = True
+    values = [0.0, -1.0, float("nan"), float("inf"), 0.2, 50.0]  # <= 0, non-finite, outside (0.5, 10)
+    dirty["depth"][bad] = torch.tensor(values).repeat(bad.sum() // len(values) + 1)[: int(bad.sum())]
+    clean["depth"][bad] = 3.0  # any valid value: must not matter once masked below
+    clean["valid"] = ~bad
+    with torch.no_grad():
+        loss_dirty, _, mask = module._step(dirty, "val")
+        loss_clean, _, _ = module._step(clean, "val")
+    assert torch.equal(mask, ~bad)
+    assert torch.isfinite(loss_dirty)
+    assert loss_dirty.item() == pytest.approx(loss_clean.item(), rel=1e-6)
+    with torch.no_grad():
+        pred = module(dirty["image"])
+    module.val_metrics.reset()
+    module.val_metrics.update(pred, dirty["depth"], mask)
+    m_dirty = module.val_metrics.compute()
+    module.val_metrics.reset()
+    module.val_metrics.update(pred, clean["depth"], clean["valid"])
+    m_clean = module.val_metrics.compute()
+    module.val_metrics.reset()
+    for name in m_clean:
+        assert torch.isfinite(m_dirty[name]), name
+        assert m_dirty[name].item() == pytest.approx(m_clean[name].item(), rel=1e-6), name
+
+
+def test_gradients_stay_finite_with_nan_ground_truth():
+    torch.manual_seed(0)
+    m = DepthModule(net=NET, max_depth=10.0)
+    batch = _batch(1)
+    batch["depth"][0, 0, 0, :10] = float("nan")
+    loss, _, _ = m._step(batch, "train")
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+
+
+def test_warmup_cosine_schedule_values():
+    f = warmup_cosine(total_steps=110, warmup_steps=10, min_ratio=0.01)
+    assert f(0) == pytest.approx(0.1)
+    assert f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0)
+    assert f(60) == pytest.approx(0.01 + 0.99 * 0.5)  # half way through the cosine
+    assert f(110) == pytest.approx(0.01)
+    assert f(500) == pytest.approx(0.01)
+
+
+def test_bad_module_arguments_are_rejected_naming_the_key():
+    with pytest.raises(ConfigError, match="min_depth"):
+        DepthModule(net=NET, min_depth=5.0, max_depth=1.0)
+    with pytest.raises(ConfigError, match="scheduler"):
+        DepthModule(net=NET, scheduler="linear")
+    with pytest.raises(ConfigError, match="resnet_nope"):
+        DepthModule(net={"name": "unet", "encoder": "resnet_nope"})
+    with pytest.raises(ConfigError, match="did you mean|Did you mean"):
+        DepthModule(net=NET, loss="silgo")
