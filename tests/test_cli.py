@@ -140,3 +140,23 @@ def test_unknown_encoder_is_one_line_naming_it(tiny_config, tmp_path):
     assert "resnet_nope" in line and "model.net.encoder" in line
     errors = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()]
     assert errors == [line], proc.stderr  # exactly one error line
+
+
+def test_predict_writes_one_depth_file_per_sample(trained, tmp_path, monkeypatch):
+    import cv2
+    import numpy as np
+
+    work, cfg, ckpt = trained
+    monkeypatch.chdir(work)
+    out = tmp_path / "pred"
+    cli = run(["predict", "--config", str(cfg), "--ckpt_path", str(ckpt),
+               "--trainer.callbacks+=depthlab.callbacks.DepthPredictionWriter",
+               "--trainer.callbacks.output_dir", str(out), "--trainer.callbacks.format", "png16"])
+    files = sorted(out.glob("*.png"))
+    assert [f.name for f in files] == [f"{i:06d}.png" for i in range(5)]  # test_size: 5
+    model = DepthModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    with torch.no_grad():
+        want = model(cli.datamodule.dataset("test")[3]["image"][None])[0, 0].numpy()
+    got = cv2.imread(str(files[3]), cv2.IMREAD_UNCHANGED)
+    assert got.dtype == np.uint16 and got.shape == want.shape
+    np.testing.assert_allclose(got / 256.0, want, atol=0.5 / 256 + 1e-6)
