@@ -1,6 +1,7 @@
 """The ``depthlab`` command: Lightning's CLI (fit/validate/test/predict) plus plugin listings.
 
     depthlab fit --config configs/synthetic.yaml [--model.lr 1e-4] [--trainer.strategy ddp]
+    depthlab test --config configs/synthetic.yaml --ckpt_path last.ckpt [--model.eval_protocol kitti]
     depthlab losses | depthlab models     # registered plugins with one-line descriptions
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 from lightning.pytorch.cli import LightningCLI
 
@@ -26,6 +28,14 @@ class DepthCLI(LightningCLI):
         parser.epilog = "other commands: " + ", ".join(f"'depthlab {k}' ({v})" for k, v in EXTRA_COMMANDS.items())
         return parser
 
+    def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand in ("validate", "test"):
+            # DepthModule prints one table in the papers' column order (and writes it as JSON);
+            # Lightning's alphabetical one stays available with --verbose true.
+            parser.set_defaults(verbose=False)
+        return parser
+
 
 def _list_plugins(kind: str) -> int:
     if kind == "losses":
@@ -41,6 +51,10 @@ def run(args: list[str] | None = None) -> DepthCLI:
     from depthlab.module import DepthModule
 
     import lightning as L
+
+    # DepthModule gives the repeats of Lightning's padding DistributedSampler zero weight (exact
+    # metrics under DDP), so Lightning's advice to evaluate on one device does not apply.
+    warnings.filterwarnings("ignore", message="Using `DistributedSampler` with the dataloaders")
 
     return DepthCLI(
         DepthModule,

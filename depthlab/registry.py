@@ -7,13 +7,18 @@ Plugins are Python entry points. depthlab registers its own losses and models in
     silog = "depthlab.losses.silog:SiLogLoss"
 
 Look-up is lazy: listing names reads distribution metadata only; a plugin's module is imported
-when that plugin is first built. Two distributions claiming one name is an error naming both.
+when that plugin is first built. Two distributions claiming one name is an error naming both. A
+distribution found twice on ``sys.path`` (an editable install's ``*.egg-info`` in the source tree
+next to its ``*.dist-info`` in site-packages) counts once: the first copy wins, as for imports and
+``importlib.metadata.entry_points()``.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
+import re
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, distributions
 from typing import Any, Callable
@@ -45,17 +50,18 @@ class Registry:
         if self._plugins is not None:
             return self._plugins
         found: dict[str, _Plugin] = {}
+        seen: set[str] = set()
         for dist in distributions():
-            dist_name = dist.metadata["Name"] or "<unnamed distribution>"
+            dist_name = _distribution_name(dist)
+            key = re.sub(r"[-_.]+", "-", dist_name).lower()  # PEP 503 normalisation
+            if key in seen:  # a second copy of one distribution further down sys.path
+                continue
+            seen.add(key)
             for ep in dist.entry_points:
                 if ep.group != self.group:
                     continue
                 previous = found.get(ep.name)
                 if previous is not None:
-                    # The same distribution can be visible twice on sys.path (e.g. an editable
-                    # install plus a build tree); that is one plugin, not a clash.
-                    if previous.distribution == dist_name and previous.entry_point.value == ep.value:
-                        continue
                     raise PluginError(
                         f"{self.kind} plugin name {ep.name!r} is registered twice in entry-point "
                         f"group {self.group!r}: by {previous.distribution!r} "
@@ -76,13 +82,15 @@ class Registry:
         return list(self._scan())
 
     def distribution_of(self, name: str) -> str:
+        """Name of the distribution (package) that registers ``name``."""
         return self._lookup(name).distribution
 
     def _lookup(self, name: str) -> _Plugin:
         plugins = self._scan()
         if name in plugins:
             return plugins[name]
-        close = difflib.get_close_matches(name, list(plugins), n=3, cutoff=0.5)
+        by_lower = {n.lower(): n for n in plugins}
+        close = [by_lower[c] for c in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.5)]
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise PluginError(
             f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(plugins) or '(none)'}."
@@ -142,14 +150,24 @@ def build_from_spec(registry: Registry, spec: Any, what: str) -> Any:
     if isinstance(spec, dict):
         spec = dict(spec)
         if "class_path" in spec:
-            import importlib
-
+            extra = sorted(set(spec) - {"class_path", "init_args"})
+            if extra:
+                raise PluginError(
+                    f"{what}: with class_path, arguments go under init_args; unexpected keys {extra}"
+                )
             module_name, _, attr = spec["class_path"].rpartition(".")
             try:
                 cls = getattr(importlib.import_module(module_name), attr)
             except (ImportError, AttributeError, ValueError) as exc:
                 raise PluginError(f"{what}: cannot import class_path {spec['class_path']!r}: {exc}") from exc
-            return cls(**(spec.get("init_args") or {}))
+            init_args = spec.get("init_args") or {}
+            try:
+                inspect.signature(cls).bind(**init_args)
+            except TypeError as exc:
+                raise ConfigError(f"{what}: {spec['class_path']}: {exc}") from None
+            except ValueError:  # no signature to check: let the call decide
+                pass
+            return cls(**init_args)
         if "name" not in spec:
             raise PluginError(
                 f"{what}: a {registry.kind} spec needs a 'name' (one of "
@@ -158,3 +176,11 @@ def build_from_spec(registry: Registry, spec: Any, what: str) -> Any:
         name = spec.pop("name")
         return registry.build(name, **spec)
     raise PluginError(f"{what}: expected a {registry.kind} name or mapping, got {type(spec).__name__}")
+
+
+def _distribution_name(dist: Any) -> str:
+    try:
+        name = dist.metadata["Name"]
+    except (KeyError, OSError, TypeError):  # no METADATA/PKG-INFO: Python 3.14 raises instead of returning None
+        name = None
+    return name or f"<unnamed distribution at {getattr(dist, '_path', '?')}>"

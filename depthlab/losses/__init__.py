@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from depthlab.errors import ConfigError
 from depthlab.losses.base import DepthLoss, WeightedSum
 from depthlab.registry import Registry, build_from_spec
 
@@ -32,20 +33,32 @@ def build_objective(spec: Any) -> WeightedSum:
     ``spec`` is a loss name (``"silog"``), a mapping (``{name: silog, lambd: 0.85}`` or
     ``{class_path: ..., init_args: ...}``), or a list of such mappings each with an optional
     ``weight`` (default 1), e.g. ``[{name: silog}, {name: edge_smoothness, weight: 0.1}]``.
+    The result returns ``(total, parts)``: parts maps each term's name (its loss name; a repeated
+    name gets ``_<index>``) to its unweighted value, for logging.
     """
-    terms = spec if isinstance(spec, list) else [spec]
+    terms = list(spec) if isinstance(spec, (list, tuple)) else [spec]
     if not terms:
-        raise ValueError("model.loss: the list of loss terms is empty")
+        raise ConfigError("model.loss: the list of loss terms is empty")
     built: dict[str, tuple[float, DepthLoss]] = {}
     for i, term in enumerate(terms):
+        where = f"model.loss[{i}]"
         weight = 1.0
         if isinstance(term, dict):
             term = dict(term)
-            weight = float(term.pop("weight", 1.0))
-        key = term if isinstance(term, str) else term.get("name") or term.get("class_path", "").rsplit(".", 1)[-1]
-        if key in built:
+            raw = term.pop("weight", 1.0)
+            try:
+                weight = float(raw)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where}: weight must be a number, got {raw!r}") from None
+        if isinstance(term, str):
+            key = term
+        elif isinstance(term, dict):
+            key = term.get("name") or str(term.get("class_path", "loss")).rsplit(".", 1)[-1]
+        else:
+            key = "loss"  # build_from_spec rejects it with a message
+        if key in built:  # the same loss twice (e.g. at two settings): log it as name_<index>
             key = f"{key}_{i}"
-        built[key] = (weight, build_from_spec(REGISTRY, term, f"model.loss[{i}]"))
+        built[key] = (weight, build_from_spec(REGISTRY, term, where))
     return WeightedSum(built)
 
 

@@ -1,6 +1,22 @@
 """Depth metrics: :mod:`depthlab.metrics.functional` holds the math, :class:`DepthMetrics` streams it."""
 
-from depthlab.metrics.depth import DepthMetrics
-from depthlab.metrics.functional import METRIC_NAMES, depth_errors
+from depthlab.metrics.depth import DepthMetrics, ScaleRatios
+from depthlab.metrics.functional import (
+    METRIC_NAMES,
+    clamp_prediction,
+    depth_errors,
+    depth_metrics,
+    summarize_ratios,
+    valid_depth_mask,
+)
 
-__all__ = ["DepthMetrics", "METRIC_NAMES", "depth_errors"]
+__all__ = [
+    "DepthMetrics",
+    "METRIC_NAMES",
+    "ScaleRatios",
+    "clamp_prediction",
+    "depth_errors",
+    "depth_metrics",
+    "summarize_ratios",
+    "valid_depth_mask",
+]

@@ -1,0 +1,155 @@
+"""Losses on relative depth: multi-scale gradient matching and the MiDaS scale-and-shift-invariant loss.
+
+Gradient matching: Li & Snavely, MegaDepth, CVPR 2018 (L_grad), in log space; MiDaS (Ranftl et al.,
+TPAMI 2022) applies the same term to its aligned disparity residual.
+Scale-and-shift invariance: Ranftl et al., "Towards Robust Monocular Depth Estimation: Mixing Datasets
+for Zero-shot Cross-dataset Transfer" (MiDaS), the least-squares-aligned loss L_ssimse.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from depthlab.errors import ConfigError
+from depthlab.losses.base import LOG_EPS, DepthLoss, check_inputs, safe_log
+
+GRADIENT_SCALES = 4  # MegaDepth and MiDaS both use 4 scales, each subsampled by 2
+MIDAS_ALPHA = 0.5  # MiDaS weight of the gradient term next to L_ssimse
+
+
+def multiscale_gradient_loss(residual: Tensor, mask: Tensor, scales: int = GRADIENT_SCALES) -> Tensor:
+    """sum_k (1/M_k) sum_i (|dx R^k_i| + |dy R^k_i|).
+
+    R^k is ``residual`` (B, 1, H, W) subsampled with stride 2^k, dx/dy differences of neighbours at
+    that scale, counted where both neighbours are valid; M_k is the number of valid pixels at scale
+    k over the batch (MiDaS' batch-based reduction). A scale without valid pixels adds 0.
+    """
+    total = residual.new_zeros(())
+    for k in range(scales):
+        step = 2**k
+        r = residual[..., ::step, ::step]
+        m = mask[..., ::step, ::step]
+        mx = m[..., :, 1:] & m[..., :, :-1]
+        my = m[..., 1:, :] & m[..., :-1, :]
+        gx = torch.where(mx, r[..., :, 1:] - r[..., :, :-1], torch.zeros_like(mx, dtype=r.dtype)).abs()
+        gy = torch.where(my, r[..., 1:, :] - r[..., :-1, :], torch.zeros_like(my, dtype=r.dtype)).abs()
+        total = total + (gx.sum() + gy.sum()) / m.sum().clamp_min(1).to(r.dtype)
+    return total
+
+
+def gradient_matching(pred: Tensor, target: Tensor, mask: Tensor, scales: int = GRADIENT_SCALES) -> Tensor:
+    """:func:`multiscale_gradient_loss` of R = ln(pred) - ln(target) (MegaDepth's L_grad).
+
+    In log space a global scale of ``pred`` cancels in R's gradients, so the term is scale invariant
+    and asks only that depth edges sit where the ground truth has them. Depths clamped at 1e-7 m.
+    """
+    pred, target, mask = check_inputs(pred, target, mask)
+    d = safe_log(pred) - safe_log(target)
+    return multiscale_gradient_loss(torch.where(mask, d, torch.zeros_like(d)), mask, scales)
+
+
+def align_scale_shift(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Per image, (s, t) = argmin sum_i (s pred_i + t - target_i)^2 over valid pixels; (B, 1, 1, 1) each.
+
+    Solved in closed form on centred values (s = cov(pred, target) / var(pred), t = mean(target) -
+    s mean(pred)), which is better conditioned than the 2x2 normal equations. When pred is constant
+    over the valid pixels (or there are fewer than two) the minimiser is not unique: s = 0 and
+    t = mean(target), the solution of least |s| (MiDaS returns s = t = 0 there).
+    """
+    dims = tuple(range(1, pred.ndim))
+    m = mask.to(pred.dtype)
+    n = m.sum(dims, keepdim=True).clamp_min(1)
+    p_mean = (pred * m).sum(dims, keepdim=True) / n
+    t_mean = (target * m).sum(dims, keepdim=True) / n
+    pc = (pred - p_mean) * m
+    tc = (target - t_mean) * m
+    var = pc.square().sum(dims, keepdim=True)
+    cov = (pc * tc).sum(dims, keepdim=True)
+    # Below ~eps^2 of the mean square, var is round-off of a constant prediction, not signal.
+    floor = 100 * torch.finfo(pred.dtype).eps ** 2 * (pred.square() * m).sum(dims, keepdim=True)
+    ok = var > floor
+    s = torch.where(ok, cov / torch.where(ok, var, torch.ones_like(var)), torch.zeros_like(var))
+    return s, t_mean - s * p_mean
+
+
+def scale_shift_invariant(
+    pred: Tensor,
+    target: Tensor,
+    mask: Tensor,
+    space: Literal["disparity", "depth"] = "disparity",
+    alpha: float = 0.0,
+    scales: int = GRADIENT_SCALES,
+) -> Tensor:
+    """MiDaS L_ssimse = (1 / 2M) sum_i (s p_i + t - g_i)^2 + alpha * multi-scale gradient term.
+
+    p, g are 1/pred and 1/target (``space="disparity"``, as MiDaS trains; depths clamped at 1e-7 m)
+    or the depths themselves (``"depth"``); (s, t) aligns each image by least squares
+    (:func:`align_scale_shift`, differentiable); sums run over all images and M counts the valid
+    pixels of the batch. The gradient term is :func:`multiscale_gradient_loss` of the aligned
+    residual s p + t - g. Returns an attached 0 when no pixel is valid.
+    """
+    pred, target, mask = check_inputs(pred, target, mask)
+    if space == "disparity":
+        p, g = 1.0 / pred.clamp_min(LOG_EPS), 1.0 / target.clamp_min(LOG_EPS)
+    elif space == "depth":
+        p, g = pred, target
+    else:
+        raise ValueError(f"ssi: space must be 'disparity' or 'depth', got {space!r}")
+    s, t = align_scale_shift(p, g, mask)
+    r = torch.where(mask, s * p + t - g, torch.zeros_like(p))
+    loss = r.square().sum() / (2 * mask.sum()).clamp_min(1).to(r.dtype)
+    if alpha:
+        loss = loss + alpha * multiscale_gradient_loss(r, mask, scales)
+    return loss
+
+
+class GradientMatchingLoss(DepthLoss):
+    """Multi-scale gradient matching in log space (MegaDepth): sum_k mean |grad(ln pred - ln target)|_k.
+
+    L = sum_k (1/M_k) sum_i (|dx R^k_i| + |dy R^k_i|), R = ln pred - ln target subsampled by 2^k,
+    neighbour pairs of valid pixels only. Scale invariant; use it next to a data term (MegaDepth
+    weights it 0.5 next to its scale-invariant data term).
+
+    Args:
+        scales: number of scales (stride 1, 2, 4, ...). Default 4.
+    """
+
+    def __init__(self, scales: int = GRADIENT_SCALES) -> None:
+        super().__init__()
+        if scales < 1:
+            raise ConfigError(f"gradient_matching: scales must be >= 1, got {scales}")
+        self.scales = int(scales)
+
+    def forward(self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None) -> Tensor:
+        return gradient_matching(pred, target, mask, self.scales)
+
+
+class ScaleShiftInvariantLoss(DepthLoss):
+    """MiDaS scale-and-shift-invariant loss: per-image least-squares alignment, then (1/2M) sum residual^2.
+
+    L = (1/2M) sum_i (s p_i + t - g_i)^2 with (s, t) fitted per image (Ranftl et al., MiDaS,
+    L_ssimse), in disparity space by default, plus ``alpha`` times the multi-scale gradient term
+    of the aligned residual.
+
+    Args:
+        space: ``"disparity"`` (p = 1/pred, g = 1/target, as MiDaS) or ``"depth"``.
+        alpha: weight of the gradient term; 0 by default (the ssi term alone), MiDaS uses 0.5.
+        scales: scales of the gradient term. Default 4.
+    """
+
+    def __init__(self, space: Literal["disparity", "depth"] = "disparity", alpha: float = 0.0,
+                 scales: int = GRADIENT_SCALES) -> None:
+        super().__init__()
+        if space not in ("disparity", "depth"):
+            raise ConfigError(f"ssi: space must be 'disparity' or 'depth', got {space!r}")
+        if alpha < 0 or scales < 1:
+            raise ConfigError(f"ssi: need alpha >= 0 and scales >= 1, got alpha={alpha}, scales={scales}")
+        self.space = space
+        self.alpha = float(alpha)
+        self.scales = int(scales)
+
+    def forward(self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None) -> Tensor:
+        return scale_shift_invariant(pred, target, mask, self.space, self.alpha, self.scales)

@@ -1,0 +1,73 @@
+"""Edge-aware smoothness of disparity (Godard et al., Monodepth, CVPR 2017; monodepth2 ``layers.py``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from depthlab.losses.base import LOG_EPS, DepthLoss, check_inputs, masked_mean
+
+MEAN_NORM_EPS = 1e-7  # monodepth2 divides disparity by (its spatial mean + 1e-7)
+
+
+def edge_aware_smoothness(disp: Tensor, image: Tensor, mask: Tensor | None = None) -> Tensor:
+    """mean(|dx disp| exp(-mean_c |dx I|)) + mean(|dy disp| exp(-mean_c |dy I|)).
+
+    ``disp`` (B, 1, H, W), ``image`` (B, C, H, W) in [0, 1]; dx/dy are differences of horizontal /
+    vertical neighbours and mean_c averages over the image channels, so a strong image edge lowers
+    the penalty on a disparity jump there. With ``mask`` only neighbour pairs whose two pixels are
+    both valid count; each mean is over those pairs (0 when there are none).
+    """
+    dx = (disp[..., :, 1:] - disp[..., :, :-1]).abs()
+    dy = (disp[..., 1:, :] - disp[..., :-1, :]).abs()
+    wx = torch.exp(-(image[..., :, 1:] - image[..., :, :-1]).abs().mean(1, keepdim=True))
+    wy = torch.exp(-(image[..., 1:, :] - image[..., :-1, :]).abs().mean(1, keepdim=True))
+    if mask is None:
+        mask = torch.ones_like(disp, dtype=torch.bool)
+    mx = mask[..., :, 1:] & mask[..., :, :-1]
+    my = mask[..., 1:, :] & mask[..., :-1, :]
+    return masked_mean(dx * wx, mx) + masked_mean(dy * wy, my)
+
+
+def edge_smoothness(pred: Tensor, target: Tensor, mask: Tensor, image: Tensor, masked: bool = True) -> Tensor:
+    """:func:`edge_aware_smoothness` of the mean-normalised disparity of ``pred`` (depth, m).
+
+    disp = 1 / pred (depths clamped at 1e-7 m), divided per image by its spatial mean (+ 1e-7) as
+    monodepth2 does, so the term cannot fall by shrinking the disparity scale. ``target`` is not
+    used. ``masked`` restricts the penalty, and the mean, to valid pixels; ``masked=False``
+    regularises every pixel with the mean over all of them, exactly monodepth2's form.
+    """
+    pred, _, mask = check_inputs(pred, target, mask)
+    if image is None:
+        raise ValueError("edge_smoothness needs the input image (B, 3, H, W): pass image=...")
+    if image.shape[0] != pred.shape[0] or image.shape[-2:] != pred.shape[-2:]:
+        raise ValueError(f"edge_smoothness: image {tuple(image.shape)} does not match pred {tuple(pred.shape)}")
+    disp = 1.0 / pred.clamp_min(LOG_EPS)
+    if masked:  # the mean over valid pixels, so that nothing at an invalid pixel changes the value
+        m = mask.to(disp.dtype)
+        mean = (disp * m).sum((2, 3), keepdim=True) / m.sum((2, 3), keepdim=True).clamp_min(1)
+    else:
+        mean = disp.mean((2, 3), keepdim=True)
+    disp = disp / (mean + MEAN_NORM_EPS)
+    return edge_aware_smoothness(disp, image.to(disp.dtype), mask if masked else None)
+
+
+class EdgeAwareSmoothnessLoss(DepthLoss):
+    """Edge-aware smoothness of mean-normalised disparity, weighted by exp(-|image gradient|) (Monodepth).
+
+    L = mean(|dx d*| exp(-mean_c |dx I|)) + mean(|dy d*| exp(-mean_c |dy I|)), d* = (1/pred) / mean(1/pred).
+    A regulariser for next to a data term: monodepth2 weights it 1e-3 / 2^scale. Needs ``image``.
+
+    Args:
+        masked: only pairs of valid pixels count (default, so an all-invalid mask gives 0); False
+            regularises every pixel, which suits sparse ground truth such as KITTI's.
+    """
+
+    needs_image = True
+
+    def __init__(self, masked: bool = True) -> None:
+        super().__init__()
+        self.masked = masked
+
+    def forward(self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None) -> Tensor:
+        return edge_smoothness(pred, target, mask, image, self.masked)

@@ -1,0 +1,191 @@
+"""depthlab.eval.protocols: published crops, caps, resizing, KB crop paste-back, median scaling, flip TTA."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from depthlab.errors import ConfigError
+from depthlab.eval import EvalProtocol, build_protocol, crop_bounds, crop_mask
+from depthlab.eval.protocols import kb_window, median_scale, monodepth_post_process, resize_to
+from depthlab.metrics import DepthMetrics, depth_metrics
+
+
+def published_mask(h: int, w: int, rows: slice, cols: slice) -> torch.Tensor:
+    mask = np.zeros((h, w), dtype=bool)
+    mask[rows, cols] = True
+    return torch.from_numpy(mask)
+
+
+@pytest.mark.parametrize(
+    "crop, hw, rows, cols",
+    [
+        ("garg", (375, 1242), slice(153, 371), slice(44, 1197)),  # monodepth2 / BTS at KITTI's usual size
+        ("eigen", (375, 1242), slice(124, 342), slice(44, 1197)),
+        ("nyu", (480, 640), slice(45, 471), slice(41, 601)),  # BTS eval_mask[45:471, 41:601]
+        ("none", (7, 9), slice(0, 7), slice(0, 9)),
+    ],
+)
+def test_crops_select_exactly_the_published_rows_and_columns(crop, hw, rows, cols):
+    assert torch.equal(crop_mask(crop, *hw), published_mask(*hw, rows, cols))
+
+
+def test_kitti_crops_follow_the_fractions_at_other_kitti_sizes():
+    # Truncation of fraction * size, as the published np.int32(...) does.
+    for h, w in ((370, 1224), (374, 1238), (376, 1241)):
+        assert crop_bounds("garg", h, w) == (
+            int(0.40810811 * h), int(0.99189189 * h), int(0.03594771 * w), int(0.96405229 * w))
+        assert crop_bounds("eigen", h, w) == (
+            int(0.3324324 * h), int(0.91351351 * h), int(0.0359477 * w), int(0.96405229 * w))
+
+
+def test_presets_caps_and_crops():
+    nyu, kitti = build_protocol("nyu"), build_protocol("kitti")
+    assert (nyu.min_depth, nyu.max_depth, nyu.crop) == (1e-3, 10.0, "nyu")
+    assert (kitti.min_depth, kitti.max_depth, kitti.crop) == (1e-3, 80.0, "garg")
+    none = build_protocol("none", min_depth=0.0, max_depth=20.0)
+    assert (none.min_depth, none.max_depth, none.crop) == (1e-3, 20.0, "none")
+    custom = build_protocol({"name": "kitti", "crop": "eigen", "kb_crop": True, "flip": "monodepth"})
+    assert (custom.crop, custom.kb_crop, custom.flip, custom.max_depth) == ("eigen", True, "monodepth", 80.0)
+
+
+def test_bad_protocols_are_config_errors_with_a_hint():
+    with pytest.raises(ConfigError, match="did you mean 'kitti'"):
+        build_protocol("kitty")
+    with pytest.raises(ConfigError, match="did you mean 'median_scaling'"):
+        build_protocol({"name": "kitti", "median_scale": True})
+    with pytest.raises(ConfigError, match="crop"):
+        build_protocol({"name": "nyu", "crop": "center"})
+    with pytest.raises(ConfigError, match="flip"):
+        build_protocol({"name": "nyu", "flip": "vertical"})
+
+
+def test_prepare_masks_caps_crop_invalid_and_nonfinite():
+    gt = torch.full((1, 1, 480, 640), 5.0)
+    gt[..., 100, 100] = 0.0
+    gt[..., 101, 100] = math.nan
+    gt[..., 102, 100] = math.inf
+    gt[..., 103, 100] = 10.0  # on the cap: out (strict)
+    gt[..., 104, 100] = 12.0
+    valid = torch.ones_like(gt, dtype=torch.bool)
+    valid[..., 105, 100] = False
+    ev = build_protocol("nyu").prepare(torch.full_like(gt, 5.0), gt, valid)
+    expected = crop_mask("nyu", 480, 640)[None, None].clone()
+    expected[..., 100:106, 100] = False
+    assert torch.equal(ev.mask, expected)
+
+
+def test_prediction_is_resized_bilinearly_to_the_ground_truth():
+    pred = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    up = resize_to(pred, (3, 3), align_corners=True)
+    assert torch.allclose(up[0, 0], torch.tensor([[1.0, 1.5, 2.0], [2.0, 2.5, 3.0], [3.0, 3.5, 4.0]]))
+    gt = torch.full((1, 1, 6, 8), 2.0)
+    ev = build_protocol("none").prepare(torch.full((1, 1, 3, 4), 2.0), gt)
+    assert ev.pred.shape == gt.shape
+    assert float(depth_metrics(ev.pred, ev.gt, ev.mask)["abs_rel"]) == 0.0
+
+
+def test_kb_crop_runs_the_net_on_the_window_and_pastes_back_as_bts():
+    seen = []
+
+    def net(image):
+        seen.append(tuple(image.shape[-2:]))
+        return torch.full((image.shape[0], 1, *image.shape[-2:]), 7.0)
+
+    protocol = build_protocol({"name": "kitti", "kb_crop": True})
+    assert kb_window(375, 1242) == (23, 13)
+    pred = protocol.predict(net, torch.rand(2, 3, 375, 1242), (375, 1242))
+    assert seen == [(352, 1216)]
+    window = torch.zeros(375, 1242, dtype=torch.bool)
+    window[23:375, 13:1229] = True
+    assert torch.equal(pred[0, 0] == 7.0, window) and bool((pred[0, 0][~window] == 0).all())
+    # The Garg crop lies inside the window, so the zero frame never enters the metrics.
+    assert bool(window[crop_mask("garg", 375, 1242)].all())
+    gt = torch.full((2, 1, 375, 1242), 7.0)
+    ev = protocol.prepare(pred, gt)
+    assert float(depth_metrics(ev.pred, ev.gt, ev.mask, max_depth=80.0)["abs_rel"]) == 0.0
+    # Without a Garg/Eigen crop the zero frame counts, clamped to min_depth, as in BTS.
+    no_crop = EvalProtocol(name="kitti", max_depth=80.0, kb_crop=True)
+    out = depth_metrics(*no_crop.prepare(pred, gt)[:3], max_depth=80.0)
+    outside = (~window).sum().item() / window.numel()
+    assert float(out["delta1"]) == pytest.approx(1 - outside)
+
+
+def test_kb_crop_needs_a_full_size_frame():
+    with pytest.raises(ConfigError, match="352x1216"):
+        build_protocol({"name": "kitti", "kb_crop": True}).predict(lambda x: x[:, :1], torch.rand(1, 3, 32, 48), (32, 48))
+
+
+def test_median_scaling_per_image_with_numpy_medians_and_clamp_after():
+    gt = torch.tensor([[[[5.0, 5.0, 5.0, 5.0]]], [[[1.0, 2.0, 3.0, 0.0]]]])
+    pred = torch.tensor([[[[1.0, 2.0, 3.0, 4.0]]], [[[2.0, 4.0, 6.0, 99.0]]]])
+    protocol = EvalProtocol(max_depth=10.0, median_scaling=True)
+    ev = protocol.prepare(pred, gt)
+    # image 0: median(p) = 2.5 (mean of the middle two, np.median), ratio 5 / 2.5 = 2
+    # image 1: the pixel without ground truth is not in the median: ratio 2 / 4 = 0.5
+    assert torch.allclose(ev.ratios, torch.tensor([2.0, 0.5], dtype=torch.float64))
+    assert torch.allclose(ev.pred[0], torch.tensor([2.0, 4.0, 6.0, 8.0]).view(1, 1, 4))
+    assert torch.allclose(ev.pred[1, 0, 0, :3], gt[1, 0, 0, :3])
+    # scaled 8 is compared with 5 as is (no clamp needed); a scaled value > max is clamped by the metric
+    out = depth_metrics(ev.pred, ev.gt, ev.mask, max_depth=10.0)
+    assert float(out["abs_rel"]) == pytest.approx(((3 + 1 + 1 + 3) / 5 / 4 + 0) / 2)
+
+
+def test_median_scale_skips_images_without_valid_pixels():
+    pred = torch.ones(2, 1, 2, 2)
+    mask = torch.zeros(2, 1, 2, 2, dtype=torch.bool)
+    mask[0] = True
+    scaled, ratios = median_scale(pred, torch.full_like(pred, 3.0), mask)
+    assert ratios.tolist() == [3.0] and torch.equal(scaled[1], pred[1])
+
+
+def test_flip_mean_averages_the_unflipped_prediction_of_the_flipped_image():
+    def net(image):  # depth = 1 + column index / (w - 1): sees the flip
+        w = image.shape[-1]
+        return (1 + torch.arange(w, dtype=image.dtype) / (w - 1)).expand(image.shape[0], 1, image.shape[-2], w)
+
+    image = torch.zeros(1, 3, 2, 5)
+    pred = build_protocol({"name": "none", "flip": "mean"}).predict(net, image, (2, 5))
+    assert torch.allclose(pred, torch.full((1, 1, 2, 5), 1.5))
+
+
+def test_monodepth_post_process_weights():
+    w = 41
+    l = torch.full((1, 1, 1, w), 1.0)
+    r = torch.full((1, 1, 1, w), 3.0)
+    out = monodepth_post_process(l, r)[0, 0, 0]
+    x = np.linspace(0, 1, w)
+    lw = 1 - np.clip(20 * (x - 0.05), 0, 1)  # L(x); R(x) = L(1 - x)
+    rw = lw[::-1]
+    assert np.allclose(out.numpy(), rw * 1 + lw * 3 + (1 - lw - rw) * 2)
+    assert out[0] == 3.0 and out[-1] == 1.0 and out[w // 2] == 2.0  # edges from the other view, mean inside
+
+
+def test_flip_monodepth_works_on_disparity():
+    def net(image):
+        return torch.full((image.shape[0], 1, *image.shape[-2:]), 2.0)
+
+    pred = build_protocol({"name": "none", "flip": "monodepth"}).predict(net, torch.zeros(1, 3, 4, 9), (4, 9))
+    assert torch.allclose(pred, torch.full((1, 1, 4, 9), 2.0))
+
+
+def test_protocol_feeds_depth_metrics_end_to_end():
+    gt = torch.full((1, 1, 375, 1242), 20.0)
+    gt[..., 0, 0] = 90.0  # above the 80 m cap, outside the crop too
+    pred = torch.full((1, 1, 188, 621), 25.0)  # half resolution, resized to the gt
+    protocol = build_protocol("kitti")
+    ev = protocol.prepare(pred, gt)
+    metric = DepthMetrics(protocol.min_depth, protocol.max_depth, protocol.averaging)
+    metric.update(ev.pred, ev.gt, ev.mask)
+    out = metric.compute()
+    assert float(out["abs_rel"]) == pytest.approx(0.25, rel=1e-6)
+    assert float(out["delta1"]) == 0.0 and float(out["delta2"]) == 1.0  # ratio exactly 1.25: strict
+
+
+def test_garg_crop_on_a_kb_cropped_ground_truth_warns():
+    gt = torch.full((1, 1, 352, 1216), 5.0)
+    with pytest.warns(UserWarning, match="KB-cropped"):
+        build_protocol("kitti").prepare(gt.clone(), gt)

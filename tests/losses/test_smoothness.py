@@ -1,0 +1,81 @@
+"""Edge-aware smoothness (Monodepth form): hand values, edge weighting, scale invariance, masking."""
+
+import math
+
+import pytest
+import torch
+
+from depthlab import losses
+from depthlab.losses.smoothness import edge_aware_smoothness
+
+
+def _row(disparity, image_row=None):
+    """A 1-row map with the given disparities (depth = 1/disparity) and a grey image."""
+    disp = torch.tensor(disparity, dtype=torch.float64).view(1, 1, 1, -1)
+    pred = 1.0 / disp
+    if image_row is None:
+        image_row = [0.5] * len(disparity)
+    image = torch.tensor(image_row, dtype=torch.float64).view(1, 1, 1, -1).expand(1, 3, 1, -1).clone()
+    return pred, torch.ones_like(pred), torch.ones_like(pred, dtype=torch.bool), image
+
+
+def test_hand_value_flat_image():
+    # disparity [1, 2, 3], mean 2 -> normalised [0.5, 1, 1.5]; |dx| = [0.5, 0.5]; no vertical pairs
+    pred, target, mask, image = _row([1.0, 2.0, 3.0])
+    value = losses.build("edge_smoothness")(pred, target, mask, image=image)
+    assert value.item() == pytest.approx(0.5 * 2 / (2 + 1e-7), rel=1e-9)
+
+
+def test_hand_value_image_edge_lowers_the_penalty():
+    # an image step of 1 between pixels 1 and 2 (all channels): weights exp(-1) and 1
+    pred, target, mask, image = _row([1.0, 2.0, 3.0], [0.0, 1.0, 1.0])
+    value = losses.build("edge_smoothness")(pred, target, mask, image=image)
+    assert value.item() == pytest.approx((0.5 * math.exp(-1) + 0.5) / 2, rel=1e-6)
+
+
+def test_channel_mean_of_image_gradient():
+    disp = torch.tensor([[0.0, 1.0]], dtype=torch.float64).view(1, 1, 1, 2)
+    image = torch.tensor([0.0, 0.0, 0.0, 0.9, 0.0, 0.0], dtype=torch.float64).view(1, 3, 1, 2)  # red steps 0.9
+    assert edge_aware_smoothness(disp, image).item() == pytest.approx(math.exp(-0.3), rel=1e-12)
+
+
+def test_constant_depth_costs_nothing_and_scale_does_not_matter():
+    g = torch.Generator().manual_seed(0)
+    pred = torch.rand(2, 1, 5, 6, generator=g, dtype=torch.float64) + 0.5
+    image = torch.rand(2, 3, 5, 6, generator=g, dtype=torch.float64)
+    mask = torch.rand(2, 1, 5, 6, generator=g) > 0.2
+    loss = losses.build("edge_smoothness")
+    assert loss(torch.full_like(pred, 3.0), pred, mask, image=image).item() == 0.0
+    assert loss(pred * 7.5, pred, mask, image=image).item() == pytest.approx(loss(pred, pred, mask, image=image).item(), rel=1e-6)
+
+
+def test_unmasked_is_monodepth2_form_over_every_pixel():
+    g = torch.Generator().manual_seed(1)
+    pred = torch.rand(2, 1, 5, 6, generator=g, dtype=torch.float64) + 0.5
+    image = torch.rand(2, 3, 5, 6, generator=g, dtype=torch.float64)
+    no_pixel = torch.zeros_like(pred, dtype=torch.bool)
+    disp = 1 / pred
+    d = disp / (disp.mean((2, 3), keepdim=True) + 1e-7)
+    gx = (d[..., :, :-1] - d[..., :, 1:]).abs() * torch.exp(-(image[..., :, :-1] - image[..., :, 1:]).abs().mean(1, keepdim=True))
+    gy = (d[..., :-1, :] - d[..., 1:, :]).abs() * torch.exp(-(image[..., :-1, :] - image[..., 1:, :]).abs().mean(1, keepdim=True))
+    expected = gx.mean() + gy.mean()
+    value = losses.build("edge_smoothness", masked=False)(pred, pred, no_pixel, image=image)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-12)
+    # masked (the default), the same inputs with no valid pixel give 0
+    assert losses.build("edge_smoothness")(pred, pred, no_pixel, image=image).item() == 0.0
+
+
+def test_masked_counts_only_pairs_of_valid_pixels():
+    pred, target, _, image = _row([1.0, 2.0, 3.0, 100.0])
+    mask = torch.tensor([True, True, True, False]).view(1, 1, 1, 4)
+    # the invalid 4th pixel changes neither the normalising mean nor the pairs
+    value = losses.build("edge_smoothness")(pred, target, mask, image=image)
+    assert value.item() == pytest.approx(0.5 * 2 / (2 + 1e-7), rel=1e-9)
+
+
+def test_needs_image():
+    loss = losses.build("edge_smoothness")
+    assert loss.needs_image
+    pred, target, mask, _ = _row([1.0, 2.0])
+    with pytest.raises(ValueError, match="needs the input image"):
+        loss(pred, target, mask)
