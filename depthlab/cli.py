@@ -28,6 +28,17 @@ class DepthCLI(LightningCLI):
         parser.epilog = "other commands: " + ", ".join(f"'depthlab {k}' ({v})" for k, v in EXTRA_COMMANDS.items())
         return parser
 
+    def instantiate_classes(self) -> None:
+        # With --ckpt_path the checkpoint supplies every weight: building the network must not
+        # fetch (or need) the encoder's original pretrained weights, e.g. on an offline machine.
+        if self.subcommand and self.config[self.subcommand].get("ckpt_path"):
+            from depthlab.models.encoders import pretrained_weights_disabled
+
+            with pretrained_weights_disabled():
+                super().instantiate_classes()
+        else:
+            super().instantiate_classes()
+
     def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         if subcommand in ("validate", "test"):

@@ -160,3 +160,28 @@ def test_predict_writes_one_depth_file_per_sample(trained, tmp_path, monkeypatch
     got = cv2.imread(str(files[3]), cv2.IMREAD_UNCHANGED)
     assert got.dtype == np.uint16 and got.shape == want.shape
     np.testing.assert_allclose(got / 256.0, want, atol=0.5 / 256 + 1e-6)
+
+
+def test_test_with_ckpt_path_needs_no_pretrained_encoder_weights_offline(trained, tmp_path):
+    """A checkpoint of a network built with ``pretrained: true`` evaluates on an offline machine."""
+    work, cfg, ckpt = trained
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state["hyper_parameters"]["net"]["pretrained"] = True
+    offline_ckpt = tmp_path / "pretrained_net.ckpt"
+    torch.save(state, offline_ckpt)
+    env = {k: v for k, v in os.environ.items() if k != "DEPTHLAB_TRACEBACK"}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "empty_hf_home"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "depthlab.cli", "test", "--config", str(cfg), "--ckpt_path", str(offline_ckpt),
+         "--model.net.pretrained", "true"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "abs_rel" in proc.stdout
+    # Without a checkpoint the same config fails with the one-line offline message.
+    proc = subprocess.run(
+        [sys.executable, "-m", "depthlab.cli", "test", "--config", str(cfg), "--model.net.pretrained", "true"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=300,
+    )
+    line = _one_line_error(proc)
+    assert "pretrained" in line

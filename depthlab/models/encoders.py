@@ -1,15 +1,91 @@
-"""timm encoders as feature pyramids, with depthlab's error messages and weight loading."""
+"""timm encoders as feature pyramids, with depthlab's error messages and weight loading.
+
+``pretrained`` everywhere in depthlab's networks means:
+
+- ``False``: random initialisation;
+- ``True``: timm's pretrained weights, from the Hugging Face hub or its local cache (``HF_HOME``);
+- a path: a local timm checkpoint (``.pth``/``.pt``/``.bin``, a plain state dict or one under
+  ``state_dict``/``model``/``state_dict_ema``) or a ``.safetensors`` file. This works offline.
+  The file holds the whole timm model (classifier included, as ``timm`` saves it) or only the
+  encoder; every tensor of the encoder must be in it with the right shape, else it is an error
+  (timm itself would only warn and keep the random weights).
+
+Loading a trained depthlab checkpoint does not need the encoder weights at all: wrap the network's
+construction in :func:`pretrained_weights_disabled` (or set ``DEPTHLAB_SKIP_PRETRAINED=1``), and the
+checkpoint's state dict supplies every weight.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import os
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Iterator
 
 import timm
 import torch
 from torch import Tensor, nn
 
 from depthlab.errors import ConfigError
+from depthlab.models.heads import DepthHead
+
+__all__ = [
+    "DepthHead",
+    "create_encoder",
+    "encoder_mean_std",
+    "load_encoder_weights",
+    "pretrained_disabled",
+    "pretrained_weights_disabled",
+    "resolve_pretrained",
+]
+
+SKIP_PRETRAINED_ENV = "DEPTHLAB_SKIP_PRETRAINED"
+_skip_pretrained: ContextVar[bool] = ContextVar("depthlab_skip_pretrained", default=False)
+
+
+@contextlib.contextmanager
+def pretrained_weights_disabled() -> Iterator[None]:
+    """Build networks without fetching or reading encoder weights (a checkpoint will overwrite them).
+
+    For ``depthlab test``/``predict`` and ``DepthModule.load_from_checkpoint`` on a machine that
+    has the depthlab checkpoint but not the encoder's original weights.
+    """
+    token = _skip_pretrained.set(True)
+    try:
+        yield
+    finally:
+        _skip_pretrained.reset(token)
+
+
+def pretrained_disabled() -> bool:
+    """True inside :func:`pretrained_weights_disabled` or with ``DEPTHLAB_SKIP_PRETRAINED=1``."""
+    return _skip_pretrained.get() or os.environ.get(SKIP_PRETRAINED_ENV, "").lower() in ("1", "true", "yes")
+
+
+def resolve_pretrained(pretrained: bool | str | None) -> bool | Path:
+    """``pretrained`` as given in YAML -> False, True or a local file path (checked to exist).
+
+    Returns False while :func:`pretrained_weights_disabled` is active.
+    """
+    if pretrained_disabled() or pretrained is None or pretrained is False:
+        return False
+    if pretrained is True:
+        return True
+    if isinstance(pretrained, str):
+        if pretrained.strip().lower() in ("true", "yes", "1"):
+            return True
+        if pretrained.strip().lower() in ("false", "no", "0", "", "none"):
+            return False
+        path = Path(pretrained).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"model.net.pretrained: weight file {str(path)!r} does not exist (expected true, false or "
+                "the path of a timm checkpoint / .safetensors file)"
+            )
+        return path
+    raise ConfigError(f"model.net.pretrained: expected true, false or a file path, got {pretrained!r}")
 
 
 def _unknown_encoder(name: str) -> ConfigError:
@@ -22,35 +98,94 @@ def _unknown_encoder(name: str) -> ConfigError:
     )
 
 
-def create_encoder(name: str, pretrained: bool | str = False, out_indices: tuple[int, ...] | None = None) -> nn.Module:
-    """``timm.create_model(name, features_only=True)`` with clear failures.
+def _offline_error(name: str, exc: BaseException) -> ConfigError:
+    return ConfigError(
+        f"model.net.pretrained: could not get timm's pretrained weights for {name!r} "
+        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). This machine may be "
+        "offline with no hub cache. Two ways out: (1) set `pretrained: /path/to/weights.safetensors` "
+        "(a timm checkpoint or .safetensors file copied to this machine), or (2) on a machine with "
+        f"network run `python -c \"import timm; timm.create_model('{name}', pretrained=True)\"` and copy "
+        "its Hugging Face cache (HF_HOME, default ~/.cache/huggingface) here. "
+        "`pretrained: false` trains from scratch."
+    )
 
-    ``pretrained``: False (random init), True (timm's weights from the hub or its local cache), or
-    a path to a local timm checkpoint / ``.safetensors`` file (works offline).
+
+def create_encoder(
+    name: str, pretrained: bool | str = False, out_indices: tuple[int, ...] | None = None
+) -> nn.Module:
+    """``timm.create_model(name, features_only=True)`` with clear failures and strict local loading.
+
+    The result is called as ``encoder(x) -> list[Tensor]`` (shallow to deep) and declares its
+    ``feature_info.channels()`` and ``feature_info.reduction()``. See the module docstring for
+    ``pretrained``.
     """
-    if name not in timm.list_models() and not timm.is_model(name):
+    if not timm.is_model(name):
         raise _unknown_encoder(name)
     kwargs: dict = {"features_only": True}
     if out_indices is not None:
-        kwargs["out_indices"] = out_indices
-    if isinstance(pretrained, str) and pretrained.lower() not in ("true", "false"):
-        path = Path(pretrained).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"model.net.pretrained: weight file {str(path)!r} does not exist")
-        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
-    use_hub = pretrained is True or (isinstance(pretrained, str) and pretrained.lower() == "true")
+        kwargs["out_indices"] = tuple(out_indices)
+    source = resolve_pretrained(pretrained)
+    if isinstance(source, Path):
+        encoder = timm.create_model(name, pretrained=False, **kwargs)
+        load_encoder_weights(encoder, source)
+        return encoder
+    if source is False:
+        return timm.create_model(name, pretrained=False, **kwargs)
     try:
-        return timm.create_model(name, pretrained=use_hub, **kwargs)
-    except (OSError, RuntimeError, ValueError) as exc:
-        if not use_hub:
-            raise
+        return timm.create_model(name, pretrained=True, **kwargs)
+    except ConfigError:
+        raise
+    except Exception as exc:  # hub errors differ by huggingface_hub/httpx/requests version
+        raise _offline_error(name, exc) from exc
+
+
+def _normalised_key(key: str) -> str:
+    # features_only wrappers rename modules (``stages.0`` -> ``stages_0``; ``model.`` prefix for
+    # getter wrappers); compare names with both spellings folded together.
+    for prefix in ("module.", "model."):
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    return key.replace("_", ".")
+
+
+def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
+    """Load a timm checkpoint / safetensors file into a ``features_only`` encoder, strictly.
+
+    Every tensor of ``encoder.state_dict()`` must be found in the file (by name, modulo the
+    features_only renaming) with the same shape; extra tensors (the classifier) are ignored.
+    """
+    from timm.models import load_state_dict
+
+    path = Path(path)
+    try:
+        state = load_state_dict(str(path), use_ema=True)
+    except Exception as exc:
         raise ConfigError(
-            f"model.net.pretrained: could not get timm's pretrained weights for {name!r} "
-            f"({type(exc).__name__}: {exc}). This machine may be offline with no hub cache. Either "
-            "set `pretrained: /path/to/weights.safetensors` (a timm checkpoint you copied here), or "
-            "populate the Hugging Face cache on a machine with network (HF_HOME) and copy it over; "
-            "`pretrained: false` trains from scratch."
+            f"model.net.pretrained: cannot read weight file {str(path)!r}: {type(exc).__name__}: {exc}"
         ) from exc
+    by_name: dict[str, Tensor] = {}
+    for key, value in state.items():
+        if isinstance(value, Tensor):
+            by_name.setdefault(_normalised_key(key), value)
+    target = encoder.state_dict()
+    loaded: dict[str, Tensor] = {}
+    missing, wrong_shape = [], []
+    for key, ref in target.items():
+        value = by_name.get(_normalised_key(key))
+        if value is None:
+            missing.append(key)
+        elif value.shape != ref.shape:
+            wrong_shape.append(f"{key}: file {tuple(value.shape)} vs encoder {tuple(ref.shape)}")
+        else:
+            loaded[key] = value
+    if missing or wrong_shape:
+        detail = "; ".join(wrong_shape[:3]) if wrong_shape else "missing e.g. " + ", ".join(missing[:3])
+        raise ConfigError(
+            f"model.net.pretrained: {str(path)!r} does not fit this encoder: {len(missing)} of its "
+            f"{len(target)} tensors missing, {len(wrong_shape)} of the wrong shape ({detail}). Is it a "
+            "checkpoint of the same timm model?"
+        )
+    encoder.load_state_dict(loaded, strict=True)
 
 
 def encoder_mean_std(encoder: nn.Module) -> tuple[Tensor, Tensor]:
@@ -59,20 +194,3 @@ def encoder_mean_std(encoder: nn.Module) -> tuple[Tensor, Tensor]:
     mean = torch.tensor(cfg["mean"], dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(cfg["std"], dtype=torch.float32).view(1, 3, 1, 1)
     return mean, std
-
-
-class DepthHead(nn.Module):
-    """Maps logits to depth in [min_depth, max_depth] metres: min + (max - min) * sigmoid(x).
-
-    Positive by construction; bounded so that an untrained network cannot emit inf/0.
-    """
-
-    def __init__(self, min_depth: float, max_depth: float) -> None:
-        super().__init__()
-        if not 0 < min_depth < max_depth:
-            raise ConfigError(f"need 0 < min_depth < max_depth, got min_depth={min_depth}, max_depth={max_depth}")
-        self.min_depth = float(min_depth)
-        self.max_depth = float(max_depth)
-
-    def forward(self, logits: Tensor) -> Tensor:
-        return self.min_depth + (self.max_depth - self.min_depth) * torch.sigmoid(logits)

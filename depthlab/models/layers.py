@@ -1,0 +1,50 @@
+"""Small building blocks shared by depthlab's networks."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from depthlab.errors import ConfigError
+
+Norm = Literal["batch", "group", "none"]
+Upsample = Literal["nearest", "bilinear"]
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """``batch`` (BatchNorm2d), ``group`` (GroupNorm, groups of >= 4 channels, at most 32) or ``none``."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(min(32, channels // 4) or 1, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ConfigError(f"model.net.norm: expected 'batch', 'group' or 'none', got {kind!r}")
+
+
+class ConvNormReLU(nn.Sequential):
+    """``k x k`` convolution (same padding), normalisation, ReLU."""
+
+    def __init__(self, cin: int, cout: int, norm: str = "batch", kernel_size: int = 3) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cout, kernel_size, padding=kernel_size // 2, bias=norm == "none"),
+            norm_layer(norm, cout),
+            nn.ReLU(inplace=True),
+        )
+
+
+def check_upsample(mode: str) -> str:
+    if mode not in ("nearest", "bilinear"):
+        raise ConfigError(f"model.net.upsample: expected 'nearest' or 'bilinear', got {mode!r}")
+    return mode
+
+
+def resize(x: Tensor, size: tuple[int, int] | list[int], mode: str = "bilinear") -> Tensor:
+    """Resize (B, C, h, w) to exactly ``size`` (H, W); a no-op when it already has that size."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if mode == "nearest":
+        return F.interpolate(x, size=tuple(size), mode="nearest")
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
