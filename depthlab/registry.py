@@ -111,14 +111,7 @@ class Registry:
 
     def build(self, name: str, **kwargs: Any) -> Any:
         """Instantiate plugin ``name`` with ``kwargs``; a wrong argument names the plugin."""
-        factory = self.get(name)
-        try:
-            inspect.signature(factory).bind(**kwargs)
-        except TypeError as exc:
-            raise ConfigError(f"{self.kind} {name!r}: {exc}") from None
-        except ValueError:  # builtins without a signature: let the call decide
-            pass
-        return factory(**kwargs)
+        return _call_checked(self.get(name), kwargs, f"{self.kind} {name!r}")
 
     def describe(self, name: str) -> str:
         """First line of the plugin's docstring (imports the plugin)."""
@@ -160,14 +153,7 @@ def build_from_spec(registry: Registry, spec: Any, what: str) -> Any:
                 cls = getattr(importlib.import_module(module_name), attr)
             except (ImportError, AttributeError, ValueError) as exc:
                 raise PluginError(f"{what}: cannot import class_path {spec['class_path']!r}: {exc}") from exc
-            init_args = spec.get("init_args") or {}
-            try:
-                inspect.signature(cls).bind(**init_args)
-            except TypeError as exc:
-                raise ConfigError(f"{what}: {spec['class_path']}: {exc}") from None
-            except ValueError:  # no signature to check: let the call decide
-                pass
-            return cls(**init_args)
+            return _call_checked(cls, spec.get("init_args") or {}, f"{what}: {spec['class_path']}")
         if "name" not in spec:
             raise PluginError(
                 f"{what}: a {registry.kind} spec needs a 'name' (one of "
@@ -176,6 +162,17 @@ def build_from_spec(registry: Registry, spec: Any, what: str) -> Any:
         name = spec.pop("name")
         return registry.build(name, **spec)
     raise PluginError(f"{what}: expected a {registry.kind} name or mapping, got {type(spec).__name__}")
+
+
+def _call_checked(factory: Callable[..., Any], kwargs: dict[str, Any], label: str) -> Any:
+    """``factory(**kwargs)``, but a wrong or missing argument is a ConfigError naming ``label``."""
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+    except ValueError:  # no signature to check (some builtins): let the call decide
+        pass
+    return factory(**kwargs)
 
 
 def _distribution_name(dist: Any) -> str:
