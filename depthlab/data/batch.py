@@ -19,3 +19,8 @@ class DepthSample(TypedDict, total=False):
     image_right: Tensor  # (3, H, W) right view of a rectified stereo pair
     intrinsics: Tensor  # (4,) fx, fy, cx, cy in pixels of ``image``
     baseline_m: Tensor  # () stereo baseline in metres
+    depth_right: Tensor  # (1, H, W) depth of the right view (zeros where it has no ground truth)
+    valid_right: Tensor  # (1, H, W) bool
+    crop_offset: Tensor  # (2,) int64 top, left of this sample's window in the original frame
+    full_size: Tensor  # (2,) int64 H, W of the original frame (place the window back for eval crops)
+    index: Tensor  # () int64 position in its data set (names the file in error reports)

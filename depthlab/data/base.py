@@ -1,0 +1,182 @@
+"""What the file-backed data sets share: NumPy sample -> augmentation -> :class:`DepthSample` tensors,
+per-sample problem reports for ``depthlab data check``, and the DataLoader plumbing of their modules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from depthlab.data.batch import DepthSample
+from depthlab.data.readers import DataError, Problem
+from depthlab.data.transforms import DepthAugment
+from depthlab.errors import ConfigError
+
+Split = Literal["train", "val", "test"]
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Each DataLoader worker is one decoding process: OpenCV's own thread pool would oversubscribe the
+# cores. Set once here, in the parent, so forked workers inherit it: calling cv2.setNumThreads in
+# a worker_init_fn deadlocks when the parent has already started OpenCV's pool before the fork.
+cv2.setNumThreads(1)
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A configured path; a relative one that is not under the working directory is looked up in
+    the depthlab checkout too, so ``data/splits/...`` in a config works from any directory."""
+    path = Path(path).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    shipped = REPO_ROOT / path
+    return shipped if shipped.exists() else path
+
+
+def require_dir(path: str | Path | None, key: str) -> Path:
+    if path is None:
+        raise ConfigError(f"{key} is not set: point it at the data set's root folder")
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"{key}: folder {path} does not exist (edit the data paths in your config)")
+    return path
+
+
+def to_tensors(sample: dict[str, Any]) -> DepthSample:
+    """NumPy sample (HWC uint8 images, HW float32 depth) -> :class:`DepthSample` (CHW tensors).
+
+    ``valid`` is recomputed from the final depth (finite and > 0); invalid depth is set to 0.
+    """
+    out: dict[str, Any] = {}
+    for view in ("", "_right"):
+        if f"image{view}" in sample:
+            image = np.ascontiguousarray(sample[f"image{view}"])
+            scale = 255.0 if image.dtype == np.uint8 else 1.0
+            out[f"image{view}"] = torch.from_numpy(image).permute(2, 0, 1).float().div_(scale)
+        if f"depth{view}" in sample:
+            depth = np.asarray(sample[f"depth{view}"], dtype=np.float32)
+            valid = np.isfinite(depth) & (depth > 0)
+            out[f"depth{view}"] = torch.from_numpy(np.where(valid, depth, np.float32(0)))[None]
+            out[f"valid{view}"] = torch.from_numpy(valid)[None]
+    if "intrinsics" in sample:
+        out["intrinsics"] = torch.as_tensor(np.asarray(sample["intrinsics"], dtype=np.float32))
+    if "baseline_m" in sample:
+        out["baseline_m"] = torch.tensor(float(sample["baseline_m"]), dtype=torch.float32)
+    for key in ("crop_offset", "full_size", "index"):
+        if key in sample:
+            out[key] = torch.as_tensor(np.asarray(sample[key], dtype=np.int64))
+    return DepthSample(**out)
+
+
+class DepthFileDataset(Dataset):
+    """A split of a data set on disk. Subclasses implement ``__len__``, :meth:`load` and :meth:`source`."""
+
+    def __init__(self, augment: DepthAugment | None = None) -> None:
+        self.augment = augment
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def load(self, index: int) -> dict[str, Any]:
+        """The raw sample as NumPy arrays (before augmentation); raises :class:`DataError`."""
+        raise NotImplementedError
+
+    def source(self, index: int) -> str:
+        """Where sample ``index`` comes from: ``list.txt:LINENO``."""
+        raise NotImplementedError
+
+    def audit(self, index: int) -> list[Problem]:
+        """Extra consistency checks run by ``depthlab data check`` only (none by default)."""
+        return []
+
+    def __getitem__(self, index: int) -> DepthSample:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        sample = self.load(index)
+        if self.augment is not None:
+            sample = self.augment(sample)
+        sample["index"] = index
+        return to_tensors(sample)
+
+    def problems(self, index: int) -> list[Problem]:
+        """Everything wrong with sample ``index``: its load errors and :meth:`audit` findings."""
+        try:
+            self.load(index)
+        except DataError as exc:
+            found = list(exc.problems) or [Problem("error", "?", str(exc), self.source(index))]
+        else:
+            found = []
+        return found + self.audit(index)
+
+
+class FileDataModule(L.LightningDataModule):
+    """DataLoaders over :class:`DepthFileDataset` splits built by :meth:`build` (subclasses).
+
+    No ``save_hyperparameters()``: Lightning rejects keys (``max_depth``) shared with the model's
+    hparams; LightningCLI saves the whole config next to the logs anyway.
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        eval_batch_size: int | None,
+        num_workers: int,
+        train_transforms: list[dict[str, Any]] | None,
+        eval_transforms: list[dict[str, Any]] | None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1 or (eval_batch_size is not None and eval_batch_size < 1):
+            raise ConfigError(f"data: batch sizes must be >= 1, got {batch_size} and {eval_batch_size}")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        # Built now so that a wrong transform fails at start-up, not in a worker.
+        self.train_augment = DepthAugment.from_config(train_transforms, "data.train_transforms")
+        self.eval_augment = DepthAugment.from_config(eval_transforms, "data.eval_transforms")
+        self._datasets: dict[str, DepthFileDataset] = {}
+
+    def build(self, split: Split, augment: DepthAugment | None) -> DepthFileDataset:
+        raise NotImplementedError
+
+    def check_splits(self) -> list[Split]:
+        """The distinct splits ``depthlab data check`` walks (val is left out when it is the test list)."""
+        return ["train", "val", "test"]
+
+    def dataset(self, split: Split) -> DepthFileDataset:
+        if split not in self._datasets:
+            self._datasets[split] = self.build(split, self.train_augment if split == "train" else self.eval_augment)
+        return self._datasets[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        needed = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": ["test"]}
+        for split in needed.get(stage or "", ["train", "val", "test"]):
+            self.dataset(split)  # type: ignore[arg-type]
+
+    def _loader(self, split: Split) -> DataLoader:
+        train = split == "train"
+        workers = self.num_workers
+        return DataLoader(
+            self.dataset(split),
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=train,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")

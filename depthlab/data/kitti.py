@@ -1,0 +1,303 @@
+"""KITTI raw sequences with the Eigen split, in the layout the public code uses.
+
+On disk (KITTI raw and depth-completion downloads, unchanged)::
+
+    <raw_root>/<date>/calib_cam_to_cam.txt, calib_velo_to_cam.txt
+    <raw_root>/<date>/<date>_drive_<id>_sync/image_0{2,3}/data/<frame:010d>.png
+    <raw_root>/<date>/<date>_drive_<id>_sync/velodyne_points/data/<frame:010d>.bin
+    <gt_root>/[train|val/]<date>_drive_<id>_sync/proj_depth/groundtruth/image_0{2,3}/<frame:010d>.png
+
+Split lists (BTS ``eigen_{train,test}_files_with_gt.txt``): ``rgb_path gt_path focal`` with ``None``
+where the frame has no annotated depth. The annotated maps are uint16 PNGs, depth = value / 256 m,
+0 = no measurement (devkit readme); the data sets' ``train/`` and ``val/`` folders may be kept or
+merged. Focal length and baseline come from ``calib_cam_to_cam.txt`` (``P_rect_02``, ``P_rect_03``),
+never from the list (``depthlab data check`` reports where the two disagree).
+
+Ground truth: ``annotated`` (default; frames listed with ``None`` are skipped and counted, which
+leaves 652 of the 697 Eigen test frames, the ``eigen_benchmark`` set) or ``velodyne`` (the raw scan
+projected into the image as for the original 697-frame Eigen test split).
+
+KB crop (352x1216 at the bottom centre; Uhrig et al., BTS): training samples are cut to it
+(``kb_crop``). Evaluation samples stay full frames by default (``eval_kb_crop: false``): the ``kitti``
+evaluation protocol with ``kb_crop: true`` runs the network on the KB window and pastes the
+prediction back into the full frame before the Garg/Eigen crop, as BTS does; full frames differ in
+size between dates (375x1242, 370x1224, 374x1238, 370x1226, 376x1241), so they are evaluated one
+at a time. With ``eval_kb_crop: true`` the ground truth is cut as well (batchable); every sample
+carries ``crop_offset`` (top, left) and ``full_size`` (H, W), with which the Garg/Eigen crops (all
+inside the KB window) must then be placed in full-frame coordinates.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import numpy as np
+
+from depthlab.data.base import DepthFileDataset, FileDataModule, Split, require_dir, resolve_path
+from depthlab.data.readers import (
+    CALIBRATION, DTYPE, FOCAL, LIST, MISSING, SIZE, DataError, ListEntry, Problem,
+    StereoCalibration, kitti_stereo_calibration, read_depth_png, read_kitti_calib, read_rgb, read_split_list,
+)
+from depthlab.data.transforms import DepthAugment
+from depthlab.errors import ConfigError
+
+KB_CROP = (352, 1216)  # (H, W); KITTI benchmark crop as used by BTS/AdaBins (pytorch/bts_dataloader.py)
+DEPTH_PNG_SCALE = 1 / 256  # devkit readme of the depth benchmarks
+GroundTruth = Literal["annotated", "velodyne"]
+_OTHER_CAMERA = {"image_02": "image_03", "image_03": "image_02"}
+
+
+def kb_crop_box(height: int, width: int) -> tuple[int, int]:
+    """(top, left) of the KB crop: the bottom 352 rows, the 1216 central columns."""
+    return height - KB_CROP[0], (width - KB_CROP[1]) // 2
+
+
+def velodyne_to_depth(points: np.ndarray, velo_to_cam: np.ndarray, rect: np.ndarray, p_rect: np.ndarray,
+                      shape: tuple[int, int]) -> np.ndarray:
+    """Project a Velodyne scan into a rectified camera image: (H, W) float32 depth, 0 = no point.
+
+    ``points`` (N, 4) x, y, z, reflectance in the scanner frame; ``velo_to_cam`` (4, 4) scanner to
+    camera 0; ``rect`` (4, 4) camera 0 to rectified (R_rect_00); ``p_rect`` (3, 4) P_rect_0X.
+    Conventions of the published ground truth (Eigen et al. 2014 via monodepth2
+    ``kitti_utils.generate_depth_map``): points behind the scanner (x < 0) are dropped, the pixel is
+    ``round(u) - 1, round(v) - 1``, the depth is the third projected coordinate, and where several
+    points land on one pixel the nearest one wins.
+    """
+    height, width = shape
+    front = points[points[:, 0] >= 0]
+    homogeneous = np.concatenate([front[:, :3], np.ones((len(front), 1))], axis=1).astype(np.float64)
+    uvz = homogeneous @ (p_rect @ rect @ velo_to_cam).T
+    z = uvz[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.round(uvz[:, 0] / z) - 1
+        v = np.round(uvz[:, 1] / z) - 1
+    keep = (z > 0) & (u >= 0) & (v >= 0) & (u < width) & (v < height)
+    flat = v[keep].astype(np.int64) * width + u[keep].astype(np.int64)
+    z = z[keep]
+    order = np.lexsort((z, flat))  # by pixel, nearest first
+    first = np.unique(flat[order], return_index=True)[1]
+    depth = np.zeros(height * width, dtype=np.float32)
+    depth[flat[order][first]] = z[order][first]
+    return depth.reshape(height, width)
+
+
+class KITTIDataset(DepthFileDataset):
+    """One split list over a KITTI raw tree and the annotated depth maps (or the Velodyne scans).
+
+    Args:
+        list_path: BTS-style Eigen list.
+        raw_root: KITTI raw root (holds the ``<date>`` folders).
+        gt_root: annotated depth root (``gt_source: annotated``).
+        gt_source: ``annotated`` or ``velodyne``.
+        kb_crop: cut every frame to the 352x1216 KB crop.
+        stereo: also load the other camera's image (and its depth map) as ``image_right``/``depth_right``.
+    """
+
+    def __init__(self, list_path: str | os.PathLike, raw_root: str | os.PathLike, gt_root: str | os.PathLike | None,
+                 gt_source: GroundTruth = "annotated", kb_crop: bool = True, stereo: bool = False,
+                 augment: DepthAugment | None = None) -> None:
+        super().__init__(augment)
+        if gt_source not in ("annotated", "velodyne"):
+            raise ConfigError(f"KITTI gt_source must be annotated or velodyne, got {gt_source!r}")
+        if gt_source == "annotated" and gt_root is None:
+            raise ConfigError("data.gt_root is not set: point it at the annotated depth maps (data_depth_annotated)")
+        self.list_path, self.raw_root = Path(list_path), Path(raw_root)
+        self.gt_root = None if gt_root is None else Path(gt_root)
+        self.gt_source, self.kb_crop, self.stereo = gt_source, kb_crop, stereo
+        entries = read_split_list(self.list_path)
+        if gt_source == "annotated":
+            self.entries = [e for e in entries if e.depth is not None]
+        else:
+            self.entries = entries
+        self.skipped = len(entries) - len(self.entries)  # lines whose ground truth is None
+        self._calib: dict[tuple[str, str], Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def source(self, index: int) -> str:
+        return self.entries[index].source
+
+    # -- paths ---------------------------------------------------------------------------------------
+    @staticmethod
+    def _parts(e: ListEntry) -> tuple[str, str, str, str]:
+        """(date, drive, camera folder, frame) of a list entry's image path."""
+        parts = PurePosixPath(e.rgb).parts
+        camera = next((p for p in parts if p in _OTHER_CAMERA), None)
+        if len(parts) < 5 or camera is None:
+            raise DataError(Problem(LIST, e.rgb, "expected <date>/<drive>_sync/image_0X/data/<frame>.png", e.source))
+        return parts[0], parts[1], camera, PurePosixPath(e.rgb).stem
+
+    def _annotated_path(self, e: ListEntry, camera: str) -> Path:
+        rel = PurePosixPath(e.depth).as_posix().replace("/image_02/", f"/{camera}/")
+        candidates = [self.gt_root / rel, self.gt_root / "train" / rel, self.gt_root / "val" / rel]
+        return next((c for c in candidates if c.is_file()), candidates[0])
+
+    # -- calibration ---------------------------------------------------------------------------------
+    def _calibration(self, date: str, camera: str, source: str) -> StereoCalibration:
+        key = ("cam", date + camera)
+        if key not in self._calib:
+            path = self.raw_root / date / "calib_cam_to_cam.txt"
+            self._calib[key] = kitti_stereo_calibration(read_kitti_calib(path, source), camera[-2:], path, source)
+        return self._calib[key]
+
+    def _velodyne_projection(self, date: str, camera: str, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        key = ("velo", date + camera)
+        if key not in self._calib:
+            cam_path = self.raw_root / date / "calib_cam_to_cam.txt"
+            velo_path = self.raw_root / date / "calib_velo_to_cam.txt"
+            cam, velo = read_kitti_calib(cam_path, source), read_kitti_calib(velo_path, source)
+            need = [(velo_path, velo, "R", 9), (velo_path, velo, "T", 3), (cam_path, cam, "R_rect_00", 9),
+                    (cam_path, cam, f"P_rect_{camera[-2:]}", 12)]
+            for path, values, name, size in need:
+                if name not in values or values[name].size != size:
+                    raise DataError(Problem(CALIBRATION, str(path), f"{name} missing or not {size} numbers", source))
+            velo_to_cam = np.eye(4)
+            velo_to_cam[:3, :3], velo_to_cam[:3, 3] = velo["R"].reshape(3, 3), velo["T"]
+            rect = np.eye(4)
+            rect[:3, :3] = cam["R_rect_00"].reshape(3, 3)
+            self._calib[key] = (velo_to_cam, rect, cam[f"P_rect_{camera[-2:]}"].reshape(3, 4))
+        return self._calib[key]
+
+    # -- reading -------------------------------------------------------------------------------------
+    def _depth(self, e: ListEntry, date: str, drive: str, camera: str, frame: str,
+               shape: tuple[int, int] | None) -> np.ndarray | None:
+        """The depth map of ``camera``; ``shape`` is its image's (None when the image is unreadable:
+        the file is still checked, so that every problem of a sample is reported at once)."""
+        if self.gt_source == "annotated":
+            return read_depth_png(self._annotated_path(e, camera), DEPTH_PNG_SCALE, e.source, shape=shape)
+        path = self.raw_root / date / drive / "velodyne_points" / "data" / f"{frame}.bin"
+        if not path.is_file():
+            raise DataError(Problem(MISSING, str(path), "no such file", e.source))
+        raw = np.fromfile(path, dtype=np.float32)
+        if raw.size % 4:
+            raise DataError(Problem(DTYPE, str(path), "not float32 (x, y, z, reflectance) records", e.source))
+        projection = self._velodyne_projection(date, camera, e.source)
+        return None if shape is None else velodyne_to_depth(raw.reshape(-1, 4), *projection, shape)
+
+    def load(self, index: int) -> dict[str, Any]:
+        e = self.entries[index]
+        date, drive, camera, frame = self._parts(e)
+        problems: list[Problem] = []
+
+        def attempt(read, *args):  # collect every problem of the sample, not only the first
+            try:
+                return read(*args)
+            except DataError as exc:
+                problems.extend(exc.problems)
+                return None
+
+        image = attempt(read_rgb, self.raw_root / e.rgb, e.source)
+        calib = attempt(self._calibration, date, camera, e.source)
+        shape = None if image is None else image.shape[:2]
+        depth = attempt(self._depth, e, date, drive, camera, frame, shape)
+        sample: dict[str, Any] = {"image": image, "depth": depth}
+        if self.stereo:
+            if camera != "image_02":
+                problems.append(Problem(LIST, e.rgb, "stereo samples need the left camera (image_02)", e.source))
+            right_path = self.raw_root / e.rgb.replace(f"/{camera}/", f"/{_OTHER_CAMERA[camera]}/")
+            sample["image_right"] = attempt(read_rgb, right_path, e.source)
+            right = sample["image_right"]
+            if right is not None and shape is not None and right.shape[:2] != shape:
+                problems.append(Problem(SIZE, str(right_path), f"right image is {right.shape[0]}x{right.shape[1]}, "
+                                        f"left {shape[0]}x{shape[1]}", e.source))
+            else:
+                sample["depth_right"] = attempt(self._depth, e, date, drive, "image_03", frame, shape)
+        if problems:
+            raise DataError(problems)
+
+        height, width = shape
+        top, left = 0, 0
+        if self.kb_crop:
+            if height < KB_CROP[0] or width < KB_CROP[1]:
+                raise DataError(Problem(SIZE, str(self.raw_root / e.rgb), f"image is {height}x{width}, smaller than "
+                                        f"the {KB_CROP[0]}x{KB_CROP[1]} KB crop", e.source))
+            top, left = kb_crop_box(height, width)
+            window = (slice(top, top + KB_CROP[0]), slice(left, left + KB_CROP[1]))
+            for key in ("image", "depth", "image_right", "depth_right"):
+                if key in sample:
+                    sample[key] = np.ascontiguousarray(sample[key][window])
+        fx, fy, cx, cy = calib.intrinsics
+        sample["intrinsics"] = np.array([fx, fy, cx - left, cy - top])
+        sample["baseline_m"] = calib.baseline_m
+        sample["crop_offset"] = np.array([top, left])
+        sample["full_size"] = np.array([height, width])
+        return sample
+
+    def audit(self, index: int) -> list[Problem]:
+        """The list's focal length against the calibration's (they should agree to the digit)."""
+        e = self.entries[index]
+        try:
+            date, _, camera, _ = self._parts(e)
+            fx = self._calibration(date, camera, e.source).intrinsics[0]
+        except DataError:
+            return []  # already reported by load()
+        if abs(fx - e.focal_px) > 1e-3:
+            path = self.raw_root / date / "calib_cam_to_cam.txt"
+            return [Problem(FOCAL, str(path), f"P_rect fx = {fx:.4f}, the list says {e.focal_px}", e.source)]
+        return []
+
+
+class KITTIDataModule(FileDataModule):
+    """KITTI Eigen split: raw images + annotated (or Velodyne) depth, KB crop, optional stereo.
+
+    Validation uses ``val_list`` (by default the Eigen test list, as BTS and AdaBins do: "val"
+    numbers of a run are test numbers).
+
+    Args:
+        raw_root: KITTI raw root (the folder with ``2011_09_26/`` ...).
+        gt_root: annotated depth root (``data_depth_annotated``, with or without ``train/``/``val/``).
+        train_list, val_list, test_list: split lists (``data/splits/`` ships the BTS Eigen lists).
+        train_gt_source, eval_gt_source: ``annotated`` or ``velodyne`` (the original 697-frame protocol).
+        kb_crop: cut training samples to the 352x1216 KB crop.
+        eval_kb_crop: cut val/test samples too (default: full frames, for the ``kitti`` protocol's
+            own KB crop and paste-back); without it eval_batch_size must be 1 (frame sizes differ).
+        stereo: also load the right camera (``image_right``, ``depth_right``).
+        batch_size, eval_batch_size, num_workers: DataLoader settings.
+        train_transforms, eval_transforms: augmentation lists (see :mod:`depthlab.data.transforms`).
+    """
+
+    def __init__(
+        self,
+        raw_root: str | None = None,
+        gt_root: str | None = None,
+        train_list: str = "data/splits/eigen_train_files_with_gt.txt",
+        val_list: str = "data/splits/eigen_test_files_with_gt.txt",
+        test_list: str = "data/splits/eigen_test_files_with_gt.txt",
+        train_gt_source: GroundTruth = "annotated",
+        eval_gt_source: GroundTruth = "annotated",
+        kb_crop: bool = True,
+        eval_kb_crop: bool = False,
+        stereo: bool = False,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 4,
+        train_transforms: list[dict[str, Any]] | None = None,
+        eval_transforms: list[dict[str, Any]] | None = None,
+    ) -> None:
+        if not eval_kb_crop:
+            if eval_batch_size not in (None, 1):
+                raise ConfigError(f"data.eval_batch_size: {eval_batch_size} needs data.eval_kb_crop: true; full KITTI "
+                                  "frames differ in size between recording dates, so they are evaluated one at a time")
+            eval_batch_size = 1
+        super().__init__(batch_size, eval_batch_size, num_workers, train_transforms, eval_transforms)
+        for key, value in (("train_gt_source", train_gt_source), ("eval_gt_source", eval_gt_source)):
+            if value not in ("annotated", "velodyne"):
+                raise ConfigError(f"data.{key} must be annotated or velodyne, got {value!r}")
+        self.raw_root, self.gt_root = raw_root, gt_root
+        self.lists = {"train": train_list, "val": val_list, "test": test_list}
+        self.gt_sources = {"train": train_gt_source, "val": eval_gt_source, "test": eval_gt_source}
+        self.kb_crops = {"train": kb_crop, "val": eval_kb_crop, "test": eval_kb_crop}
+        self.stereo = stereo
+
+    def check_splits(self) -> list[Split]:
+        same = resolve_path(self.lists["val"]) == resolve_path(self.lists["test"])
+        return ["train", "test"] if same else ["train", "val", "test"]
+
+    def build(self, split: Split, augment: DepthAugment | None) -> KITTIDataset:
+        raw = require_dir(self.raw_root, "data.raw_root")
+        source = self.gt_sources[split]
+        gt = require_dir(self.gt_root, "data.gt_root") if source == "annotated" else None
+        return KITTIDataset(resolve_path(self.lists[split]), raw, gt, source, self.kb_crops[split], self.stereo, augment)

@@ -1,0 +1,165 @@
+"""Readers for the published on-disk formats, and the errors they raise.
+
+Every read names what it reads and *why*: the split-list line (``list.txt:12``) that pointed to the
+file. A bad file raises :class:`DataError` whose message carries both, so a user can fix the list or
+the tree without a debugger. ``depthlab data check`` collects the :class:`Problem` s of every sample.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from depthlab.errors import ConfigError
+
+# Problem kinds, as counted by ``depthlab data check``.
+MISSING, UNREADABLE, DTYPE, SIZE, CALIBRATION, FOCAL, LIST = (
+    "missing file", "unreadable file", "wrong dtype", "wrong size", "bad calibration", "focal mismatch",
+    "bad list line",
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file. ``source`` is the ``list:lineno`` that named the file."""
+
+    kind: str
+    path: str
+    detail: str
+    source: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.kind}: {self.detail} (listed at {self.source})"
+
+
+class DataError(ConfigError):
+    """A data file is missing or malformed; the message names the file and its split-list line."""
+
+    def __init__(self, message: str | Problem | list[Problem]) -> None:
+        problems = [message] if isinstance(message, Problem) else message if isinstance(message, list) else []
+        self.problems: list[Problem] = problems
+        # A plain string is accepted so that DataLoader workers can re-raise the error in the parent.
+        super().__init__("; ".join(map(str, problems)) if problems else str(message))
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One line of a split list: paths relative to a data root, ``None`` where the list says None."""
+
+    rgb: str
+    depth: str | None
+    focal_px: float
+    source: str  # "path/to/list.txt:LINENO", 1-based
+
+
+def read_split_list(path: str | os.PathLike) -> list[ListEntry]:
+    """Parse a BTS-style split list: ``rgb_path depth_path focal`` per line (KITTI or NYU).
+
+    Blank lines are ignored; a depth path ``None`` (KITTI frames without annotated depth) is kept as
+    ``None``. Leading ``/`` (the NYU training list has them) are stripped: paths are relative to a root.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"split list {path} does not exist")
+    entries, problems = [], []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        source = f"{path}:{lineno}"
+        if len(fields) != 3:
+            problems.append(Problem(LIST, str(path), f"expected 'rgb_path depth_path focal', got {line!r}", source))
+            continue
+        try:
+            focal = float(fields[2])
+        except ValueError:
+            problems.append(Problem(LIST, str(path), f"focal {fields[2]!r} is not a number", source))
+            continue
+        depth = None if fields[1] == "None" else fields[1].lstrip("/")
+        entries.append(ListEntry(fields[0].lstrip("/"), depth, focal, source))
+    if problems:
+        raise DataError(problems)
+    return entries
+
+
+def _check_exists(path: Path, source: str) -> None:
+    if not path.is_file():
+        raise DataError(Problem(MISSING, str(path), "no such file", source))
+
+
+def read_rgb(path: Path, source: str) -> np.ndarray:
+    """An 8-bit colour image (PNG/JPG) as (H, W, 3) uint8 RGB."""
+    _check_exists(path, source)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(Problem(UNREADABLE, str(path), "not a decodable image", source))
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_depth_png(path: Path, scale: float, source: str, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A 16-bit depth PNG as (H, W) float32 metres: ``value * scale``, 0 stays 0 (no measurement).
+
+    ``scale`` is 1/256 for KITTI's annotated depth (devkit readme) and 1/1000 for NYU's millimetre
+    PNGs (BTS extraction). ``shape``, when given, is the (H, W) the map must have (its image's).
+    """
+    _check_exists(path, source)
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise DataError(Problem(UNREADABLE, str(path), "not a decodable PNG", source))
+    if raw.dtype != np.uint16 or raw.ndim != 2:
+        found = f"{raw.dtype} with {raw.shape[2]} channels" if raw.ndim == 3 else str(raw.dtype)
+        raise DataError(Problem(DTYPE, str(path), f"depth PNG must be single-channel uint16, got {found}", source))
+    if shape is not None and raw.shape != tuple(shape):
+        raise DataError(Problem(SIZE, str(path), f"depth is {raw.shape[0]}x{raw.shape[1]}, its image "
+                                f"{shape[0]}x{shape[1]}", source))
+    return raw.astype(np.float32) * np.float32(scale)
+
+
+def read_kitti_calib(path: Path, source: str) -> dict[str, np.ndarray]:
+    """A KITTI calibration text file (``KEY: v1 v2 ...`` lines) as ``{key: float64 array}``.
+
+    Non-numeric values (``calib_time: 09-Jan-2012 13:57:47``) are skipped.
+    """
+    _check_exists(path, source)
+    values: dict[str, np.ndarray] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        key, sep, rest = line.partition(":")
+        if not sep:
+            continue
+        try:
+            values[key.strip()] = np.array([float(v) for v in rest.split()], dtype=np.float64)
+        except ValueError:
+            continue
+    return values
+
+
+@dataclass(frozen=True)
+class StereoCalibration:
+    """Rectified intrinsics of one camera and the stereo baseline of the 02/03 pair."""
+
+    intrinsics: tuple[float, float, float, float]  # fx, fy, cx, cy in pixels
+    baseline_m: float
+
+
+def kitti_stereo_calibration(calib: dict[str, np.ndarray], camera: str, path: Path, source: str) -> StereoCalibration:
+    """Intrinsics of camera ``"02"`` or ``"03"`` from ``P_rect_0X``, baseline from P_rect_02 and P_rect_03.
+
+    ``P_rect_0X[0, 3] = -fx * t_x`` where t_x is the camera's x position relative to the reference
+    camera 0 (KITTI raw devkit), so baseline = t_x(03) - t_x(02), about 0.54 m.
+    """
+    rect = {}
+    for cam in ("02", "03"):
+        p = calib.get(f"P_rect_{cam}")
+        if p is None or p.size != 12:
+            raise DataError(Problem(CALIBRATION, str(path), f"P_rect_{cam} missing or not 12 numbers", source))
+        rect[cam] = p.reshape(3, 4)
+    p = rect[camera]
+    if p[0, 0] <= 0 or rect["03"][0, 0] <= 0:
+        raise DataError(Problem(CALIBRATION, str(path), "non-positive focal length in P_rect", source))
+    x02 = rect["02"][0, 3] / -rect["02"][0, 0]
+    x03 = rect["03"][0, 3] / -rect["03"][0, 0]
+    return StereoCalibration((p[0, 0], p[1, 1], p[0, 2], p[1, 2]), float(x03 - x02))
