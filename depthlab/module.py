@@ -139,17 +139,28 @@ class DepthModule(L.LightningModule):
     def _update_metrics(self, batch: DepthSample, pred: Tensor, stage: Stage, dataloader_idx: int) -> None:
         """Evaluate ``pred`` (or the protocol's own prediction) on the batch's real samples."""
         image, gt, valid = batch["image"], batch["depth"], batch.get("valid")
+        offset, full = batch.get("crop_offset"), batch.get("full_size")
         real = self._real_samples(stage, dataloader_idx, image.shape[0])
         if real is not None:
             image, gt, pred = image[real], gt[real], pred[real]
             valid = None if valid is None else valid[real]
+            offset, full = (None, None) if offset is None else (offset[real], full[real])
         if self.protocol.needs_own_forward and image.shape[0] > 0:
             pred = self.protocol.predict(self, image, gt.shape[-2:])
-        ev = self.protocol.prepare(pred, gt, valid)
-        # Updated even with no real sample left: every rank then holds states for the sync.
-        getattr(self, f"{stage}_metrics").update(ev.pred, ev.gt, ev.mask)
-        if self.protocol.median_scaling:
-            getattr(self, f"{stage}_ratios").update(ev.ratios)
+        if offset is None or image.shape[0] == 0:
+            parts = [(pred, gt, valid, None)]
+        else:  # windows of larger frames (KB-cropped eval): crops are placed on each full frame
+            parts = [
+                (pred[i : i + 1], gt[i : i + 1], None if valid is None else valid[i : i + 1],
+                 (*offset[i].tolist(), *full[i].tolist()))
+                for i in range(gt.shape[0])
+            ]
+        for p, g, v, window in parts:
+            ev = self.protocol.prepare(p, g, v, window)
+            # Updated even with no real sample left: every rank then holds states for the sync.
+            getattr(self, f"{stage}_metrics").update(ev.pred, ev.gt, ev.mask)
+            if self.protocol.median_scaling:
+                getattr(self, f"{stage}_ratios").update(ev.ratios)
 
     def _real_samples(self, stage: Stage, dataloader_idx: int, batch_size: int) -> Tensor | None:
         """Bool (B,) mask of the batch's samples that are not DistributedSampler repeats (None: all are real)."""

@@ -23,8 +23,8 @@ evaluation protocol with ``kb_crop: true`` runs the network on the KB window and
 prediction back into the full frame before the Garg/Eigen crop, as BTS does; full frames differ in
 size between dates (375x1242, 370x1224, 374x1238, 370x1226, 376x1241), so they are evaluated one
 at a time. With ``eval_kb_crop: true`` the ground truth is cut as well (batchable); every sample
-carries ``crop_offset`` (top, left) and ``full_size`` (H, W), with which the Garg/Eigen crops (all
-inside the KB window) must then be placed in full-frame coordinates.
+carries ``crop_offset`` (top, left) and ``full_size`` (H, W), with which DepthModule places the
+Garg/Eigen crops (all inside the KB window) in full-frame coordinates.
 """
 
 from __future__ import annotations

@@ -223,20 +223,34 @@ class EvalProtocol:
         canvas[..., top : top + KB_CROP_HW[0], left : left + KB_CROP_HW[1]] = window
         return canvas
 
-    def prepare(self, pred: Tensor, gt: Tensor, valid: Tensor | None = None) -> Prepared:
-        """Resize ``pred`` to ``gt`` (B, 1, H, W), scale it, and build the evaluation mask."""
-        if self.crop in ("garg", "eigen") and tuple(gt.shape[-2:]) == KB_CROP_HW:
+    def prepare(
+        self, pred: Tensor, gt: Tensor, valid: Tensor | None = None, window: tuple[int, int, int, int] | None = None
+    ) -> Prepared:
+        """Resize ``pred`` to ``gt`` (B, 1, H, W), scale it, and build the evaluation mask.
+
+        ``window`` = (top, left, full_h, full_w) says that ``gt`` is a window of a larger frame
+        (e.g. a KB-cropped KITTI sample with its ``crop_offset``/``full_size``): the crop mask is
+        then taken on the full frame, where Garg/Eigen/NYU crops are defined, and cut to the window.
+        """
+        if window is None and self.crop in ("garg", "eigen") and tuple(gt.shape[-2:]) == KB_CROP_HW:
             warnings.warn(
                 f"the {self.crop} crop is defined on full KITTI frames (about 375x1242), but the ground truth is "
-                "already KB-cropped to 352x1216: evaluate full frames (data eval_kb_crop: false) and let the "
-                "protocol's kb_crop do the cropping, as BTS does",
+                "KB-cropped to 352x1216 and carries no crop_offset/full_size: the crop mask is taken on the cropped frame. "
+                "Evaluate full frames (data eval_kb_crop: false) or keep the samples' crop_offset and full_size",
                 stacklevel=2,
             )
         pred = resize_to(pred, gt.shape[-2:], self.align_corners)
         if self.pred_scale != 1:
             pred = pred * self.pred_scale
         mask = valid_depth_mask(gt, self.min_depth, self.max_depth, valid)  # finite, strictly inside the caps
-        mask &= crop_mask(self.crop, *gt.shape[-2:], device=gt.device)
+        if window is None:
+            mask &= crop_mask(self.crop, *gt.shape[-2:], device=gt.device)
+        else:
+            top, left, full_h, full_w = (int(v) for v in window)
+            h, w = gt.shape[-2:]
+            if top < 0 or left < 0 or top + h > full_h or left + w > full_w:
+                raise ValueError(f"window {window} does not hold a {h}x{w} ground truth")
+            mask &= crop_mask(self.crop, full_h, full_w, device=gt.device)[top : top + h, left : left + w]
         ratios = gt.new_zeros(0, dtype=torch.float64)
         if self.median_scaling:
             # Only non-finite values are mapped (NaN -> min, inf -> max) before the medians; the

@@ -189,3 +189,28 @@ def test_garg_crop_on_a_kb_cropped_ground_truth_warns():
     gt = torch.full((1, 1, 352, 1216), 5.0)
     with pytest.warns(UserWarning, match="KB-cropped"):
         build_protocol("kitti").prepare(gt.clone(), gt)
+
+
+@pytest.mark.parametrize("crop", ["garg", "eigen"])
+def test_kb_cropped_ground_truth_with_its_window_gives_the_full_frame_numbers(crop):
+    """A KB-cropped sample that carries crop_offset/full_size scores exactly as the full frame."""
+    g = torch.Generator().manual_seed(0)
+    full_gt = torch.rand(1, 1, 375, 1242, generator=g) * 70 + 2
+    full_gt[torch.rand(full_gt.shape, generator=g) < 0.8] = 0  # sparse, as LiDAR
+    full_pred = torch.rand(1, 1, 375, 1242, generator=g) * 70 + 2
+    top, left = kb_window(375, 1242)
+    win = (slice(None), slice(None), slice(top, top + 352), slice(left, left + 1216))
+    protocol = build_protocol({"name": "kitti", "crop": crop})
+
+    ref = protocol.prepare(full_pred, full_gt)
+    got = protocol.prepare(full_pred[win], full_gt[win], window=(top, left, 375, 1242))
+    assert int(got.mask.sum()) == int(ref.mask.sum()) > 0  # the published crop lies inside the window
+    want, have = depth_metrics(ref.pred, ref.gt, ref.mask), depth_metrics(got.pred, got.gt, got.mask)
+    for name in want:
+        torch.testing.assert_close(have[name], want[name])
+    # Without the window the crop fractions would be applied to the 352x1216 frame: other pixels.
+    with pytest.warns(UserWarning, match="crop_offset"):
+        wrong = protocol.prepare(full_pred[win], full_gt[win])
+    assert not torch.equal(wrong.mask, got.mask)
+    with pytest.raises(ValueError, match="window"):
+        protocol.prepare(full_pred[win], full_gt[win], window=(30, left, 375, 1242))
