@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,12 @@ TINY_CONFIG = {
                       "batch_size": 4, "num_workers": 0},
     },
 }
+
+
+@pytest.fixture(scope="session")
+def tiny_config_dict() -> dict:
+    """A fresh copy of TINY_CONFIG (fixtures of any scope can use it)."""
+    return copy.deepcopy(TINY_CONFIG)
 
 
 @pytest.fixture

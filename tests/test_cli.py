@@ -25,15 +25,13 @@ def depthlab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny_config_dict):
     """One short ``depthlab fit`` shared by the tests below: (workdir, config, checkpoint)."""
     import yaml
 
-    from tests.conftest import TINY_CONFIG
-
     work = tmp_path_factory.mktemp("fit")
     cfg = work / "tiny.yaml"
-    cfg.write_text(yaml.safe_dump(TINY_CONFIG))
+    cfg.write_text(yaml.safe_dump(tiny_config_dict))
     proc = depthlab("fit", "--config", str(cfg), cwd=work)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpts = sorted((work / "logs" / "tiny").glob("version_*/checkpoints/last.ckpt"))
