@@ -40,6 +40,9 @@ class DepthModule(L.LightningModule):
             ``onecycle`` (``torch.optim.lr_scheduler.OneCycleLR``) or ``none``; stepped per batch.
         warmup: warm-up length, a fraction of all training steps (< 1) or a number of steps.
         log_images: how many image | ground truth | prediction panels to log per validation.
+        loss_min_depth: metres; ground truth at or below it is also left out of the loss (not of
+            the metrics). BTS trains on gt > 0.1 m (NYU) and > 1.0 m (KITTI); ``null``: no extra
+            threshold, the loss sees every valid pixel.
         eval_protocol: how validation and test metrics are computed: ``none`` (this model's depth
             range, no crop), ``nyu``, ``kitti``, or a mapping ``{name: kitti, crop: eigen,
             kb_crop: true, median_scaling: false, flip: monodepth, averaging: image, ...}``
@@ -62,6 +65,7 @@ class DepthModule(L.LightningModule):
         min_lr_ratio: float = 0.01,
         log_images: int = 4,
         eval_protocol: str | dict[str, Any] = "none",
+        loss_min_depth: float | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= min_depth < max_depth:
@@ -97,9 +101,10 @@ class DepthModule(L.LightningModule):
         image, gt = batch["image"], batch["depth"]
         mask = self.valid_mask(batch)
         pred = self(image)
+        loss_mask = mask if self.hparams.loss_min_depth is None else mask & (gt > self.hparams.loss_min_depth)
         # Non-finite ground truth is masked, but 0 * NaN is NaN: replace it before any loss sees it.
-        gt = torch.where(mask, gt, torch.ones_like(gt))
-        total, parts = self.loss(pred, gt, mask, image=image)
+        gt = torch.where(loss_mask, gt, torch.ones_like(gt))
+        total, parts = self.loss(pred, gt, loss_mask, image=image)
         bs = image.shape[0]
         self.log(f"{stage}/loss", total, prog_bar=stage == "train", batch_size=bs, sync_dist=stage != "train")
         if len(parts) > 1:

@@ -88,3 +88,21 @@ def test_bad_module_arguments_are_rejected_naming_the_key():
         DepthModule(net={"name": "unet", "encoder": "resnet_nope"})
     with pytest.raises(ConfigError, match="did you mean|Did you mean"):
         DepthModule(net=NET, loss="silgo")
+
+
+def test_loss_min_depth_leaves_near_ground_truth_out_of_the_loss_only():
+    torch.manual_seed(0)
+    plain = DepthModule(net=NET, min_depth=0.5, max_depth=10.0).eval()
+    bts = DepthModule(net=NET, min_depth=0.5, max_depth=10.0, loss_min_depth=3.0).eval()
+    bts.load_state_dict(plain.state_dict())
+    batch = _batch(2)
+    near = batch["depth"] <= 3.0
+    assert near.any() and (~near).any()
+    by_hand = {**batch, "valid": batch["valid"] & ~near}
+    with torch.no_grad():
+        loss_bts, _, mask_bts = bts._step(batch, "val")
+        loss_hand, _, _ = plain._step(by_hand, "val")
+        loss_plain, _, _ = plain._step(batch, "val")
+    assert loss_bts.item() == pytest.approx(loss_hand.item(), rel=1e-6)
+    assert loss_bts.item() != pytest.approx(loss_plain.item(), rel=1e-3)
+    assert torch.equal(mask_bts, batch["valid"])  # the metrics' mask still holds the near pixels
