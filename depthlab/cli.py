@@ -11,6 +11,7 @@ import os
 import sys
 import warnings
 
+from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch.cli import LightningCLI
 
 from depthlab.errors import ConfigError
@@ -22,10 +23,18 @@ EXTRA_COMMANDS = {
 }
 
 
+class _KeepEpilogLines(DefaultHelpFormatter):
+    """jsonargparse's help formatter, but descriptions/epilogs keep their line breaks."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "".join(indent + line for line in text.splitlines(keepends=True))
+
+
 class DepthCLI(LightningCLI):
     def init_parser(self, **kwargs):
         parser = super().init_parser(**kwargs)
-        parser.epilog = "other commands: " + ", ".join(f"'depthlab {k}' ({v})" for k, v in EXTRA_COMMANDS.items())
+        parser.formatter_class = _KeepEpilogLines
+        parser.epilog = "other commands:\n" + "\n".join(f"  depthlab {k:<7} {v}" for k, v in EXTRA_COMMANDS.items())
         return parser
 
     def instantiate_classes(self) -> None:
