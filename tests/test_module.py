@@ -1,7 +1,5 @@
 """DepthModule: masking of invalid ground truth, output contract, LR schedule."""
 
-import math
-
 import pytest
 import torch
 

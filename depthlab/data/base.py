@@ -1,24 +1,23 @@
 """What the file-backed data sets share: NumPy sample -> augmentation -> :class:`DepthSample` tensors,
-per-sample problem reports for ``depthlab data check``, and the DataLoader plumbing of their modules.
+per-sample problem reports for ``depthlab data check``, and their data modules' set-up.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import cv2
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from depthlab.data.batch import DepthSample
+from depthlab.data.loading import Split, SplitDataModule
 from depthlab.data.readers import DataError, Problem
 from depthlab.data.transforms import DepthAugment
 from depthlab.errors import ConfigError
 
-Split = Literal["train", "val", "test"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Each DataLoader worker is one decoding process: OpenCV's own thread pool would oversubscribe the
@@ -113,12 +112,8 @@ class DepthFileDataset(Dataset):
         return found + self.audit(index)
 
 
-class FileDataModule(L.LightningDataModule):
-    """DataLoaders over :class:`DepthFileDataset` splits built by :meth:`build` (subclasses).
-
-    No ``save_hyperparameters()``: Lightning rejects keys (``max_depth``) shared with the model's
-    hparams; LightningCLI saves the whole config next to the logs anyway.
-    """
+class FileDataModule(SplitDataModule):
+    """DataLoaders over :class:`DepthFileDataset` splits built by :meth:`build` (subclasses)."""
 
     def __init__(
         self,
@@ -155,28 +150,3 @@ class FileDataModule(L.LightningDataModule):
         needed = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": ["test"]}
         for split in needed.get(stage or "", ["train", "val", "test"]):
             self.dataset(split)  # type: ignore[arg-type]
-
-    def _loader(self, split: Split) -> DataLoader:
-        train = split == "train"
-        workers = self.num_workers
-        return DataLoader(
-            self.dataset(split),
-            batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
-            drop_last=train,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from depthlab.data.batch import DepthSample
+from depthlab.data.loading import Split, SplitDataModule
 
-Split = Literal["train", "val", "test"]
 _SPLIT_ID = {"train": 0, "val": 1, "test": 2}
 _N_WAVES = 4  # sinusoids per surface texture
 
@@ -244,7 +242,7 @@ class SyntheticStereoDataset(Dataset):
         return render_sample(self.cfg, self.seed, self.split, index)
 
 
-class SyntheticDataModule(L.LightningDataModule):
+class SyntheticDataModule(SplitDataModule):
     """Procedural stereo rooms for training and testing without any download.
 
     Args:
@@ -274,34 +272,10 @@ class SyntheticDataModule(L.LightningDataModule):
         gt_density: float = 1.0,
     ) -> None:
         super().__init__()
-        # No save_hyperparameters(): Lightning refuses equal keys (min_depth) with different values
-        # in module and data hparams; LightningCLI saves the full config beside the logs anyway.
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.batch_size = self.eval_batch_size = batch_size
+        self.num_workers, self.seed = num_workers, seed
         self.scene = SceneConfig(height, width, hfov_deg, baseline_m, min_depth, max_depth, gt_density=gt_density)
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
 
     def dataset(self, split: Split) -> SyntheticStereoDataset:
         return SyntheticStereoDataset(self.scene, split, self.sizes[split], self.seed)
-
-    def _loader(self, split: Split, shuffle: bool) -> DataLoader:
-        workers = self.num_workers
-        return DataLoader(
-            self.dataset(split),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            drop_last=shuffle,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
