@@ -18,7 +18,7 @@ from depthlab.data.batch import DepthSample
 from depthlab.errors import ConfigError
 from depthlab.eval import build_protocol, format_table, write_report
 from depthlab.eval.distributed import loader_sampler, real_sample_mask
-from depthlab.metrics import DepthMetrics, ScaleRatios
+from depthlab.metrics import DepthMetrics, ScaleRatios, valid_depth_mask
 from depthlab.visualize import depth_panel
 
 Stage = Literal["train", "val", "test"]
@@ -91,11 +91,7 @@ class DepthModule(L.LightningModule):
 
     def valid_mask(self, batch: DepthSample) -> Tensor:
         """Pixels whose ground truth is a finite measurement inside (min_depth, max_depth)."""
-        gt = batch["depth"]
-        mask = torch.isfinite(gt) & (gt > self.hparams.min_depth) & (gt < self.hparams.max_depth)
-        if "valid" in batch:
-            mask &= batch["valid"].bool()
-        return mask
+        return valid_depth_mask(batch["depth"], self.hparams.min_depth, self.hparams.max_depth, batch.get("valid"))
 
     def _step(self, batch: DepthSample, stage: Stage) -> tuple[Tensor, Tensor, Tensor]:
         image, gt = batch["image"], batch["depth"]

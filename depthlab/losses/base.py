@@ -49,6 +49,11 @@ def safe_log(depth: Tensor) -> Tensor:
     return torch.log(depth.clamp_min(LOG_EPS))
 
 
+def safe_reciprocal(depth: Tensor) -> Tensor:
+    """1 / max(depth, LOG_EPS): disparity of a depth in metres, finite for zero or negative depths."""
+    return 1.0 / depth.clamp_min(LOG_EPS)
+
+
 def safe_sqrt(x: Tensor, eps: float = SQRT_EPS) -> Tensor:
     """sqrt(max(x, 0) + eps): finite value and gradient at x = 0 (and for round-off below 0)."""
     return torch.sqrt(x.clamp_min(0.0) + eps)

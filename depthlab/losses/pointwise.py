@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from depthlab.errors import ConfigError
-from depthlab.losses.base import LOG_EPS, SQRT_EPS, DepthLoss, check_inputs, masked_mean, safe_sqrt
+from depthlab.losses.base import SQRT_EPS, DepthLoss, check_inputs, masked_mean, safe_reciprocal, safe_sqrt
 
 BERHU_FRACTION = 0.2  # c = 0.2 * max |x| over the batch (Laina et al. 2016, FCRN)
 
@@ -92,7 +92,7 @@ def berhu(pred: Tensor, target: Tensor, mask: Tensor, fraction: float = BERHU_FR
 def l1_disparity(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """mean |1/pred - 1/target| over valid pixels (1/m); depths are clamped at 1e-7 m first."""
     pred, target, mask = check_inputs(pred, target, mask)
-    x = 1.0 / pred.clamp_min(LOG_EPS) - 1.0 / target.clamp_min(LOG_EPS)
+    x = safe_reciprocal(pred) - safe_reciprocal(target)
     return masked_mean(torch.where(mask, x, torch.zeros_like(x)).abs(), mask)
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from depthlab.errors import ConfigError
-from depthlab.losses.base import LOG_EPS, DepthLoss, check_inputs, safe_log
+from depthlab.losses.base import DepthLoss, check_inputs, safe_log, safe_reciprocal
 
 GRADIENT_SCALES = 4  # MegaDepth and MiDaS both use 4 scales, each subsampled by 2
 MIDAS_ALPHA = 0.5  # MiDaS weight of the gradient term next to L_ssimse
@@ -93,7 +93,7 @@ def scale_shift_invariant(
     """
     pred, target, mask = check_inputs(pred, target, mask)
     if space == "disparity":
-        p, g = 1.0 / pred.clamp_min(LOG_EPS), 1.0 / target.clamp_min(LOG_EPS)
+        p, g = safe_reciprocal(pred), safe_reciprocal(target)
     elif space == "depth":
         p, g = pred, target
     else:

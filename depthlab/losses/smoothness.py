@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from depthlab.losses.base import LOG_EPS, DepthLoss, check_inputs, masked_mean
+from depthlab.losses.base import DepthLoss, check_inputs, masked_mean, safe_reciprocal
 
 MEAN_NORM_EPS = 1e-7  # monodepth2 divides disparity by (its spatial mean + 1e-7)
 
@@ -42,7 +42,7 @@ def edge_smoothness(pred: Tensor, target: Tensor, mask: Tensor, image: Tensor, m
         raise ValueError("edge_smoothness needs the input image (B, 3, H, W): pass image=...")
     if image.shape[0] != pred.shape[0] or image.shape[-2:] != pred.shape[-2:]:
         raise ValueError(f"edge_smoothness: image {tuple(image.shape)} does not match pred {tuple(pred.shape)}")
-    disp = 1.0 / pred.clamp_min(LOG_EPS)
+    disp = safe_reciprocal(pred)
     if masked:  # the mean over valid pixels, so that nothing at an invalid pixel changes the value
         m = mask.to(disp.dtype)
         mean = (disp * m).sum((2, 3), keepdim=True) / m.sum((2, 3), keepdim=True).clamp_min(1)
