@@ -1,9 +1,11 @@
 """Depth losses as plugins of the ``depthlab.losses`` entry-point group.
 
-Every loss is an ``nn.Module`` called as ``loss(pred, target, mask, image=None)`` with
-``pred``/``target`` of shape (B, 1, H, W) in metres and a boolean ``mask`` of valid pixels; it
-reduces over valid pixels only and returns a scalar. ``image`` (B, 3, H, W, values in [0, 1]) is
-passed for losses that need it (edge-aware smoothness).
+Every loss is an ``nn.Module`` called as ``loss(out, batch, mask)``: the network's
+:class:`~depthlab.models.output.DepthOutput`, the whole batch, and a (B, 1, H, W) bool mask of the
+pixels whose ground truth counts. It declares what it reads (``requires``: batch keys;
+``requires_output``: DepthOutput fields), reduces over valid pixels only and returns a scalar.
+Supervised losses subclass :class:`SupervisedLoss` and implement ``compute(pred, target, mask)``.
+See :class:`depthlab.losses.base.DepthLoss` and docs/losses.md.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from depthlab.errors import ConfigError
-from depthlab.losses.base import DepthLoss, WeightedSum
+from depthlab.losses.base import DepthLoss, SupervisedLoss, WeightedSum
 from depthlab.registry import Registry, build_from_spec
 
 REGISTRY = Registry("depthlab.losses", "loss")
@@ -62,4 +64,4 @@ def build_objective(spec: Any) -> WeightedSum:
     return WeightedSum(built)
 
 
-__all__ = ["DepthLoss", "WeightedSum", "available", "build", "build_objective", "REGISTRY"]
+__all__ = ["DepthLoss", "SupervisedLoss", "WeightedSum", "available", "build", "build_objective", "REGISTRY"]

@@ -2,25 +2,57 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import torch
 from torch import Tensor, nn
+
+from depthlab.errors import ConfigError
+from depthlab.models.output import DepthOutput
 
 LOG_EPS = 1e-7  # smallest depth (m) that enters a log or a reciprocal; ZoeDepth adds the same 1e-7
 SQRT_EPS = 1e-8  # added inside square roots: caps d sqrt(x)/dx = 1/(2 sqrt(x)) at 5e3 as x -> 0
 
 
 class DepthLoss(nn.Module):
-    """Base class: ``forward(pred, target, mask, image=None) -> scalar``.
+    """Base class of every loss: ``forward(out, batch, mask) -> scalar``.
 
-    ``pred`` and ``target`` are depth maps (B, 1, H, W) in metres, ``mask`` (B, 1, H, W) marks the
-    valid pixels (bool). Subclasses set ``needs_image = True`` when they use the input image
-    (B, 3, H, W, RGB in [0, 1]). All reduce over valid pixels only; with no valid pixel they return a
-    zero that is still attached to ``pred`` (so the gradient is exactly zero, never NaN).
+    - ``out``: the network's :class:`~depthlab.models.output.DepthOutput` (``out.depth`` (B, 1, H, W)
+      metres; ``inverse_depth``, ``log_variance``, ``scales`` where the network predicts them);
+    - ``batch``: the whole :class:`~depthlab.data.DepthSample` batch (``image``, ``depth``,
+      ``image_right``, ``intrinsics``, ``baseline_m``, ...). Ground truth at invalid pixels has
+      already been replaced by 1 m, so nothing stored there (0, NaN, inf) reaches a value or a gradient;
+    - ``mask``: (B, 1, H, W) bool, the pixels whose ground truth counts for the loss (valid, inside
+      the depth range and above ``loss_min_depth``); all False when the batch has no ground truth.
+
+    A loss declares what it reads: ``requires`` (batch keys) and ``requires_output`` (DepthOutput
+    fields). The objective checks them once at start-up against what the data module provides and
+    what the network predicts, and stops with a message naming a missing key. Every loss reduces over
+    its valid pixels only; with none it returns a zero that is still attached to the prediction (so
+    the gradient is exactly zero, never NaN).
     """
 
-    needs_image: bool = False
+    requires: frozenset[str] = frozenset()
+    requires_output: frozenset[str] = frozenset({"depth"})
 
-    def forward(self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None) -> Tensor:
+    def forward(self, out: DepthOutput, batch: Mapping[str, Any], mask: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class SupervisedLoss(DepthLoss):
+    """A loss of predicted against ground-truth depth: subclasses implement :meth:`compute`.
+
+    ``compute(pred, target, mask)`` is the pure tensor form ((B, 1, H, W) metres and a bool mask);
+    ``forward`` feeds it ``out.depth`` and ``batch["depth"]``.
+    """
+
+    requires = frozenset({"depth"})
+
+    def forward(self, out: DepthOutput, batch: Mapping[str, Any], mask: Tensor) -> Tensor:
+        return self.compute(out.depth, batch["depth"], mask)
+
+    def compute(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         raise NotImplementedError
 
 
@@ -71,7 +103,10 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
 
 
 class WeightedSum(nn.Module):
-    """sum_k w_k L_k. ``forward`` returns the total and each term (unweighted) for logging."""
+    """sum_k w_k L_k. ``forward(out, batch, mask)`` returns the total and each term (unweighted) for logging.
+
+    ``requires`` / ``requires_output`` are the unions of the terms' declarations.
+    """
 
     def __init__(self, terms: dict[str, tuple[float, nn.Module]]) -> None:
         super().__init__()
@@ -79,16 +114,46 @@ class WeightedSum(nn.Module):
         self.terms = nn.ModuleDict({name: loss for name, (_, loss) in terms.items()})
 
     @property
-    def needs_image(self) -> bool:
-        return any(getattr(loss, "needs_image", False) for loss in self.terms.values())
+    def requires(self) -> frozenset[str]:
+        return frozenset().union(*(getattr(loss, "requires", frozenset()) for loss in self.terms.values()))
 
-    def forward(
-        self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        parts: dict[str, Tensor] = {}
-        total = pred.new_zeros(())
+    @property
+    def requires_output(self) -> frozenset[str]:
+        return frozenset().union(*(getattr(loss, "requires_output", {"depth"}) for loss in self.terms.values()))
+
+    def check_requirements(
+        self, batch_keys: Iterable[str] | None = None, output_fields: Iterable[str] | None = None, source: str = ""
+    ) -> None:
+        """Raise :class:`ConfigError` naming the first term whose batch key / output field is missing.
+
+        ``batch_keys``: what the data provides (None: not known, not checked); ``output_fields``:
+        what the network predicts (None: not checked); ``source`` names where the keys came from.
+        """
         for name, loss in self.terms.items():
-            value = loss(pred, target, mask, image=image) if getattr(loss, "needs_image", False) else loss(pred, target, mask)
+            for needed, have, what in (
+                (getattr(loss, "requires", frozenset()), batch_keys, "batch key"),
+                (getattr(loss, "requires_output", frozenset({"depth"})), output_fields, "network output"),
+            ):
+                if have is None:
+                    continue
+                missing = sorted(set(needed) - set(have))
+                if missing:
+                    hint = (
+                        "use a data module that provides it (e.g. stereo data for stereo losses)"
+                        if what == "batch key"
+                        else "configure the network to predict it (e.g. model.net.uncertainty: true for log_variance, "
+                        "model.net.output: inverse_depth)"
+                    )
+                    raise ConfigError(
+                        f"model.loss: term {name!r} requires {what} {missing[0]!r}, which {source or 'the source'} "
+                        f"does not provide (it provides: {', '.join(sorted(have)) or 'nothing'}); {hint}"
+                    )
+
+    def forward(self, out: DepthOutput, batch: Mapping[str, Any], mask: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        parts: dict[str, Tensor] = {}
+        total = out.depth.new_zeros(())
+        for name, loss in self.terms.items():
+            value = loss(out, batch, mask)
             parts[name] = value.detach()
             total = total + self.weights[name] * value
         return total, parts

@@ -1,6 +1,7 @@
 """Per-pixel losses on the depth residual x = pred - target (metres), averaged over valid pixels.
 
-Each loss is a pure function ``f(pred, target, mask, ...)`` plus a thin :class:`DepthLoss` wrapper.
+Each loss is a pure function ``f(pred, target, mask, ...)`` plus a thin :class:`SupervisedLoss` wrapper
+(``compute(pred, target, mask)``; the objective calls it with ``out.depth`` and ``batch["depth"]``).
 Invalid pixels get a residual of exactly 0 before any non-linearity, so nothing stored there
 (and no threshold computed from it) can reach the value or the gradient.
 """
@@ -11,7 +12,7 @@ import torch
 from torch import Tensor
 
 from depthlab.errors import ConfigError
-from depthlab.losses.base import SQRT_EPS, DepthLoss, check_inputs, masked_mean, safe_reciprocal, safe_sqrt
+from depthlab.losses.base import SQRT_EPS, SupervisedLoss, check_inputs, masked_mean, safe_reciprocal, safe_sqrt
 
 BERHU_FRACTION = 0.2  # c = 0.2 * max |x| over the batch (Laina et al. 2016, FCRN)
 
@@ -89,7 +90,7 @@ def berhu(pred: Tensor, target: Tensor, mask: Tensor, fraction: float = BERHU_FR
     return masked_mean(berhu_penalty(x, c), mask)
 
 
-def l1_disparity(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+def l1_inverse_depth(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """mean |1/pred - 1/target| over valid pixels (1/m); depths are clamped at 1e-7 m first."""
     pred, target, mask = check_inputs(pred, target, mask)
     x = safe_reciprocal(pred) - safe_reciprocal(target)
@@ -99,21 +100,21 @@ def l1_disparity(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
 # --- modules ----------------------------------------------------------------------------------
 
 
-class L1Loss(DepthLoss):
+class L1Loss(SupervisedLoss):
     """Mean absolute depth error |pred - target| over valid pixels (m)."""
 
-    def forward(self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None) -> Tensor:
+    def compute(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         return l1(pred, target, mask)
 
 
-class L2Loss(DepthLoss):
+class L2Loss(SupervisedLoss):
     """Mean squared depth error (pred - target)^2 over valid pixels (m^2)."""
 
-    def forward(self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None) -> Tensor:
+    def compute(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         return l2(pred, target, mask)
 
 
-class RMSELoss(DepthLoss):
+class RMSELoss(SupervisedLoss):
     """Root mean squared depth error sqrt(mean (pred - target)^2 + eps), batch pooled (m).
 
     Args:
@@ -127,18 +128,18 @@ class RMSELoss(DepthLoss):
             raise ConfigError(f"rmse: eps must be >= 0, got {eps}")
         self.eps = float(eps)
 
-    def forward(self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None) -> Tensor:
+    def compute(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         return rmse(pred, target, mask, self.eps)
 
 
-class LogL1Loss(DepthLoss):
+class LogL1Loss(SupervisedLoss):
     """Log-L1 mean ln(1 + |pred - target|) over valid pixels (Watson et al. 2019, Depth Hints)."""
 
-    def forward(self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None) -> Tensor:
+    def compute(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         return log_l1(pred, target, mask)
 
 
-class SmoothL1Loss(DepthLoss):
+class SmoothL1Loss(SupervisedLoss):
     """Smooth L1 with sigma: 0.5 sigma^2 x^2 if |x| < 1/sigma^2, else |x| - 0.5/sigma^2.
 
     x = pred - target (m), averaged over valid pixels. ``sigma = 1`` is the smooth L1 of Fast R-CNN
@@ -155,11 +156,11 @@ class SmoothL1Loss(DepthLoss):
             raise ConfigError(f"smooth_l1: sigma must be > 0, got {sigma}")
         self.sigma = float(sigma)
 
-    def forward(self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None) -> Tensor:
+    def compute(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         return smooth_l1(pred, target, mask, self.sigma)
 
 
-class BerHuLoss(DepthLoss):
+class BerHuLoss(SupervisedLoss):
     """Reverse Huber (Laina et al. 2016): |x| if |x| <= c, else (x^2 + c^2)/(2c), c = 0.2 max |x|.
 
     x = pred - target (m); c is ``fraction`` times the largest |x| over the valid pixels of the
@@ -175,12 +176,12 @@ class BerHuLoss(DepthLoss):
             raise ConfigError(f"berhu: fraction must lie in (0, 1], got {fraction}")
         self.fraction = float(fraction)
 
-    def forward(self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None) -> Tensor:
+    def compute(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         return berhu(pred, target, mask, self.fraction)
 
 
-class L1DisparityLoss(DepthLoss):
+class L1InverseDepthLoss(SupervisedLoss):
     """L1 on inverse depth: mean |1/pred - 1/target| over valid pixels (1/m), as in self-supervised work."""
 
-    def forward(self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None) -> Tensor:
-        return l1_disparity(pred, target, mask)
+    def compute(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+        return l1_inverse_depth(pred, target, mask)

@@ -1,7 +1,7 @@
 """Losses on relative depth: multi-scale gradient matching and the MiDaS scale-and-shift-invariant loss.
 
 Gradient matching: Li & Snavely, MegaDepth, CVPR 2018 (L_grad), in log space; MiDaS (Ranftl et al.,
-TPAMI 2022) applies the same term to its aligned disparity residual.
+TPAMI 2022) applies the same term to its aligned inverse-depth residual.
 Scale-and-shift invariance: Ranftl et al., "Towards Robust Monocular Depth Estimation: Mixing Datasets
 for Zero-shot Cross-dataset Transfer" (MiDaS), the least-squares-aligned loss L_ssimse.
 """
@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from depthlab.errors import ConfigError
-from depthlab.losses.base import DepthLoss, check_inputs, safe_log, safe_reciprocal
+from depthlab.losses.base import SupervisedLoss, check_inputs, safe_log, safe_reciprocal
 
 GRADIENT_SCALES = 4  # MegaDepth and MiDaS both use 4 scales, each subsampled by 2
 MIDAS_ALPHA = 0.5  # MiDaS weight of the gradient term next to L_ssimse
@@ -79,25 +79,25 @@ def scale_shift_invariant(
     pred: Tensor,
     target: Tensor,
     mask: Tensor,
-    space: Literal["disparity", "depth"] = "disparity",
+    space: Literal["inverse_depth", "depth"] = "inverse_depth",
     alpha: float = 0.0,
     scales: int = GRADIENT_SCALES,
 ) -> Tensor:
     """MiDaS L_ssimse = (1 / 2M) sum_i (s p_i + t - g_i)^2 + alpha * multi-scale gradient term.
 
-    p, g are 1/pred and 1/target (``space="disparity"``, as MiDaS trains; depths clamped at 1e-7 m)
+    p, g are 1/pred and 1/target (``space="inverse_depth"``, as MiDaS trains; depths clamped at 1e-7 m)
     or the depths themselves (``"depth"``); (s, t) aligns each image by least squares
     (:func:`align_scale_shift`, differentiable); sums run over all images and M counts the valid
     pixels of the batch. The gradient term is :func:`multiscale_gradient_loss` of the aligned
     residual s p + t - g. Returns an attached 0 when no pixel is valid.
     """
     pred, target, mask = check_inputs(pred, target, mask)
-    if space == "disparity":
+    if space == "inverse_depth":
         p, g = safe_reciprocal(pred), safe_reciprocal(target)
     elif space == "depth":
         p, g = pred, target
     else:
-        raise ValueError(f"ssi: space must be 'disparity' or 'depth', got {space!r}")
+        raise ValueError(f"ssi: space must be 'inverse_depth' or 'depth', got {space!r}")
     s, t = align_scale_shift(p, g, mask)
     r = torch.where(mask, s * p + t - g, torch.zeros_like(p))
     loss = r.square().sum() / (2 * mask.sum()).clamp_min(1).to(r.dtype)
@@ -106,7 +106,7 @@ def scale_shift_invariant(
     return loss
 
 
-class GradientMatchingLoss(DepthLoss):
+class GradientMatchingLoss(SupervisedLoss):
     """Multi-scale gradient matching in log space (MegaDepth): sum_k mean |grad(ln pred - ln target)|_k.
 
     L = sum_k (1/M_k) sum_i (|dx R^k_i| + |dy R^k_i|), R = ln pred - ln target subsampled by 2^k,
@@ -123,33 +123,33 @@ class GradientMatchingLoss(DepthLoss):
             raise ConfigError(f"gradient_matching: scales must be >= 1, got {scales}")
         self.scales = int(scales)
 
-    def forward(self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None) -> Tensor:
+    def compute(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         return gradient_matching(pred, target, mask, self.scales)
 
 
-class ScaleShiftInvariantLoss(DepthLoss):
+class ScaleShiftInvariantLoss(SupervisedLoss):
     """MiDaS scale-and-shift-invariant loss: per-image least-squares alignment, then (1/2M) sum residual^2.
 
     L = (1/2M) sum_i (s p_i + t - g_i)^2 with (s, t) fitted per image (Ranftl et al., MiDaS,
-    L_ssimse), in disparity space by default, plus ``alpha`` times the multi-scale gradient term
+    L_ssimse), in inverse-depth space by default, plus ``alpha`` times the multi-scale gradient term
     of the aligned residual.
 
     Args:
-        space: ``"disparity"`` (p = 1/pred, g = 1/target, as MiDaS) or ``"depth"``.
+        space: ``"inverse_depth"`` (p = 1/pred, g = 1/target, as MiDaS) or ``"depth"``.
         alpha: weight of the gradient term; 0 by default (the ssi term alone), MiDaS uses 0.5.
         scales: scales of the gradient term. Default 4.
     """
 
-    def __init__(self, space: Literal["disparity", "depth"] = "disparity", alpha: float = 0.0,
+    def __init__(self, space: Literal["inverse_depth", "depth"] = "inverse_depth", alpha: float = 0.0,
                  scales: int = GRADIENT_SCALES) -> None:
         super().__init__()
-        if space not in ("disparity", "depth"):
-            raise ConfigError(f"ssi: space must be 'disparity' or 'depth', got {space!r}")
+        if space not in ("inverse_depth", "depth"):
+            raise ConfigError(f"ssi: space must be 'inverse_depth' or 'depth', got {space!r}")
         if alpha < 0 or scales < 1:
             raise ConfigError(f"ssi: need alpha >= 0 and scales >= 1, got alpha={alpha}, scales={scales}")
         self.space = space
         self.alpha = float(alpha)
         self.scales = int(scales)
 
-    def forward(self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None) -> Tensor:
+    def compute(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         return scale_shift_invariant(pred, target, mask, self.space, self.alpha, self.scales)

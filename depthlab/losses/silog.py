@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from depthlab.errors import ConfigError
-from depthlab.losses.base import SQRT_EPS, DepthLoss, check_inputs, safe_log, safe_sqrt
+from depthlab.losses.base import SQRT_EPS, SupervisedLoss, check_inputs, safe_log, safe_sqrt
 
 
 def silog(
@@ -61,7 +61,7 @@ def silog(
     return per_group.sum() / has_pixels.sum().clamp_min(1).to(d.dtype)
 
 
-class SiLogLoss(DepthLoss):
+class SiLogLoss(SupervisedLoss):
     """Scale-invariant log loss of Eigen et al. 2014: mean(d^2) - lambd mean(d)^2 (no root by default).
 
     Args:
@@ -106,7 +106,7 @@ class SiLogLoss(DepthLoss):
         self.eps = float(eps)
         self.per_image = per_image
 
-    def forward(self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None) -> Tensor:
+    def compute(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         return silog(
             pred, target, mask, self.lambd,
             sqrt=self.sqrt, scale=self.scale, unbiased=self.unbiased, eps=self.eps, per_image=self.per_image,
@@ -121,8 +121,8 @@ def silog_bts(variance_focus: float = 0.85, eps: float = SQRT_EPS) -> SiLogLoss:
     """BTS SiLog (Lee et al. 2019): 10 * sqrt(mean(d^2) - 0.85 mean(d)^2), batch pooled.
 
     Source: ``cleinc/bts pytorch/bts_main.py`` (class ``silog_loss``, ``--variance_focus 0.85``).
-    BTS trains on pixels with ground truth > 0.1 m (NYU) or > 1.0 m (KITTI); that threshold belongs
-    to the data module's valid mask (``min_depth``), not to the loss.
+    BTS trains on pixels with ground truth > 0.1 m (NYU) or > 1.0 m (KITTI); that threshold is
+    ``model.loss_min_depth`` (the mask DepthModule hands every loss), not part of the loss.
     """
     return SiLogLoss(variance_focus=variance_focus, sqrt=True, scale=10.0, eps=eps)
 

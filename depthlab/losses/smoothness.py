@@ -1,11 +1,15 @@
-"""Edge-aware smoothness of disparity (Godard et al., Monodepth, CVPR 2017; monodepth2 ``layers.py``)."""
+"""Edge-aware smoothness of inverse depth (Godard et al., Monodepth, CVPR 2017; monodepth2 ``layers.py``)."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
+from collections.abc import Mapping
+from typing import Any
+
 from depthlab.losses.base import DepthLoss, check_inputs, masked_mean, safe_reciprocal
+from depthlab.models.output import DepthOutput
 
 MEAN_NORM_EPS = 1e-7  # monodepth2 divides disparity by (its spatial mean + 1e-7)
 
@@ -29,20 +33,17 @@ def edge_aware_smoothness(disp: Tensor, image: Tensor, mask: Tensor | None = Non
     return masked_mean(dx * wx, mx) + masked_mean(dy * wy, my)
 
 
-def edge_smoothness(pred: Tensor, target: Tensor, mask: Tensor, image: Tensor, masked: bool = True) -> Tensor:
-    """:func:`edge_aware_smoothness` of the mean-normalised disparity of ``pred`` (depth, m).
+def edge_smoothness(inverse_depth: Tensor, mask: Tensor, image: Tensor, masked: bool = True) -> Tensor:
+    """:func:`edge_aware_smoothness` of the mean-normalised inverse depth (1/m), (B, 1, H, W).
 
-    disp = 1 / pred (depths clamped at 1e-7 m), divided per image by its spatial mean (+ 1e-7) as
-    monodepth2 does, so the term cannot fall by shrinking the disparity scale. ``target`` is not
-    used. ``masked`` restricts the penalty, and the mean, to valid pixels; ``masked=False``
-    regularises every pixel with the mean over all of them, exactly monodepth2's form.
+    disp = inverse depth, divided per image by its spatial mean (+ 1e-7) as monodepth2 does, so the
+    term cannot fall by shrinking the scale. ``masked`` restricts the penalty, and the mean, to the
+    pixels of ``mask``; ``masked=False`` regularises every pixel with the mean over all of them,
+    exactly monodepth2's form (and what self-supervised training, with no ground truth, needs).
     """
-    pred, _, mask = check_inputs(pred, target, mask)
-    if image is None:
-        raise ValueError("edge_smoothness needs the input image (B, 3, H, W): pass image=...")
-    if image.shape[0] != pred.shape[0] or image.shape[-2:] != pred.shape[-2:]:
-        raise ValueError(f"edge_smoothness: image {tuple(image.shape)} does not match pred {tuple(pred.shape)}")
-    disp = safe_reciprocal(pred)
+    disp, _, mask = check_inputs(inverse_depth, inverse_depth, mask)
+    if image.shape[0] != disp.shape[0] or image.shape[-2:] != disp.shape[-2:]:
+        raise ValueError(f"edge_smoothness: image {tuple(image.shape)} does not match the prediction {tuple(disp.shape)}")
     if masked:  # the mean over valid pixels, so that nothing at an invalid pixel changes the value
         m = mask.to(disp.dtype)
         mean = (disp * m).sum((2, 3), keepdim=True) / m.sum((2, 3), keepdim=True).clamp_min(1)
@@ -53,21 +54,24 @@ def edge_smoothness(pred: Tensor, target: Tensor, mask: Tensor, image: Tensor, m
 
 
 class EdgeAwareSmoothnessLoss(DepthLoss):
-    """Edge-aware smoothness of mean-normalised disparity, weighted by exp(-|image gradient|) (Monodepth).
+    """Edge-aware smoothness of mean-normalised inverse depth, weighted by exp(-|image gradient|) (Monodepth).
 
     L = mean(|dx d*| exp(-mean_c |dx I|)) + mean(|dy d*| exp(-mean_c |dy I|)), d* = (1/pred) / mean(1/pred).
-    A regulariser for next to a data term: monodepth2 weights it 1e-3 / 2^scale. Needs ``image``.
+    A regulariser for next to a data term: monodepth2 weights it 1e-3 / 2^scale. Reads the batch's
+    ``image``; uses the network's own inverse depth when it predicts one (else 1 / depth, depths
+    clamped at 1e-7 m).
 
     Args:
         masked: only pairs of valid pixels count (default, so an all-invalid mask gives 0); False
             regularises every pixel, which suits sparse ground truth such as KITTI's.
     """
 
-    needs_image = True
+    requires = frozenset({"image"})
 
     def __init__(self, masked: bool = True) -> None:
         super().__init__()
         self.masked = masked
 
-    def forward(self, pred: Tensor, target: Tensor, mask: Tensor, image: Tensor | None = None) -> Tensor:
-        return edge_smoothness(pred, target, mask, image, self.masked)
+    def forward(self, out: DepthOutput, batch: Mapping[str, Any], mask: Tensor) -> Tensor:
+        inverse = out.inverse_depth if out.inverse_depth is not None else safe_reciprocal(out.depth)
+        return edge_smoothness(inverse, mask, batch["image"], self.masked)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from depthlab import losses
+from loss_call import call_loss
 
 NAMES = losses.available()
 
@@ -20,16 +21,17 @@ VARIANTS = [
     ("edge_smoothness", {"masked": False}),
     ("gradient_matching", {"scales": 2}),
     ("ssi", {"space": "depth", "alpha": 0.5}),
+    ("log_depth_nll", {"distribution": "gaussian"}),
 ]
 
 
 def _call(loss, pred, target, mask, image):
-    return loss(pred, target, mask, image=image)
+    return call_loss(loss, pred, target, mask, image)
 
 
 def test_every_loss_is_registered_with_a_one_line_description():
     expected = {"silog", "silog_bts", "silog_glpn", "silog_adabins", "berhu", "log_l1", "smooth_l1", "l1", "l2",
-                "rmse", "l1_disparity", "edge_smoothness", "gradient_matching", "ssi"}
+                "rmse", "l1_inverse_depth", "edge_smoothness", "gradient_matching", "ssi", "log_depth_nll"}
     assert expected <= set(NAMES)
     table = losses.REGISTRY.table().splitlines()
     assert len(table) == len(NAMES)
@@ -43,7 +45,8 @@ def test_every_loss_is_registered_with_a_one_line_description():
 def test_builds_a_module_with_defaults(name):
     loss = losses.build(name)
     assert isinstance(loss, nn.Module)
-    assert isinstance(getattr(loss, "needs_image", False), bool)
+    assert isinstance(loss.requires, frozenset) and isinstance(loss.requires_output, frozenset)
+    assert "depth" in loss.requires_output  # every network predicts depth
 
 
 @pytest.mark.parametrize("name", NAMES)

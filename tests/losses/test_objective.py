@@ -7,7 +7,9 @@ import yaml
 from depthlab import losses
 from depthlab.errors import ConfigError
 from depthlab.losses.pointwise import L1Loss
+from depthlab.models.output import DepthOutput
 from depthlab.registry import PluginError
+from loss_call import call_loss
 
 
 def _batch(seed=0):
@@ -30,9 +32,9 @@ def test_yaml_weighted_sum_logs_each_term():
     objective = losses.build_objective(spec)
     pred, target, mask, image = _batch()
     pred.requires_grad_()
-    total, parts = objective(pred, target, mask, image=image)
-    silog = losses.build("silog", lambd=0.85)(pred, target, mask)
-    smooth = losses.build("edge_smoothness")(pred, target, mask, image=image)
+    total, parts = call_loss(objective, pred, target, mask, image)
+    silog = losses.build("silog", lambd=0.85).compute(pred, target, mask)
+    smooth = call_loss(losses.build("edge_smoothness"), pred, target, mask, image)
     assert set(parts) == {"silog", "edge_smoothness"}
     assert parts["silog"].item() == pytest.approx(silog.item(), rel=1e-12)
     assert parts["edge_smoothness"].item() == pytest.approx(smooth.item(), rel=1e-12)
@@ -40,15 +42,15 @@ def test_yaml_weighted_sum_logs_each_term():
     assert not any(p.requires_grad for p in parts.values())  # logged values, detached
     total.backward()
     assert torch.isfinite(pred.grad).all()
-    assert objective.needs_image
+    assert objective.requires == {"depth", "image"} and objective.requires_output == {"depth"}
 
 
 def test_single_name_and_single_mapping():
     pred, target, mask, _ = _batch(1)
-    total, parts = losses.build_objective("l1")(pred, target, mask)
+    total, parts = call_loss(losses.build_objective("l1"), pred, target, mask)
     assert list(parts) == ["l1"] and total.item() == pytest.approx(parts["l1"].item())
-    total, parts = losses.build_objective({"name": "smooth_l1", "sigma": 3.0, "weight": 2.0})(pred, target, mask)
-    assert total.item() == pytest.approx(2.0 * losses.build("smooth_l1", sigma=3.0)(pred, target, mask).item())
+    total, parts = call_loss(losses.build_objective({"name": "smooth_l1", "sigma": 3.0, "weight": 2.0}), pred, target, mask)
+    assert total.item() == pytest.approx(2.0 * losses.build("smooth_l1", sigma=3.0).compute(pred, target, mask).item())
 
 
 def test_class_path_term():
@@ -63,18 +65,39 @@ def test_repeated_loss_gets_distinct_names():
     assert objective.weights == {"silog": 1.0, "silog_1": 0.5}
 
 
-def test_image_goes_only_to_losses_that_need_it():
+def test_every_term_sees_the_whole_output_and_batch():
     seen = {}
 
     class Spy(L1Loss):
-        def forward(self, pred, target, mask, image=None):
-            seen["image"] = image
-            return super().forward(pred, target, mask)
+        requires = frozenset({"depth", "image_right"})
+
+        def forward(self, out, batch, mask):
+            seen.update(out=out, batch=batch)
+            return super().forward(out, batch, mask)
 
     objective = losses.WeightedSum({"spy": (1.0, Spy())})
     pred, target, mask, image = _batch(2)
-    objective(pred, target, mask, image=image)
-    assert seen["image"] is None
+    out = DepthOutput(depth=pred, log_variance=torch.zeros_like(pred))
+    batch = {"depth": target, "image": image, "image_right": image.flip(-1)}
+    objective(out, batch, mask)
+    assert seen["out"] is out and seen["batch"] is batch
+    assert objective.requires == {"depth", "image_right"}
+
+
+def test_missing_batch_key_is_named_at_check_time():
+    objective = losses.build_objective([{"name": "l1"}, {"name": "edge_smoothness", "weight": 0.1}])
+    objective.check_requirements({"image", "depth", "valid"}, {"depth"}, "data module X")  # all there
+    with pytest.raises(ConfigError, match=r"term 'edge_smoothness' requires batch key 'image', which data module X"):
+        objective.check_requirements({"depth", "valid"}, None, "data module X")
+    with pytest.raises(ConfigError, match=r"term 'l1' requires batch key 'depth'"):
+        objective.check_requirements({"image"}, None, "data module Y")
+
+
+def test_missing_network_output_is_named_at_check_time():
+    objective = losses.build_objective("log_depth_nll")
+    with pytest.raises(ConfigError, match=r"requires network output 'log_variance'.*uncertainty: true"):
+        objective.check_requirements(None, {"depth"}, "network UNet")
+    objective.check_requirements({"depth"}, {"depth", "log_variance"}, "network UNet")
 
 
 @pytest.mark.parametrize(

@@ -26,23 +26,23 @@ def _maps(pred, target, mask=None):
         ("l2", (1 + 0 + 4) / 3),
         ("rmse", math.sqrt(5 / 3)),
         ("log_l1", (math.log(2) + 0 + math.log(3)) / 3),
-        ("l1_disparity", (0.5 + 0 + 0.25) / 3),  # |1 - 1/2|, 0, |1/4 - 1/2|
+        ("l1_inverse_depth", (0.5 + 0 + 0.25) / 3),  # |1 - 1/2|, 0, |1/4 - 1/2|
         ("smooth_l1", (0.5 + 0 + 1.5) / 3),  # sigma 1: |x| >= 1 -> |x| - 0.5
         ("berhu", ((1 + 0.16) / 0.8 + 0 + (4 + 0.16) / 0.8) / 3),  # c = 0.2 * 2 = 0.4: both above c
     ],
 )
 def test_hand_values(name, expected):
     pred, target, mask = _maps([1.0, 2.0, 4.0], [2.0, 2.0, 2.0])
-    assert losses.build(name)(pred, target, mask).item() == pytest.approx(expected, rel=1e-7)
+    assert losses.build(name).compute(pred, target, mask).item() == pytest.approx(expected, rel=1e-7)
 
 
 def test_invalid_pixels_do_not_count():
     pred, target, _ = _maps([1.0, 2.0, 4.0, -3.0], [2.0, 2.0, 2.0, float("nan")])
     mask = torch.tensor([True, True, True, False]).view(1, 1, 1, 4)
-    for name in ("l1", "l2", "rmse", "log_l1", "l1_disparity", "smooth_l1", "berhu"):
-        clean = losses.build(name)(pred[..., :3], target[..., :3], mask[..., :3])
+    for name in ("l1", "l2", "rmse", "log_l1", "l1_inverse_depth", "smooth_l1", "berhu"):
+        clean = losses.build(name).compute(pred[..., :3], target[..., :3], mask[..., :3])
         p = pred.clone().requires_grad_()
-        value = losses.build(name)(p, target, mask)
+        value = losses.build(name).compute(p, target, mask)
         value.backward()
         assert value.item() == pytest.approx(clean.item(), rel=1e-12), name
         assert p.grad[..., 3].item() == 0.0, name
@@ -57,17 +57,17 @@ def test_smooth_l1_worked_example_on_the_l1_distance():
     assert smooth_l1_penalty(x, sigma=3.0).item() == pytest.approx(0.34444444, abs=1e-8)
     # the same through the registered loss, on a one-pixel map with residual 0.4
     pred, target, mask = _maps([1.4], [1.0])
-    assert losses.build("smooth_l1")(pred, target, mask).item() == pytest.approx(0.08, rel=1e-12)
-    assert losses.build("smooth_l1", sigma=3.0)(pred, target, mask).item() == pytest.approx(0.3444444444, rel=1e-9)
+    assert losses.build("smooth_l1").compute(pred, target, mask).item() == pytest.approx(0.08, rel=1e-12)
+    assert losses.build("smooth_l1", sigma=3.0).compute(pred, target, mask).item() == pytest.approx(0.3444444444, rel=1e-9)
 
 
 def test_smooth_l1_per_pixel_mean():
     # residuals 0.1, 0, 0.3 (p - q of the worked example), averaged per pixel
     pred, target, mask = _maps([1.0, 2.0, 3.0], [1.1, 2.0, 3.3])
-    assert losses.build("smooth_l1")(pred, target, mask).item() == pytest.approx((0.005 + 0 + 0.045) / 3, rel=1e-9)
+    assert losses.build("smooth_l1").compute(pred, target, mask).item() == pytest.approx((0.005 + 0 + 0.045) / 3, rel=1e-9)
     # sigma 3: 1/sigma^2 = 0.111: 0.1 is quadratic (4.5 * 0.01), 0.3 is linear (0.3 - 0.5/9)
     expected = (4.5 * 0.01 + 0 + 0.3 - 0.5 / 9) / 3
-    assert losses.build("smooth_l1", sigma=3.0)(pred, target, mask).item() == pytest.approx(expected, rel=1e-9)
+    assert losses.build("smooth_l1", sigma=3.0).compute(pred, target, mask).item() == pytest.approx(expected, rel=1e-9)
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 3.0])
@@ -120,7 +120,7 @@ def test_berhu_threshold_comes_from_valid_pixels_of_the_whole_batch():
 def test_berhu_with_c_zero_is_zero_with_zero_gradient():
     pred, target, mask = _maps([1.0, 2.0], [1.0, 2.0])
     pred.requires_grad_()
-    value = losses.build("berhu")(pred, target, mask)
+    value = losses.build("berhu").compute(pred, target, mask)
     value.backward()
     assert value.item() == 0.0
     assert torch.equal(pred.grad, torch.zeros_like(pred))
@@ -138,15 +138,15 @@ def test_berhu_threshold_is_constant_in_backward():
 def test_rmse_at_perfect_prediction_is_finite():
     pred, target, mask = _maps([1.0, 2.0], [1.0, 2.0])
     pred.requires_grad_()
-    value = losses.build("rmse")(pred, target, mask)
+    value = losses.build("rmse").compute(pred, target, mask)
     value.backward()
     assert value.item() == pytest.approx(1e-4)  # sqrt(0 + eps), eps = 1e-8 m^2
     assert torch.isfinite(pred.grad).all()
 
 
-def test_l1_disparity_guards_nonpositive_depth():
+def test_l1_inverse_depth_guards_nonpositive_depth():
     pred, target, mask = _maps([0.0, -2.0, 1.0], [1.0, 1.0, 1.0])
     pred.requires_grad_()
-    value = losses.build("l1_disparity")(pred, target, mask)
+    value = losses.build("l1_inverse_depth").compute(pred, target, mask)
     value.backward()
     assert torch.isfinite(value) and torch.isfinite(pred.grad).all()

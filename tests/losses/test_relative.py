@@ -28,8 +28,8 @@ def test_gradient_matching_hand_value():
     # R = ln(pred / target) = [0, ln 2, 0]. Scale 1: |dx R| = ln2 + ln2 over M = 3 pixels.
     # Scale 2 keeps pixels 0 and 2 (R = 0, 0): 0. Scales 3 and 4 keep one pixel: 0.
     pred, target, mask = _row([1.0, 2.0, 1.0], [1.0, 1.0, 1.0])
-    assert losses.build("gradient_matching")(pred, target, mask).item() == pytest.approx(2 * math.log(2) / 3, rel=1e-12)
-    assert losses.build("gradient_matching", scales=1)(pred, target, mask).item() == pytest.approx(2 * math.log(2) / 3, rel=1e-12)
+    assert losses.build("gradient_matching").compute(pred, target, mask).item() == pytest.approx(2 * math.log(2) / 3, rel=1e-12)
+    assert losses.build("gradient_matching", scales=1).compute(pred, target, mask).item() == pytest.approx(2 * math.log(2) / 3, rel=1e-12)
 
 
 def test_gradient_matching_second_scale_by_hand():
@@ -37,7 +37,7 @@ def test_gradient_matching_second_scale_by_hand():
     # (pixels 0, 2, 4): ln2 twice over 3 pixels.
     pred, target, mask = _row([1.0, 1.0, 2.0, 1.0, 1.0], [1.0] * 5)
     expected = 2 * math.log(2) / 5 + 2 * math.log(2) / 3
-    assert losses.build("gradient_matching")(pred, target, mask).item() == pytest.approx(expected, rel=1e-12)
+    assert losses.build("gradient_matching").compute(pred, target, mask).item() == pytest.approx(expected, rel=1e-12)
 
 
 def test_gradient_matching_vertical_and_masked_pairs():
@@ -50,8 +50,8 @@ def test_gradient_matching_vertical_and_masked_pairs():
 def test_gradient_matching_is_scale_invariant_and_zero_for_a_scaled_prediction():
     pred, target, mask = _random(0)
     loss = losses.build("gradient_matching")
-    assert loss(pred * 3.3, target, mask).item() == pytest.approx(loss(pred, target, mask).item(), rel=1e-9)
-    assert loss(target * 0.25, target, mask).item() == pytest.approx(0.0, abs=1e-12)
+    assert loss.compute(pred * 3.3, target, mask).item() == pytest.approx(loss.compute(pred, target, mask).item(), rel=1e-9)
+    assert loss.compute(target * 0.25, target, mask).item() == pytest.approx(0.0, abs=1e-12)
 
 
 # --- scale-and-shift invariant ------------------------------------------------------------------
@@ -63,18 +63,18 @@ def test_ssi_hand_value_in_depth_space():
     pred, target, mask = _row([1.0, 2.0, 3.0], [1.0, 3.0, 2.0])
     s, t = align_scale_shift(pred, target, mask)
     assert (s.item(), t.item()) == (pytest.approx(0.5), pytest.approx(1.0))
-    assert losses.build("ssi", space="depth")(pred, target, mask).item() == pytest.approx(0.25, rel=1e-12)
+    assert losses.build("ssi", space="depth").compute(pred, target, mask).item() == pytest.approx(0.25, rel=1e-12)
     # with MiDaS' gradient term: residual [0.5, -1, 0.5]: |dx| = 1.5 + 1.5 over M = 3 at scale 1,
     # scale 2 keeps [0.5, 0.5]: 0; so 0.25 + 0.5 * 1
-    assert losses.build("ssi", space="depth", alpha=0.5)(pred, target, mask).item() == pytest.approx(0.75, rel=1e-12)
+    assert losses.build("ssi", space="depth", alpha=0.5).compute(pred, target, mask).item() == pytest.approx(0.75, rel=1e-12)
 
 
 def test_ssi_is_zero_for_any_affine_disparity():
     _, target, mask = _random(1)
     disparity = 1 / target
     pred = 1 / ((disparity + 0.5) / 3.0)  # disparity of pred = (gt disparity + 0.5) / 3
-    assert losses.build("ssi")(pred, target, mask).item() == pytest.approx(0.0, abs=1e-16)
-    assert losses.build("ssi")(pred, target, mask).item() < losses.build("ssi", space="depth")(pred, target, mask).item()
+    assert losses.build("ssi").compute(pred, target, mask).item() == pytest.approx(0.0, abs=1e-16)
+    assert losses.build("ssi").compute(pred, target, mask).item() < losses.build("ssi", space="depth").compute(pred, target, mask).item()
 
 
 def test_ssi_aligns_each_image_separately():
@@ -82,7 +82,7 @@ def test_ssi_aligns_each_image_separately():
     scale = torch.tensor([2.0, 0.1], dtype=target.dtype).view(2, 1, 1, 1)
     shift = torch.tensor([-1.0, 5.0], dtype=target.dtype).view(2, 1, 1, 1)
     pred = target * scale + shift
-    assert losses.build("ssi", space="depth")(pred, target, mask).item() == pytest.approx(0.0, abs=1e-16)
+    assert losses.build("ssi", space="depth").compute(pred, target, mask).item() == pytest.approx(0.0, abs=1e-16)
     s, t = align_scale_shift(pred, target, mask)
     assert torch.allclose(s.flatten(), 1 / scale.flatten()) and torch.allclose(t.flatten(), (-shift / scale).flatten())
 
@@ -121,5 +121,5 @@ def test_ssi_gradient_equals_gradient_with_alignment_held_fixed():
 
 
 def test_ssi_rejects_unknown_space():
-    with pytest.raises(ValueError, match="disparity"):
+    with pytest.raises(ValueError, match="inverse_depth"):
         losses.build("ssi", space="inverse")

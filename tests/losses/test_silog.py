@@ -76,8 +76,8 @@ def test_not_the_sum_of_squares_typo_form():
 )
 def test_presets_hand_values(name, expected):
     pred, target, mask = _maps([2.0, 1.0], [1.0, 1.0])
-    assert losses.build(name, eps=0.0)(pred, target, mask).item() == pytest.approx(expected, rel=1e-12)
-    assert losses.build(name)(pred, target, mask).item() == pytest.approx(expected, rel=1e-7)
+    assert losses.build(name, eps=0.0).compute(pred, target, mask).item() == pytest.approx(expected, rel=1e-12)
+    assert losses.build(name).compute(pred, target, mask).item() == pytest.approx(expected, rel=1e-7)
 
 
 # The public training code, re-stated (batch pooled by boolean indexing, no guards).
@@ -103,16 +103,16 @@ def _adabins_reference(p, g, m):
 def test_presets_reproduce_the_public_formula(name, reference, seed):
     pred, target, mask = _random(seed)
     expected = reference(pred, target, mask).item()
-    assert losses.build(name, eps=0.0)(pred, target, mask).item() == pytest.approx(expected, rel=1e-12)
-    assert losses.build(name)(pred, target, mask).item() == pytest.approx(expected, rel=1e-6)
+    assert losses.build(name, eps=0.0).compute(pred, target, mask).item() == pytest.approx(expected, rel=1e-12)
+    assert losses.build(name).compute(pred, target, mask).item() == pytest.approx(expected, rel=1e-6)
     pred32, target32 = pred.float(), target.float()
-    assert losses.build(name)(pred32, target32, mask).item() == pytest.approx(expected, rel=1e-5)
+    assert losses.build(name).compute(pred32, target32, mask).item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_variance_focus_is_bts_name_for_lambda():
     pred, target, mask = _random(3)
-    a = SiLogLoss(variance_focus=0.85, sqrt=True, scale=10.0)(pred, target, mask)
-    b = SiLogLoss(lambd=0.85, sqrt=True, scale=10.0)(pred, target, mask)
+    a = SiLogLoss(variance_focus=0.85, sqrt=True, scale=10.0).compute(pred, target, mask)
+    b = SiLogLoss(lambd=0.85, sqrt=True, scale=10.0).compute(pred, target, mask)
     assert a.item() == b.item()
     assert SiLogLoss().lambd == 0.5
     with pytest.raises(ConfigError, match="not both"):
@@ -124,7 +124,7 @@ def test_variance_focus_is_bts_name_for_lambda():
 def test_default_is_eigen_without_root_and_zero_at_perfect_prediction():
     pred, _, mask = _random(4)
     pred = pred.clone().requires_grad_()
-    value = losses.build("silog")(pred, pred.detach().clone(), mask)
+    value = losses.build("silog").compute(pred, pred.detach().clone(), mask)
     value.backward()
     assert value.item() == 0.0
     assert torch.equal(pred.grad, torch.zeros_like(pred))
@@ -135,7 +135,7 @@ def test_sqrt_silog_at_perfect_prediction_has_finite_gradient(name):
     pred, _, mask = _random(5, dtype=torch.float32)
     pred = pred.clone().requires_grad_()
     loss = losses.build(name)
-    value = loss(pred, pred.detach().clone(), mask)
+    value = loss.compute(pred, pred.detach().clone(), mask)
     value.backward()
     assert torch.isfinite(pred.grad).all()
     assert value.item() == pytest.approx(loss.scale * math.sqrt(loss.eps), rel=1e-4)  # sqrt(0 + eps)
@@ -148,7 +148,7 @@ def test_the_unguarded_public_formula_gives_nan_at_perfect_prediction():
     _bts_reference(pred, pred.detach().clone(), mask).backward()
     assert torch.isnan(pred.grad[mask]).all()
     pred.grad = None
-    losses.build("silog_bts")(pred, pred.detach().clone(), mask).backward()
+    losses.build("silog_bts").compute(pred, pred.detach().clone(), mask).backward()
     assert torch.equal(pred.grad, torch.zeros_like(pred))  # d = 0 everywhere: the exact gradient is 0
 
 
@@ -160,7 +160,7 @@ def test_root_gradient_stays_bounded_as_the_loss_nears_zero():
     loss = SiLogLoss(lambd=0.85, sqrt=True)
     for delta in (1e-2, 1e-5, 1e-9, 0.0):
         p = (target * torch.exp(delta * noise)).requires_grad_()
-        loss(p, target, mask).backward()
+        loss.compute(p, target, mask).backward()
         assert torch.isfinite(p.grad).all()
         assert p.grad.abs().max() < 10.0
 
@@ -169,7 +169,7 @@ def test_zero_and_negative_predictions_are_guarded():
     pred, target, mask = _maps([0.0, -1.0, 2.0], [1.0, 1.0, 1.0])
     for loss in (SiLogLoss(), SiLogLoss(sqrt=True), losses.build("silog_adabins")):
         p = pred.clone().requires_grad_()
-        value = loss(p, target, mask)
+        value = loss.compute(p, target, mask)
         value.backward()
         assert torch.isfinite(value) and torch.isfinite(p.grad).all()
 
@@ -196,5 +196,5 @@ def test_per_image_skips_images_without_valid_pixels():
 
 def test_unbiased_variance_of_one_pixel_is_zero_not_nan():
     pred, target, mask = _maps([2.0], [1.0])
-    value = losses.build("silog_adabins", eps=0.0)(pred, target, mask)
+    value = losses.build("silog_adabins", eps=0.0).compute(pred, target, mask)
     assert value.item() == pytest.approx(10 * math.sqrt(0.15) * LN2, rel=1e-12)  # var = 0, mean d = ln 2

@@ -7,6 +7,8 @@ import torch
 
 from depthlab import losses
 from depthlab.losses.smoothness import edge_aware_smoothness
+from depthlab.models.output import DepthOutput
+from loss_call import call_loss
 
 
 def _row(disparity, image_row=None):
@@ -22,14 +24,14 @@ def _row(disparity, image_row=None):
 def test_hand_value_flat_image():
     # disparity [1, 2, 3], mean 2 -> normalised [0.5, 1, 1.5]; |dx| = [0.5, 0.5]; no vertical pairs
     pred, target, mask, image = _row([1.0, 2.0, 3.0])
-    value = losses.build("edge_smoothness")(pred, target, mask, image=image)
+    value = call_loss(losses.build("edge_smoothness"), pred, target, mask, image)
     assert value.item() == pytest.approx(0.5 * 2 / (2 + 1e-7), rel=1e-9)
 
 
 def test_hand_value_image_edge_lowers_the_penalty():
     # an image step of 1 between pixels 1 and 2 (all channels): weights exp(-1) and 1
     pred, target, mask, image = _row([1.0, 2.0, 3.0], [0.0, 1.0, 1.0])
-    value = losses.build("edge_smoothness")(pred, target, mask, image=image)
+    value = call_loss(losses.build("edge_smoothness"), pred, target, mask, image)
     assert value.item() == pytest.approx((0.5 * math.exp(-1) + 0.5) / 2, rel=1e-6)
 
 
@@ -45,8 +47,8 @@ def test_constant_depth_costs_nothing_and_scale_does_not_matter():
     image = torch.rand(2, 3, 5, 6, generator=g, dtype=torch.float64)
     mask = torch.rand(2, 1, 5, 6, generator=g) > 0.2
     loss = losses.build("edge_smoothness")
-    assert loss(torch.full_like(pred, 3.0), pred, mask, image=image).item() == 0.0
-    assert loss(pred * 7.5, pred, mask, image=image).item() == pytest.approx(loss(pred, pred, mask, image=image).item(), rel=1e-6)
+    assert call_loss(loss, torch.full_like(pred, 3.0), pred, mask, image).item() == 0.0
+    assert call_loss(loss, pred * 7.5, pred, mask, image).item() == pytest.approx(call_loss(loss, pred, pred, mask, image).item(), rel=1e-6)
 
 
 def test_unmasked_is_monodepth2_form_over_every_pixel():
@@ -59,23 +61,27 @@ def test_unmasked_is_monodepth2_form_over_every_pixel():
     gx = (d[..., :, :-1] - d[..., :, 1:]).abs() * torch.exp(-(image[..., :, :-1] - image[..., :, 1:]).abs().mean(1, keepdim=True))
     gy = (d[..., :-1, :] - d[..., 1:, :]).abs() * torch.exp(-(image[..., :-1, :] - image[..., 1:, :]).abs().mean(1, keepdim=True))
     expected = gx.mean() + gy.mean()
-    value = losses.build("edge_smoothness", masked=False)(pred, pred, no_pixel, image=image)
+    value = call_loss(losses.build("edge_smoothness", masked=False), pred, pred, no_pixel, image)
     assert value.item() == pytest.approx(expected.item(), rel=1e-12)
     # masked (the default), the same inputs with no valid pixel give 0
-    assert losses.build("edge_smoothness")(pred, pred, no_pixel, image=image).item() == 0.0
+    assert call_loss(losses.build("edge_smoothness"), pred, pred, no_pixel, image).item() == 0.0
 
 
 def test_masked_counts_only_pairs_of_valid_pixels():
     pred, target, _, image = _row([1.0, 2.0, 3.0, 100.0])
     mask = torch.tensor([True, True, True, False]).view(1, 1, 1, 4)
     # the invalid 4th pixel changes neither the normalising mean nor the pairs
-    value = losses.build("edge_smoothness")(pred, target, mask, image=image)
+    value = call_loss(losses.build("edge_smoothness"), pred, target, mask, image)
     assert value.item() == pytest.approx(0.5 * 2 / (2 + 1e-7), rel=1e-9)
 
 
-def test_needs_image():
+def test_reads_the_image_and_the_networks_own_inverse_depth():
     loss = losses.build("edge_smoothness")
-    assert loss.needs_image
-    pred, target, mask, _ = _row([1.0, 2.0])
-    with pytest.raises(ValueError, match="needs the input image"):
-        loss(pred, target, mask)
+    assert loss.requires == {"image"}
+    pred, _, mask, image = _row([1.0, 2.0, 3.0])
+    # an inverse-depth network's own output is what is regularised (here 2x the 1/depth of `pred`:
+    # the mean normalisation makes that the same value), and a different map gives another value
+    same = loss(DepthOutput(depth=torch.full_like(pred, 5.0), inverse_depth=2.0 / pred), {"image": image}, mask)
+    assert same.item() == pytest.approx(0.5 * 2 / (2 + 1e-7 / 2), rel=1e-9)
+    flat = loss(DepthOutput(depth=pred, inverse_depth=torch.ones_like(pred)), {"image": image}, mask)
+    assert flat.item() == 0.0
