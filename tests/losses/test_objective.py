@@ -116,3 +116,25 @@ def test_missing_network_output_is_named_at_check_time():
 def test_bad_specs_say_what_is_wrong(spec, error, message):
     with pytest.raises(error, match=message):
         losses.build_objective(spec)
+
+
+def test_the_documented_plugin_examples_work_as_documented():
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "losses.md").read_text()
+    section = doc[doc.index("## Writing a loss plugin"):]
+    namespace: dict = {}
+    for block in re.findall(r"```python\n(.*?)```", section, flags=re.S):
+        exec(compile(block, "docs/losses.md", "exec"), namespace)
+    right, scaled = namespace["MeanRightViewDifference"](), namespace["ScaledL1"](factor=2.0)
+    objective = losses.WeightedSum({"right_view": (1.0, right), "scaled_l1": (1.0, scaled)})
+    with pytest.raises(ConfigError, match="term 'right_view' requires batch key 'image_right'"):
+        objective.check_requirements({"image", "depth", "valid"}, {"depth"}, "data module NYUDataModule")
+    pred, target, mask, image = _batch(3)
+    batch = {"depth": target, "image": image, "image_right": image.flip(-1)}
+    total, parts = objective(DepthOutput(depth=pred), batch, mask)
+    expected_scaled = 2.0 * (pred - target).abs()[mask].mean()
+    assert parts["scaled_l1"].item() == pytest.approx(expected_scaled.item(), rel=1e-12)
+    expected_right = ((image - image.flip(-1)).abs().mean(1, keepdim=True) / pred).mean()
+    assert parts["right_view"].item() == pytest.approx(expected_right.item(), rel=1e-12)
