@@ -4,7 +4,8 @@ per-sample problem reports for ``depthlab data check``, and their data modules' 
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cv2
@@ -13,12 +14,17 @@ import torch
 from torch.utils.data import Dataset
 
 from depthlab.data.batch import DepthSample
+from depthlab.data.keys import VIEW_KEYS, VIEWS, complete_stereo_pairs
 from depthlab.data.loading import Split, SplitDataModule
 from depthlab.data.readers import DataError, Problem
 from depthlab.data.transforms import DepthAugment
 from depthlab.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The shipped split lists: data/splits/ at the repository root, installed as the package data of
+# depthlab._splits (pyproject's package-dir), so a wheel install has them too.
+SHIPPED_SPLITS = PurePosixPath("data/splits")
+SPLITS_PACKAGE_DIR = "_splits"  # depthlab/_splits/ in an installed wheel
 
 # Each DataLoader worker is one decoding process: OpenCV's own thread pool would oversubscribe the
 # cores. Set once here, in the parent, so forked workers inherit it: calling cv2.setNumThreads in
@@ -26,12 +32,27 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 cv2.setNumThreads(1)
 
 
+def _installed_split(name: str) -> Path | None:
+    """``name`` among the split lists installed with depthlab (a wheel's ``depthlab/_splits/``)."""
+    shipped = resources.files("depthlab").joinpath(SPLITS_PACKAGE_DIR, name)
+    # Installed packages are plain folders; a zipped install would need as_file(), not worth it.
+    return shipped if isinstance(shipped, Path) and shipped.is_file() else None
+
+
 def resolve_path(path: str | Path) -> Path:
-    """A configured path; a relative one that is not under the working directory is looked up in
-    the depthlab checkout too, so ``data/splits/...`` in a config works from any directory."""
+    """A configured path. A relative one that does not exist under the working directory is looked
+    up among the files depthlab ships, so ``data/splits/...`` in a config works from any directory:
+    ``data/splits/<name>`` in the installed package data (wheel install), then the path under the
+    depthlab checkout (source checkout, editable install). Otherwise the path is returned as given
+    (the reader then reports it missing)."""
     path = Path(path).expanduser()
     if path.is_absolute() or path.exists():
         return path
+    parts = PurePosixPath(path.as_posix()).parts
+    if parts[:-1] == SHIPPED_SPLITS.parts:
+        installed = _installed_split(parts[-1])
+        if installed is not None:
+            return installed
     shipped = REPO_ROOT / path
     return shipped if shipped.exists() else path
 
@@ -46,21 +67,27 @@ def require_dir(path: str | Path | None, key: str) -> Path:
 
 
 def to_tensors(sample: dict[str, Any]) -> DepthSample:
-    """NumPy sample (HWC uint8 images, HW float32 depth) -> :class:`DepthSample` (CHW tensors).
+    """NumPy sample (HWC uint8 images, HW float32 depth-like maps) -> :class:`DepthSample` (CHW tensors).
 
-    ``valid`` is recomputed from the final depth (finite and > 0); invalid depth is set to 0.
+    Per-view maps follow ``keys.VIEW_KEYS``: images become (3, H, W) float32 in [0, 1]; every
+    depth-kind map (1, H, W) float32 with 0 where it is not finite or not > 0, and its validity mask
+    (``valid``, ``hint_valid``, ...) is recomputed from the final values.
     """
     out: dict[str, Any] = {}
-    for view in ("", "_right"):
-        if f"image{view}" in sample:
-            image = np.ascontiguousarray(sample[f"image{view}"])
-            scale = 255.0 if image.dtype == np.uint8 else 1.0
-            out[f"image{view}"] = torch.from_numpy(image).permute(2, 0, 1).float().div_(scale)
-        if f"depth{view}" in sample:
-            depth = np.asarray(sample[f"depth{view}"], dtype=np.float32)
-            valid = np.isfinite(depth) & (depth > 0)
-            out[f"depth{view}"] = torch.from_numpy(np.where(valid, depth, np.float32(0)))[None]
-            out[f"valid{view}"] = torch.from_numpy(valid)[None]
+    for vk in VIEW_KEYS:
+        for view in VIEWS:
+            key = vk.key(view)
+            if key not in sample:
+                continue
+            if vk.kind == "image":
+                image = np.ascontiguousarray(sample[key])
+                scale = 255.0 if image.dtype == np.uint8 else 1.0
+                out[key] = torch.from_numpy(image).permute(2, 0, 1).float().div_(scale)
+            else:
+                values = np.asarray(sample[key], dtype=np.float32)
+                valid = np.isfinite(values) & (values > 0)
+                out[key] = torch.from_numpy(np.where(valid, values, np.float32(0)))[None]
+                out[vk.valid_key(view)] = torch.from_numpy(valid)[None]
     if "intrinsics" in sample:
         out["intrinsics"] = torch.as_tensor(np.asarray(sample["intrinsics"], dtype=np.float32))
     if "baseline_m" in sample:
@@ -95,7 +122,7 @@ class DepthFileDataset(Dataset):
     def __getitem__(self, index: int) -> DepthSample:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
-        sample = self.load(index)
+        sample = complete_stereo_pairs(self.load(index))
         if self.augment is not None:
             sample = self.augment(sample)
         sample["index"] = index

@@ -10,7 +10,9 @@ from torch import Tensor
 class DepthSample(TypedDict, total=False):
     """One sample; the default collate stacks it into a batch with a leading B axis.
 
-    Required: ``image``, ``depth``, ``valid``. The rest is present when the data set has it.
+    Required: ``image``, ``depth``, ``valid``. The rest is present when the data set has it (a data
+    module's ``provides`` lists the keys of its batches). The per-view maps and their masks are
+    those of ``depthlab.data.keys.VIEW_KEYS``.
     """
 
     image: Tensor  # (3, H, W) float32 RGB in [0, 1] (networks normalise it themselves)
@@ -21,6 +23,10 @@ class DepthSample(TypedDict, total=False):
     baseline_m: Tensor  # () stereo baseline in metres
     depth_right: Tensor  # (1, H, W) depth of the right view (zeros where it has no ground truth)
     valid_right: Tensor  # (1, H, W) bool
+    hint: Tensor  # (1, H, W) float32 metres, Depth Hints' fused stereo depth; 0 where there is none
+    hint_valid: Tensor  # (1, H, W) bool, hint > 0
+    hint_right: Tensor  # (1, H, W) the right view's hint
+    hint_valid_right: Tensor  # (1, H, W) bool
     crop_offset: Tensor  # (2,) int64 top, left of this sample's window in the original frame
     full_size: Tensor  # (2,) int64 H, W of the original frame (place the window back for eval crops)
     index: Tensor  # () int64 position in its data set (names the file in error reports)

@@ -36,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from depthlab.data.base import DepthFileDataset, FileDataModule, Split, require_dir, resolve_path
+from depthlab.data.keys import VIEW_KEYS, VIEWS, view_keys
 from depthlab.data.readers import (
     CALIBRATION, DTYPE, FOCAL, LIST, MISSING, SIZE, DataError, ListEntry, Problem,
     StereoCalibration, kitti_stereo_calibration, read_depth_png, read_kitti_calib, read_rgb, read_split_list,
@@ -47,6 +48,7 @@ KB_CROP = (352, 1216)  # (H, W); KITTI benchmark crop as used by BTS/AdaBins (py
 DEPTH_PNG_SCALE = 1 / 256  # devkit readme of the depth benchmarks
 GroundTruth = Literal["annotated", "velodyne"]
 _OTHER_CAMERA = {"image_02": "image_03", "image_03": "image_02"}
+PER_VIEW_KEYS = tuple(vk.key(view) for vk in VIEW_KEYS for view in VIEWS)  # what the KB crop cuts
 
 
 def kb_crop_box(height: int, width: int) -> tuple[int, int]:
@@ -216,7 +218,7 @@ class KITTIDataset(DepthFileDataset):
                                         f"the {KB_CROP[0]}x{KB_CROP[1]} KB crop", e.source))
             top, left = kb_crop_box(height, width)
             window = (slice(top, top + KB_CROP[0]), slice(left, left + KB_CROP[1]))
-            for key in ("image", "depth", "image_right", "depth_right"):
+            for key in PER_VIEW_KEYS:
                 if key in sample:
                     sample[key] = np.ascontiguousarray(sample[key][window])
         fx, fy, cx, cy = calib.intrinsics
@@ -291,6 +293,11 @@ class KITTIDataModule(FileDataModule):
         self.gt_sources = {"train": train_gt_source, "val": eval_gt_source, "test": eval_gt_source}
         self.kb_crops = {"train": kb_crop, "val": eval_kb_crop, "test": eval_kb_crop}
         self.stereo = stereo
+
+    @property
+    def provides(self) -> frozenset[str]:
+        loaded = view_keys(["image", "depth"], stereo=self.stereo)
+        return loaded | {"intrinsics", "baseline_m", "crop_offset", "full_size", "index"}
 
     def check_splits(self) -> list[Split]:
         same = resolve_path(self.lists["val"]) == resolve_path(self.lists["test"])

@@ -28,6 +28,12 @@ class SplitDataModule(L.LightningDataModule):
     def dataset(self, split: Split) -> Dataset:
         raise NotImplementedError
 
+    @property
+    def provides(self) -> frozenset[str]:
+        """The keys of every batch this module yields, in every split (exactly: a loss's ``requires``
+        is checked against it at start-up)."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare the batch keys it provides")
+
     def _loader(self, split: Split) -> DataLoader:
         train = split == "train"
         return DataLoader(

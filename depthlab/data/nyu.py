@@ -25,6 +25,7 @@ import numpy as np
 import scipy.io
 
 from depthlab.data.base import DepthFileDataset, FileDataModule, Split, require_dir, resolve_path
+from depthlab.data.keys import view_keys
 from depthlab.data.readers import MISSING, SIZE, UNREADABLE, DataError, Problem, read_depth_png, read_rgb, read_split_list
 from depthlab.data.transforms import DepthAugment
 from depthlab.errors import ConfigError
@@ -212,6 +213,10 @@ class NYUDataModule(FileDataModule):
         self.depth_fields = {"train": train_depth_field, "eval": eval_depth_field}
         self.lists = {"train": train_list, "test": test_list}
         self.roots = {"train": train_root, "eval": eval_root}
+
+    @property
+    def provides(self) -> frozenset[str]:
+        return view_keys(["image", "depth"], stereo=False) | {"intrinsics", "index"}
 
     def check_splits(self) -> list[Split]:
         return ["train", "test"]  # val is the test split

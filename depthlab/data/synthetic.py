@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from depthlab.data.batch import DepthSample
+from depthlab.data.keys import view_keys
 from depthlab.data.loading import Split, SplitDataModule
 
 _SPLIT_ID = {"train": 0, "val": 1, "test": 2}
@@ -205,24 +206,28 @@ def render_view(scene: Scene, cfg: SceneConfig, offset_x_m: float = 0.0) -> tupl
     )
 
 
+#: The keys of every synthetic sample.
+SAMPLE_KEYS = view_keys(["image", "depth"], stereo=True) | {"intrinsics", "baseline_m", "index"}
+
+
 def render_sample(cfg: SceneConfig, seed: int, split: Split, index: int) -> DepthSample:
-    """The (seed, split, index)-th stereo sample as tensors (see :class:`DepthSample`)."""
+    """The (seed, split, index)-th stereo sample as tensors (see :class:`DepthSample`; keys
+    :data:`SAMPLE_KEYS`). Both views have ground truth, with the same range and density rules."""
     rng = np.random.default_rng([seed, _SPLIT_ID[split], index])
     scene = sample_scene(cfg, rng)
-    left, depth = render_view(scene, cfg, 0.0)
-    right, _ = render_view(scene, cfg, cfg.baseline_m)
-    valid = (depth > cfg.min_depth) & (depth < cfg.max_depth)
-    if cfg.gt_density < 1.0:
-        valid &= rng.random(depth.shape) < cfg.gt_density
-    depth = np.where(valid, depth, 0.0).astype(np.float32)
-    return DepthSample(
-        image=torch.from_numpy(left).permute(2, 0, 1).contiguous(),
-        image_right=torch.from_numpy(right).permute(2, 0, 1).contiguous(),
-        depth=torch.from_numpy(depth)[None],
-        valid=torch.from_numpy(valid)[None],
-        intrinsics=torch.tensor(cfg.intrinsics, dtype=torch.float32),
-        baseline_m=torch.tensor(cfg.baseline_m, dtype=torch.float32),
-    )
+    views = {"": render_view(scene, cfg, 0.0), "_right": render_view(scene, cfg, cfg.baseline_m)}
+    sample: dict[str, torch.Tensor] = {}
+    for view, (rgb, depth) in views.items():  # left first: its draws are those of the mono generator
+        valid = (depth > cfg.min_depth) & (depth < cfg.max_depth)
+        if cfg.gt_density < 1.0:
+            valid &= rng.random(depth.shape) < cfg.gt_density
+        sample[f"image{view}"] = torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
+        sample[f"depth{view}"] = torch.from_numpy(np.where(valid, depth, 0.0).astype(np.float32))[None]
+        sample[f"valid{view}"] = torch.from_numpy(valid)[None]
+    sample["intrinsics"] = torch.tensor(cfg.intrinsics, dtype=torch.float32)
+    sample["baseline_m"] = torch.tensor(cfg.baseline_m, dtype=torch.float32)
+    sample["index"] = torch.tensor(index, dtype=torch.int64)
+    return DepthSample(**sample)
 
 
 class SyntheticStereoDataset(Dataset):
@@ -276,6 +281,10 @@ class SyntheticDataModule(SplitDataModule):
         self.num_workers, self.seed = num_workers, seed
         self.scene = SceneConfig(height, width, hfov_deg, baseline_m, min_depth, max_depth, gt_density=gt_density)
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
+
+    @property
+    def provides(self) -> frozenset[str]:
+        return SAMPLE_KEYS
 
     def dataset(self, split: Split) -> SyntheticStereoDataset:
         return SyntheticStereoDataset(self.scene, split, self.sizes[split], self.seed)

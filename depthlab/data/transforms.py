@@ -1,8 +1,10 @@
 """Augmentation that keeps depth right: one albumentations ``A.Compose`` built from YAML.
 
 A sample enters as NumPy arrays: ``image`` (H, W, 3) uint8 RGB, ``depth`` (H, W) float32 metres with
-0 = no measurement, optionally ``image_right``/``depth_right`` (the other view of a rectified stereo
-pair), ``intrinsics`` (fx, fy, cx, cy) and ``baseline_m``. Rules the pipeline enforces:
+0 = no measurement, optionally the other per-view maps of ``depthlab.data.keys.VIEW_KEYS`` (``hint``,
+and ``<name>_right`` for the other view of a rectified stereo pair), ``intrinsics`` (fx, fy, cx, cy)
+and ``baseline_m``. Every depth-kind map of that table (``depth``, ``hint``, ...) is treated exactly
+as ``depth`` below. Rules the pipeline enforces:
 
 - Geometric transforms move every depth map with nearest-neighbour sampling and fill new borders
   with 0, so a depth value is never blended with another or with "no measurement"; the validity
@@ -11,8 +13,9 @@ pair), ``intrinsics`` (fx, fy, cx, cy) and ``baseline_m``. Rules the pipeline en
 - Photometric transforms (any albumentations ``ImageOnlyTransform``: brightness, contrast, gamma,
   hue, and :class:`ChannelScale`) touch the images only, with the same draw for both views.
 - :class:`HorizontalFlip` of a stereo pair also swaps the views (the mirrored right view is the new
-  left view) and the per-view depth maps; a sample with ``image_right`` always carries
-  ``depth_right`` (zeros when that view has no ground truth) so that the swap is defined.
+  left view) and every per-view map (``keys.STEREO_PAIRS``); in a sample with ``image_right`` a
+  depth-kind map present for one view only gets zeros for the other (no value there) so that the
+  swap is defined.
 - :class:`EigenScale` resizes by s and divides depth by s (Eigen et al. 2014, section 3.3).
 - :class:`Rotate` masks the border it brings in (depth 0 there).
 
@@ -47,10 +50,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from albumentations.core.transforms_interface import ImageOnlyTransform  # noqa: E402
 
+from depthlab.data.keys import ALBUMENTATIONS_TARGETS, STEREO_PAIRS, complete_stereo_pairs  # noqa: E402
 from depthlab.errors import ConfigError  # noqa: E402
 
-# albumentations target types of the sample keys; every "mask" target is a depth map in metres.
-TARGETS = {"image_right": "image", "depth": "mask", "depth_right": "mask"}
+# albumentations target types of the sample keys; every "mask" target is a depth-like map in metres.
+TARGETS = ALBUMENTATIONS_TARGETS
 # Nearest-neighbour with pixel centres at +0.5 (cv2.INTER_NEAREST is shifted by half a pixel).
 DEPTH_INTERPOLATION = cv2.INTER_NEAREST_EXACT
 
@@ -93,7 +97,7 @@ def _nearest_masks(name: str, kwargs: dict[str, Any], default: int) -> dict[str,
 
 
 class HorizontalFlip(A.HorizontalFlip):
-    """Mirror left-right; a stereo pair's views (and their depth maps) are swapped as well.
+    """Mirror left-right; a stereo pair's views (and all their per-view maps) are swapped as well.
 
     Mirroring a rectified pair turns the right view into a left view: new left = flip(old right),
     new right = flip(old left), with the same positive baseline. cx becomes W - 1 - cx.
@@ -107,11 +111,12 @@ class HorizontalFlip(A.HorizontalFlip):
             k[2] = width - 1 - k[2]
             out["intrinsics"] = k
         if "image_right" in out:
-            if "depth" in out and "depth_right" not in out:
-                raise ValueError("HorizontalFlip: a stereo sample needs depth_right (zeros if unknown) to swap views")
-            out["image"], out["image_right"] = out["image_right"], out["image"]
-            if "depth" in out:
-                out["depth"], out["depth_right"] = out["depth_right"], out["depth"]
+            for left, right in STEREO_PAIRS:
+                if (left in out) != (right in out):
+                    raise ValueError(f"HorizontalFlip: a stereo sample with {left if left in out else right} "
+                                     f"needs {right if left in out else left} too (zeros if unknown) to swap views")
+                if left in out:
+                    out[left], out[right] = out[right], out[left]
         return out
 
 
@@ -315,10 +320,7 @@ class DepthAugment:
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
         self._reseed()
-        data = dict(sample)
-        if "image_right" in data and "depth" in data and "depth_right" not in data:
-            data["depth_right"] = np.zeros_like(data["depth"])
-        return self.compose(**data)
+        return self.compose(**complete_stereo_pairs(sample))
 
     def __repr__(self) -> str:
         return f"DepthAugment({self.compose!r})"

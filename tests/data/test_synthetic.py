@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from depthlab.data.synthetic import SceneConfig, SyntheticDataModule, render_sample
+from depthlab.geometry import depth_to_disparity, warp_horizontal
 
 CFG = SceneConfig(height=48, width=64)
 
@@ -59,32 +59,41 @@ def test_sparse_ground_truth_keeps_the_requested_fraction():
     assert torch.equal(sparse["depth"][v], dense["depth"][v])  # same scene, same depth
 
 
-def _warp_right_to_left(right: torch.Tensor, disparity_px: torch.Tensor) -> torch.Tensor:
-    """left_hat(u, v) = right(u - d(u, v), v), bilinear."""
-    _, h, w = right.shape
-    v, u = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
-    grid = torch.stack([(u - disparity_px) / (w - 1) * 2 - 1, v / (h - 1) * 2 - 1], dim=-1)
-    return F.grid_sample(right[None], grid[None], align_corners=True, padding_mode="border")[0]
-
-
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_views_agree_under_the_true_disparity_only(index):
     cfg = SceneConfig(height=96, width=128, baseline_m=0.3)
-    s = render_sample(cfg, 0, "test", index)
-    fx = s["intrinsics"][0]
-    depth = s["depth"][0]
-    disparity = torch.where(s["valid"][0], fx * s["baseline_m"] / depth.clamp_min(1e-6), torch.zeros_like(depth))
-    u = torch.arange(cfg.width).expand_as(depth)
-    in_view = s["valid"][0] & (u - disparity >= 0)
+    s = {key: value[None] for key, value in render_sample(cfg, 0, "test", index).items()}
+    disparity = depth_to_disparity(s["depth"], s["intrinsics"][:, 0], s["baseline_m"])
 
     def error(disp):
-        return (_warp_right_to_left(s["image_right"], disp) - s["image"]).abs().mean(0)[in_view].mean()
+        left_hat, inside = warp_horizontal(s["image_right"], disp)  # left(x) = right(x - d)
+        in_view = s["valid"] & inside
+        return (left_hat - s["image"]).abs().mean(1, keepdim=True)[in_view].mean()
 
     true_err = error(disparity)
     assert true_err < 0.03  # residual: occlusions and bilinear resampling only
     assert error(disparity * 1.5) > 3 * true_err
     assert error(disparity + 3) > 3 * true_err
     assert error(torch.zeros_like(disparity)) > 3 * true_err
+
+
+def test_right_view_carries_its_own_ground_truth():
+    cfg = SceneConfig(height=48, width=64, min_depth=0.5, max_depth=6.0)
+    s = render_sample(cfg, 0, "val", 5)
+    assert s["index"].item() == 5 and s["index"].dtype == torch.int64
+    d, v = s["depth_right"], s["valid_right"]
+    assert d.shape == (1, 48, 64) and torch.equal(v, d > 0)
+    assert (d[v] > 0.5).all() and (d[v] < 6.0).all()
+    assert not torch.equal(d, s["depth"])  # another viewpoint (its agreement with the left view under
+    # the disparity is tested in tests/test_geometry.py)
+
+
+def test_right_ground_truth_follows_the_density_and_leaves_the_left_unchanged():
+    dense = render_sample(SceneConfig(height=64, width=96), 0, "train", 4)
+    sparse = render_sample(SceneConfig(height=64, width=96, gt_density=0.1), 0, "train", 4)
+    frac = sparse["valid_right"].float().sum() / dense["valid_right"].float().sum()
+    assert 0.08 < frac < 0.12 and (sparse["valid_right"] <= dense["valid_right"]).all()
+    assert not torch.equal(sparse["valid_right"], sparse["valid"])  # independent draws per view
 
 
 def test_depth_is_z_depth_not_ray_length():

@@ -1,0 +1,52 @@
+"""The split lists ship with the package: pyproject maps them in, resolve_path finds them from anywhere."""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import pytest
+
+from depthlab.data import base
+from depthlab.data.base import SHIPPED_SPLITS, SPLITS_PACKAGE_DIR, resolve_path
+
+REPO = Path(__file__).resolve().parents[2]
+SPLITS_PACKAGE = f"depthlab.{SPLITS_PACKAGE_DIR}"
+
+
+def test_every_package_and_every_split_file_is_in_the_wheel():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    # Every folder with Python code, with or without __init__.py (find also took namespace packages).
+    found = {".".join(py.parent.relative_to(REPO).parts) for py in (REPO / "depthlab").rglob("*.py")}
+    assert set(setuptools["packages"]) == found | {SPLITS_PACKAGE}, "list new subpackages in pyproject.toml"
+    assert setuptools["package-dir"] == {SPLITS_PACKAGE: SHIPPED_SPLITS.as_posix()}
+    patterns = setuptools["package-data"][SPLITS_PACKAGE]
+    shipped = sorted(p.name for p in (REPO / SHIPPED_SPLITS).iterdir() if p.is_file())
+    assert "eigen_test_files_with_gt.txt" in shipped and "splits.mat" in shipped
+    assert [name for name in shipped if not any(fnmatch.fnmatch(name, p) for p in patterns)] == []
+
+
+def test_a_config_path_resolves_from_outside_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = resolve_path("data/splits/eigen_test_files_with_gt.txt")
+    assert path == REPO / "data/splits/eigen_test_files_with_gt.txt" and path.is_file()
+    assert resolve_path("data/splits/no_such_list.txt") == Path("data/splits/no_such_list.txt")  # reported later
+
+
+def test_an_installed_wheel_finds_its_package_data(tmp_path, monkeypatch):
+    """A wheel install: depthlab/_splits/ beside the code and no checkout around it."""
+    site = tmp_path / "site-packages"
+    (site / "depthlab" / SPLITS_PACKAGE_DIR).mkdir(parents=True)
+    installed = site / "depthlab" / SPLITS_PACKAGE_DIR / "eigen_test_files_with_gt.txt"
+    installed.write_text("2011_09_26/x/image_02/data/0000000005.png None 721.5377\n")
+    monkeypatch.setattr(base.resources, "files", lambda package: site / package)
+    monkeypatch.setattr(base, "REPO_ROOT", site.parent)  # what parents[2] of base.py is in a wheel install
+    monkeypatch.chdir(tmp_path)
+    assert resolve_path("data/splits/eigen_test_files_with_gt.txt") == installed
+    assert resolve_path("./data/splits/eigen_test_files_with_gt.txt") == installed
+    assert resolve_path("other/eigen_test_files_with_gt.txt") == Path("other/eigen_test_files_with_gt.txt")
+    local = tmp_path / "data" / "splits" / "eigen_test_files_with_gt.txt"  # a user's own copy wins
+    local.parent.mkdir(parents=True)
+    local.write_text("")
+    assert resolve_path("data/splits/eigen_test_files_with_gt.txt") == Path("data/splits/eigen_test_files_with_gt.txt")
