@@ -166,3 +166,45 @@ def warp_horizontal(
     grid = torch.cat([grid_x, grid_y], dim=1).permute(0, 2, 3, 1)  # (B, H, W, 2): x then y
     warped = F.grid_sample(source.to(dtype), grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
     return warped.to(source.dtype), inside
+
+
+# --- photometric comparison of two views (Monodepth2 layers.py: SSIM and the reprojection error) ---
+
+SSIM_C1 = 0.01**2  # SSIM constants for images in [0, 1] (Wang et al. 2004; monodepth2)
+SSIM_C2 = 0.03**2
+REPROJECTION_ALPHA = 0.85  # weight of the SSIM term against L1 (Godard et al. 2017; monodepth2)
+
+
+def ssim(x: Tensor, y: Tensor) -> Tensor:
+    """Per-pixel structural similarity of two images (B, C, H, W) in [0, 1], Monodepth2's form.
+
+    Local means, biased variances and covariance over 3x3 windows (average pooling after a
+    reflection padding of 1), C1 = 0.01^2, C2 = 0.03^2::
+
+        SSIM = (2 mu_x mu_y + C1)(2 sigma_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(sigma_x^2 + sigma_y^2 + C2))
+
+    Returns (B, C, H, W); 1 where the two images are identical.
+    """
+    if x.shape != y.shape or x.ndim != 4:
+        raise ValueError(f"ssim: expected two (B, C, H, W) images of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    x, y = F.pad(x, (1, 1, 1, 1), mode="reflect"), F.pad(y, (1, 1, 1, 1), mode="reflect")
+    mu_x, mu_y = F.avg_pool2d(x, 3, 1), F.avg_pool2d(y, 3, 1)
+    sigma_x = F.avg_pool2d(x * x, 3, 1) - mu_x * mu_x
+    sigma_y = F.avg_pool2d(y * y, 3, 1) - mu_y * mu_y
+    sigma_xy = F.avg_pool2d(x * y, 3, 1) - mu_x * mu_y
+    numerator = (2 * mu_x * mu_y + SSIM_C1) * (2 * sigma_xy + SSIM_C2)
+    denominator = (mu_x * mu_x + mu_y * mu_y + SSIM_C1) * (sigma_x + sigma_y + SSIM_C2)
+    return numerator / denominator
+
+
+def reprojection_error(pred: Tensor, target: Tensor, alpha: float = REPROJECTION_ALPHA) -> Tensor:
+    """Per-pixel photometric error of a reconstructed view, (B, C, H, W) each -> (B, 1, H, W).
+
+    ``alpha * clamp((1 - SSIM) / 2, 0, 1) + (1 - alpha) * |pred - target|``, averaged over the
+    channels (Monodepth2 ``compute_reprojection_loss``; alpha 0.85).
+    """
+    l1 = (pred - target).abs().mean(1, keepdim=True)
+    if alpha == 0:
+        return l1
+    structure = ((1 - ssim(pred, target)) / 2).clamp(0, 1).mean(1, keepdim=True)
+    return alpha * structure + (1 - alpha) * l1

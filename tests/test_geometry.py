@@ -166,3 +166,46 @@ def test_warping_the_left_view_with_the_right_disparity_reconstructs_the_right()
     shifted_hat, shifted_inside = warp_horizontal(batch["image"], disparity_right - 2, source_view="left")
     shifted_error = _pixel_error(shifted_hat, batch["image_right"])[visible & shifted_inside].mean()
     assert true_error < 0.01 and shifted_error > 3 * true_error  # measured 0.0025 and 0.025
+
+
+def test_ssim_of_an_image_with_itself_is_one_and_hand_value_for_flat_images():
+    from depthlab.geometry import SSIM_C1, ssim
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 7, 9, generator=g, dtype=torch.float64)
+    assert torch.allclose(ssim(x, x), torch.ones_like(x), atol=1e-12)
+    # flat images a, b: no variance, SSIM = (2ab + C1) / (a^2 + b^2 + C1)
+    a, b = 0.2, 0.7
+    value = ssim(torch.full((1, 1, 4, 5), a, dtype=torch.float64), torch.full((1, 1, 4, 5), b, dtype=torch.float64))
+    assert torch.allclose(value, torch.tensor((2 * a * b + SSIM_C1) / (a * a + b * b + SSIM_C1), dtype=torch.float64))
+
+
+def test_ssim_matches_a_direct_window_computation_at_an_interior_and_a_border_pixel():
+    from depthlab.geometry import SSIM_C1, SSIM_C2, ssim
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(1, 1, 5, 6, generator=g, dtype=torch.float64)
+    y = torch.rand(1, 1, 5, 6, generator=g, dtype=torch.float64)
+    xp = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    yp = torch.nn.functional.pad(y, (1, 1, 1, 1), mode="reflect")
+    for r, c in ((2, 3), (0, 0)):
+        wx, wy = xp[0, 0, r : r + 3, c : c + 3].flatten(), yp[0, 0, r : r + 3, c : c + 3].flatten()
+        mx, my = wx.mean(), wy.mean()
+        vx, vy = ((wx - mx) ** 2).mean(), ((wy - my) ** 2).mean()  # biased, as average pooling
+        cxy = ((wx - mx) * (wy - my)).mean()
+        want = (2 * mx * my + SSIM_C1) * (2 * cxy + SSIM_C2) / ((mx**2 + my**2 + SSIM_C1) * (vx + vy + SSIM_C2))
+        assert ssim(x, y)[0, 0, r, c].item() == pytest.approx(want.item(), rel=1e-12)
+
+
+def test_reprojection_error_hand_value():
+    from depthlab.geometry import SSIM_C1, reprojection_error
+
+    a, b = 0.2, 0.7
+    x = torch.full((1, 3, 4, 5), a, dtype=torch.float64)
+    y = torch.full((1, 3, 4, 5), b, dtype=torch.float64)
+    s = (2 * a * b + SSIM_C1) / (a * a + b * b + SSIM_C1)
+    want = 0.85 * (1 - s) / 2 + 0.15 * abs(a - b)
+    err = reprojection_error(x, y)
+    assert err.shape == (1, 1, 4, 5) and torch.allclose(err, torch.tensor(want, dtype=torch.float64))
+    assert torch.equal(reprojection_error(x, x), torch.zeros_like(err))
+    assert torch.allclose(reprojection_error(x, y, alpha=0.0), torch.tensor(abs(a - b), dtype=torch.float64))
