@@ -26,8 +26,10 @@ class DepthLoss(nn.Module):
     - ``mask``: (B, 1, H, W) bool, the pixels whose ground truth counts for the loss (valid, inside
       the depth range and above ``loss_min_depth``); all False when the batch has no ground truth.
 
-    A loss declares what it reads: ``requires`` (batch keys) and ``requires_output`` (DepthOutput
-    fields). The objective checks them once at start-up against what the data module provides and
+    ``forward`` returns a scalar, or ``(scalar, diagnostics)`` where ``diagnostics`` maps names to
+    detached scalars worth logging beside the loss (e.g. Depth Hints' ``hint_fraction``; logged as
+    ``train/<term>/<name>``). A loss declares what it reads: ``requires`` (batch keys) and
+    ``requires_output`` (DepthOutput fields). The objective checks them once at start-up against what the data module provides and
     what the network predicts, and stops with a message naming a missing key. Every loss reduces over
     its valid pixels only; with none it returns a zero that is still attached to the prediction (so
     the gradient is exactly zero, never NaN).
@@ -103,7 +105,8 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
 
 
 class WeightedSum(nn.Module):
-    """sum_k w_k L_k. ``forward(out, batch, mask)`` returns the total and each term (unweighted) for logging.
+    """sum_k w_k L_k. ``forward(out, batch, mask)`` returns the total and, for logging, ``parts``:
+    each term's unweighted value under its name and each term's diagnostics under ``<term>/<name>``.
 
     ``requires`` / ``requires_output`` are the unions of the terms' declarations.
     """
@@ -154,6 +157,9 @@ class WeightedSum(nn.Module):
         total = out.depth.new_zeros(())
         for name, loss in self.terms.items():
             value = loss(out, batch, mask)
+            if isinstance(value, tuple):
+                value, diagnostics = value
+                parts.update({f"{name}/{key}": v.detach() for key, v in diagnostics.items()})
             parts[name] = value.detach()
             total = total + self.weights[name] * value
         return total, parts
