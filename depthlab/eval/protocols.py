@@ -1,18 +1,27 @@
 """Evaluation protocols of the papers: caps, crops, resizing, clamping, median scaling, flip TTA.
 
-``../shared/SPEC.md`` section 2 gives each rule with its source. A protocol turns a batch's
-prediction into what the metrics see::
+A protocol turns a batch into what the metrics see, running the network once per view::
 
     protocol = build_protocol("kitti")          # or {"name": "kitti", "crop": "eigen", ...}
-    pred = protocol.predict(net, image, gt.shape[-2:])   # only if protocol.needs_own_forward
-    ev = protocol.prepare(pred, gt, valid)               # ev.pred, ev.gt, ev.mask, ev.ratios
+    p = protocol.predict(net, image, gt.shape[-2:])   # p.out: the plain forward (reuse it for the loss)
+    ev = protocol.prepare(p.depth, gt, valid, window, p.predicts_inverse_depth)  # ev.pred, .gt, .mask, .ratios
     DepthMetrics(protocol.min_depth, protocol.max_depth, protocol.averaging).update(ev.pred, ev.gt, ev.mask)
+
+``window`` = (top, left, full_h, full_w) when ``gt`` is a window of a larger frame (KB-cropped KITTI
+samples: their ``crop_offset`` and ``full_size``), else None.
 
 Presets (every field can be overridden from YAML):
 
 - ``none``: the model's own depth range as caps, no crop.
 - ``nyu``: caps 1e-3..10 m, the Eigen crop of the 480x640 frame (rows 45..470, cols 41..600).
 - ``kitti``: caps 1e-3..80 m, the Garg crop (``crop: eigen`` for the Eigen crop), optional KB crop.
+
+Settings of the published tables (sources: ``cleinc/bts pytorch/bts_eval.py``, ``shariqfarooq123/AdaBins
+evaluate.py``, ``isl-org/ZoeDepth zoedepth/utils/misc.py``, ``nianticlabs/monodepth2 evaluate_depth.py``):
+BTS ``kitti`` + ``kb_crop: true``; AdaBins and ZoeDepth ``kitti`` + ``kb_crop: true``,
+``crop_frame: kb_window``, ``flip: mean``; monodepth2 ``kitti`` + ``align_corners: false``,
+``flip: monodepth`` (its ``--post_process``), ``median_scaling: true`` (or ``pred_scale: 5.4`` for
+stereo models), on an inverse-depth network (``resize: auto`` then resizes inverse depth).
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import difflib
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -31,8 +40,14 @@ from torch import Tensor
 from depthlab.errors import ConfigError
 from depthlab.metrics.functional import valid_depth_mask
 
+if TYPE_CHECKING:  # typing only: the protocol reads a DepthOutput's fields, it never builds one
+    from depthlab.models.output import DepthOutput
+
 Crop = Literal["none", "nyu", "garg", "eigen"]
+CropFrame = Literal["full", "kb_window"]
 Flip = Literal["none", "mean", "monodepth"]
+Resize = Literal["auto", "depth", "inverse_depth"]
+Box = tuple[int, int, int, int]  # four ints; each use says which
 
 # Caps in metres (BTS arguments_test_*.txt, ZoeDepth config, monodepth2 evaluate_depth.py).
 NYU_CAPS_M = (1e-3, 10.0)
@@ -47,7 +62,7 @@ EIGEN_CROP_FRACTIONS = (0.3324324, 0.91351351, 0.0359477, 0.96405229)
 # KB crop (Uhrig et al. benchmark size): a 352x1216 window at the bottom, centred horizontally (BTS).
 KB_CROP_HW = (352, 1216)
 # Monodepth post-processing ramp: L(x) = 1 - clip(MONODEPTH_PP_SLOPE (x - MONODEPTH_PP_START), 0, 1)
-# (monodepth2 layers.py batch_post_process_disparity).
+# (monodepth2 evaluate_depth.py batch_post_process_disparity).
 MONODEPTH_PP_SLOPE, MONODEPTH_PP_START = 20.0, 0.05
 
 
@@ -85,15 +100,62 @@ def kb_window(h: int, w: int) -> tuple[int, int]:
     return h - kh, (w - kw) // 2
 
 
-def resize_to(pred: Tensor, hw: tuple[int, int], align_corners: bool = True) -> Tensor:
-    """Bilinear resize of (B, 1, h, w) to ``hw`` (no-op when equal)."""
-    if tuple(pred.shape[-2:]) == tuple(hw):
-        return pred
-    return F.interpolate(pred, size=tuple(hw), mode="bilinear", align_corners=align_corners)
+def _half_pixel_taps(n_in: int, n_out: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Source indices (i0, i1) and the weight of i1 for each of ``n_out`` outputs, from float64
+    coordinates (i + 0.5) n_in / n_out - 0.5 clamped to the edge pixels, as OpenCV computes them."""
+    src = (torch.arange(n_out, dtype=torch.float64, device=device) + 0.5) * (n_in / n_out) - 0.5
+    src = src.clamp(0, n_in - 1)
+    i0 = src.floor().long()
+    return i0, (i0 + 1).clamp_max(n_in - 1), src - i0
+
+
+def _resize_half_pixel(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize of (..., h, w) with half-pixel centres: ``cv2.resize(x, (w, h))`` (INTER_LINEAR).
+
+    ``F.interpolate(align_corners=False)`` interpolates the same points but forms their coordinates
+    in float32: off by up to ~4e-5 pixel at KITTI widths, ~1e-5 of the depth where it varies fast.
+    """
+    y0, y1, wy = _half_pixel_taps(x.shape[-2], size[0], x.device)
+    x0, x1, wx = _half_pixel_taps(x.shape[-1], size[1], x.device)
+    wy, wx = wy.to(x.dtype)[:, None], wx.to(x.dtype)
+
+    def along_rows(rows: Tensor) -> Tensor:
+        return rows.index_select(-1, x0) * (1 - wx) + rows.index_select(-1, x1) * wx
+
+    # OpenCV's order: each source row interpolated horizontally, then two such rows blended.
+    return along_rows(x.index_select(-2, y0)) * (1 - wy) + along_rows(x.index_select(-2, y1)) * wy
+
+
+def resize_prediction(
+    pred_depth: Tensor, hw: tuple[int, int], inverse: bool = False, align_corners: bool = True
+) -> Tensor:
+    """Bilinear resize of a (B, 1, h, w) depth map (metres) to ``hw``; returned as is when equal.
+
+    ``inverse``: interpolate 1/depth and invert back, as monodepth2 resizes its disparity before
+    taking 1/disparity. Between pixels the two differ (a harmonic against an arithmetic mean of the
+    neighbours' depths). ``align_corners=True`` is ``F.interpolate``'s, which AdaBins and ZoeDepth
+    call; ``False`` is OpenCV's ``cv2.resize`` (half-pixel centres), which monodepth2 calls, computed
+    with OpenCV's float64 source coordinates.
+    """
+    if tuple(pred_depth.shape[-2:]) == tuple(hw):
+        return pred_depth
+    size = (int(hw[0]), int(hw[1]))
+
+    def resize(x: Tensor) -> Tensor:
+        if align_corners:
+            return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+        return _resize_half_pixel(x, size)
+
+    if not inverse:
+        return resize(pred_depth)
+    # Depth heads give > 0; a zero still becomes a finite (huge) inverse instead of inf, whose
+    # interpolation would turn neighbours into NaN.
+    tiny = torch.finfo(pred_depth.dtype).tiny
+    return 1 / resize(1 / pred_depth.clamp_min(tiny)).clamp_min(tiny)
 
 
 def monodepth_post_process(disp: Tensor, disp_flipped_back: Tensor) -> Tensor:
-    """Monodepth's flip post-processing on disparity, (B, 1, H, W) each.
+    """Monodepth's flip post-processing on inverse depth, (B, 1, H, W) each.
 
     ``disp`` = l, ``disp_flipped_back`` = r (prediction of the flipped image, flipped back); with
     x in [0, 1] across columns, L(x) = 1 - clip(20 (x - 0.05), 0, 1), R(x) = L(1 - x):
@@ -124,11 +186,20 @@ def median_scale(pred: Tensor, gt: Tensor, mask: Tensor) -> tuple[Tensor, Tensor
     return scaled, torch.stack(ratios) if ratios else pred.new_zeros(0, dtype=torch.float64)
 
 
+class Predicted(NamedTuple):
+    """The protocol's prediction for a batch (:meth:`EvalProtocol.predict`)."""
+
+    out: DepthOutput  # the plain (un-flipped) forward on the network input: the KB window with kb_crop
+    window: Box | None  # (top, left, height, width) of the KB window in image coordinates; None without kb_crop
+    depth: Tensor  # (B, 1, h, w) metres for prepare(): flip TTA merged; full frame or window, see predict()
+    predicts_inverse_depth: bool  # out's native quantity is inverse depth (for resize: auto)
+
+
 class Prepared(NamedTuple):
     """What the metrics see: prediction and ground truth at the same size, and the mask."""
 
     pred: Tensor  # (B, 1, H, W) metres, scaled, not yet clamped (the metric clamps)
-    gt: Tensor  # (B, 1, H, W) metres
+    gt: Tensor  # (B, 1, H, W) metres (cut to the KB window with crop_frame: kb_window)
     mask: Tensor  # (B, 1, H, W) bool: valid, finite, inside the caps and the crop
     ratios: Tensor  # (n,) median-scaling ratios of the images with a valid pixel; empty if unused
 
@@ -142,17 +213,25 @@ class EvalProtocol:
         min_depth, max_depth: caps; ground truth counts strictly inside, predictions are clamped
             (NaN and < min -> min, +inf and > max -> max).
         crop: ``none``, ``nyu`` (Eigen crop of NYU), ``garg`` or ``eigen`` (KITTI).
-        kb_crop: run the network on the 352x1216 KB window of the input and paste its prediction
-            back into a full-size zero frame before the crop mask (BTS). Pixels of the mask outside
-            the window then count at ``min_depth``, as in BTS (with Garg/Eigen they are all inside).
+        kb_crop: run the network on the 352x1216 KB window of the input (BTS, AdaBins, ZoeDepth).
+        crop_frame: the frame whose height and width the Garg/Eigen fractions are taken of:
+            ``full`` (BTS): the window's prediction is pasted into a full-size zero frame and the
+            crop is taken of the full frame (pixels of the mask outside the window would count at
+            ``min_depth``, as in BTS; Garg/Eigen lie inside it). ``kb_window`` (AdaBins, ZoeDepth,
+            whose loaders cut the ground truth to the window): the ground truth is cut to the KB
+            window and the fractions are taken of 352x1216 (0.2-1 % apart from ``full``). Needs
+            ``kb_crop``.
         median_scaling: per-image median scaling (relative-depth and monocular self-supervised
             models, monodepth2); the ratios are summarised as ``ratio_median`` and ``ratio_std``.
         pred_scale: a fixed factor applied to predictions before median scaling (monodepth2 uses
             5.4 for its stereo models trained with a 0.1 baseline).
         flip: horizontal-flip TTA: ``mean`` (average of the two depth predictions, AdaBins and
-            ZoeDepth) or ``monodepth`` (Monodepth's post-processing on disparity = 1 / depth).
-        align_corners: of the bilinear resize to the ground truth size (True as ZoeDepth; False
-            is OpenCV's ``cv2.resize`` as in monodepth2).
+            ZoeDepth) or ``monodepth`` (Monodepth's post-processing on inverse depth).
+        resize: what is interpolated when a prediction is resized: ``depth``, ``inverse_depth``
+            (1/depth, then inverted back: monodepth2 resizes its disparity), or ``auto``: inverse
+            depth for networks that predict it (``DepthOutput.predicts_inverse_depth``), else depth.
+        align_corners: of the bilinear resize (True as AdaBins and ZoeDepth; False is OpenCV's
+            ``cv2.resize`` as in monodepth2).
         averaging: ``image`` (the standard) or ``pixel`` (FCRN); see :mod:`depthlab.metrics`.
     """
 
@@ -161,9 +240,11 @@ class EvalProtocol:
     max_depth: float = 10.0
     crop: Crop = "none"
     kb_crop: bool = False
+    crop_frame: CropFrame = "full"
     median_scaling: bool = False
     pred_scale: float = 1.0
     flip: Flip = "none"
+    resize: Resize = "auto"
     align_corners: bool = True
     averaging: Literal["image", "pixel"] = "image"
 
@@ -171,8 +252,14 @@ class EvalProtocol:
         if not 0 < self.min_depth < self.max_depth:
             raise ConfigError(f"eval protocol: need 0 < min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
         crop_bounds(self.crop, 1, 1)  # validates the name
+        if self.crop_frame not in ("full", "kb_window"):
+            raise ConfigError(f"eval protocol crop_frame: expected full or kb_window, got {self.crop_frame!r}")
+        if self.crop_frame == "kb_window" and not self.kb_crop:
+            raise ConfigError("eval protocol crop_frame: kb_window crops the KB window, which needs kb_crop: true")
         if self.flip not in ("none", "mean", "monodepth"):
             raise ConfigError(f"eval protocol flip: expected none, mean or monodepth, got {self.flip!r}")
+        if self.resize not in ("auto", "depth", "inverse_depth"):
+            raise ConfigError(f"eval protocol resize: expected auto, depth or inverse_depth, got {self.resize!r}")
         if self.averaging not in ("image", "pixel"):
             raise ConfigError(f"eval protocol averaging: expected image or pixel, got {self.averaging!r}")
         if not (math.isfinite(self.pred_scale) and self.pred_scale > 0):
@@ -180,15 +267,24 @@ class EvalProtocol:
 
     @property
     def needs_own_forward(self) -> bool:
-        """True when the prediction differs from ``net(image)`` (KB crop or flip TTA)."""
+        """True when the prediction differs from ``net(image).depth`` (KB crop or flip TTA).
+
+        :meth:`predict` handles both cases; callers may call it always.
+        """
         return self.kb_crop or self.flip != "none"
+
+    def resizes_inverse_depth(self, predicts_inverse_depth: bool) -> bool:
+        """Whether a prediction is resized as inverse depth (``resize``, with ``auto`` resolved)."""
+        return self.resize == "inverse_depth" or (self.resize == "auto" and predicts_inverse_depth)
 
     def describe(self) -> str:
         parts = [f"{self.name}: caps {self.min_depth:g}..{self.max_depth:g} m", f"crop {self.crop}"]
         if self.kb_crop:
-            parts.append("KB crop")
+            parts.append("KB crop" + (", crop of the window" if self.crop_frame == "kb_window" else ""))
         if self.flip != "none":
             parts.append(f"flip TTA ({self.flip})")
+        if self.resize != "auto":
+            parts.append(f"resize {self.resize}")
         if self.pred_scale != 1:
             parts.append(f"pred x {self.pred_scale:g}")
         if self.median_scaling:
@@ -196,61 +292,98 @@ class EvalProtocol:
         parts.append(f"{self.averaging} averaging")
         return ", ".join(parts)
 
-    def predict(self, net: Callable[[Tensor], Tensor], image: Tensor, gt_hw: tuple[int, int]) -> Tensor:
-        """The protocol's prediction for ``image`` (B, 3, H, W): KB crop and flip TTA applied.
+    def predict(self, net: Callable[[Tensor], DepthOutput], image: Tensor, gt_hw: tuple[int, int]) -> Predicted:
+        """The protocol's prediction for ``image`` (B, 3, H, W), one forward per view.
 
-        With ``kb_crop`` the result is the full ``gt_hw`` frame (zeros outside the window);
-        otherwise it is the network's resolution (:meth:`prepare` resizes).
+        ``net`` returns a :class:`~depthlab.models.output.DepthOutput`; ``gt_hw`` is the ground
+        truth's (H, W). With ``kb_crop`` the network sees the KB window (``image`` and ground truth
+        must then be the same frame) and ``depth`` is, for ``crop_frame: full``, a zero frame of
+        ``gt_hw`` with the window's prediction (resized to 352x1216) pasted in (BTS); for
+        ``crop_frame: kb_window``, the window's prediction itself. Without ``kb_crop``, ``depth``
+        is at the network's resolution. :meth:`prepare` resizes to the ground truth.
         """
+        window = None
         if self.kb_crop:
-            top, left = kb_window(*image.shape[-2:])
+            h, w = image.shape[-2:]
+            if (h, w) != tuple(gt_hw):
+                raise ValueError(f"kb_crop: image {h}x{w} and ground truth gt_hw {tuple(gt_hw)} must be the same frame")
+            top, left = kb_window(h, w)
+            window = (top, left, *KB_CROP_HW)
             image = image[..., top : top + KB_CROP_HW[0], left : left + KB_CROP_HW[1]]
-        pred = net(image)
+        out = net(image)
+        depth = out.depth
         if self.flip != "none":
-            pred_flip = net(image.flip(-1)).flip(-1)
+            back = net(image.flip(-1))
             if self.flip == "mean":
-                pred = 0.5 * (pred + pred_flip)
+                depth = 0.5 * (out.depth + back.depth.flip(-1))
             else:
-                tiny = torch.finfo(pred.dtype).tiny  # depth heads give > 0; guard 1 / 0 anyway
-                disp = monodepth_post_process(1 / pred.clamp_min(tiny), 1 / pred_flip.clamp_min(tiny))
-                pred = 1 / disp.clamp_min(tiny)
-        if not self.kb_crop:
-            return pred
-        h, w = gt_hw
-        top, left = kb_window(h, w)
-        canvas = pred.new_zeros(pred.shape[0], pred.shape[1], h, w)
-        window = resize_to(pred, KB_CROP_HW, self.align_corners)
-        canvas[..., top : top + KB_CROP_HW[0], left : left + KB_CROP_HW[1]] = window
-        return canvas
+                inverse = monodepth_post_process(out.inverse(), back.inverse().flip(-1))
+                depth = 1 / inverse.clamp_min(torch.finfo(inverse.dtype).tiny)
+        if window is not None and self.crop_frame == "full":
+            top, left, kh, kw = window
+            inverse = self.resizes_inverse_depth(out.predicts_inverse_depth)
+            canvas = depth.new_zeros(*depth.shape[:-2], *gt_hw)
+            pasted = resize_prediction(depth, (kh, kw), inverse, self.align_corners)
+            canvas[..., top : top + kh, left : left + kw] = pasted
+            depth = canvas
+        return Predicted(out, window, depth, out.predicts_inverse_depth)
 
     def prepare(
-        self, pred: Tensor, gt: Tensor, valid: Tensor | None = None, window: tuple[int, int, int, int] | None = None
+        self,
+        pred: Tensor,
+        gt: Tensor,
+        valid: Tensor | None = None,
+        window: Box | None = None,
+        predicts_inverse_depth: bool = False,
     ) -> Prepared:
-        """Resize ``pred`` to ``gt`` (B, 1, H, W), scale it, and build the evaluation mask.
+        """Resize ``pred`` to ``gt`` (B, 1, H, W) metres, scale it, and build the evaluation mask.
 
+        ``pred`` is ``Predicted.depth`` (or any (B, 1, h, w) depth); ``valid``: bool, ``gt``'s shape.
         ``window`` = (top, left, full_h, full_w) says that ``gt`` is a window of a larger frame
-        (e.g. a KB-cropped KITTI sample with its ``crop_offset``/``full_size``): the crop mask is
-        then taken on the full frame, where Garg/Eigen/NYU crops are defined, and cut to the window.
+        (e.g. a KB-cropped KITTI sample with its ``crop_offset``/``full_size``). With
+        ``crop_frame: full`` the crop mask is then taken on the full frame, where Garg/Eigen/NYU
+        crops are defined, and cut to the window. With ``crop_frame: kb_window``, ``gt`` and
+        ``valid`` are first cut to the KB window of the full frame (``window``'s, else ``gt``'s
+        own: a no-op for 352x1216 samples) and the crop is taken of that window.
+        ``predicts_inverse_depth``: the network's (``Predicted.predicts_inverse_depth``), for
+        ``resize: auto``.
         """
-        if window is None and self.crop in ("garg", "eigen") and tuple(gt.shape[-2:]) == KB_CROP_HW:
-            warnings.warn(
-                f"the {self.crop} crop is defined on full KITTI frames (about 375x1242), but the ground truth is "
-                "KB-cropped to 352x1216 and carries no crop_offset/full_size: the crop mask is taken on the cropped frame. "
-                "Evaluate full frames (data eval_kb_crop: false) or keep the samples' crop_offset and full_size",
-                stacklevel=2,
-            )
-        pred = resize_to(pred, gt.shape[-2:], self.align_corners)
+        h, w = gt.shape[-2:]
+        if window is not None:
+            top, left, full_h, full_w = (int(v) for v in window)
+            if top < 0 or left < 0 or top + h > full_h or left + w > full_w:
+                raise ValueError(f"window {tuple(window)} does not hold a {h}x{w} ground truth")
+        if self.crop_frame == "kb_window":
+            # The KB window in gt's coordinates; the crop fractions then apply to the window alone.
+            full_top, full_left, full_h, full_w = (0, 0, h, w) if window is None else (top, left, full_h, full_w)
+            kb_top, kb_left = kb_window(full_h, full_w)
+            r0, c0 = kb_top - full_top, kb_left - full_left
+            kh, kw = KB_CROP_HW
+            if r0 < 0 or c0 < 0 or r0 + kh > h or c0 + kw > w:
+                raise ValueError(
+                    f"crop_frame kb_window: the {h}x{w} ground truth (window {window}) does not hold the KB window"
+                )
+            gt = gt[..., r0 : r0 + kh, c0 : c0 + kw]
+            valid = None if valid is None else valid[..., r0 : r0 + kh, c0 : c0 + kw]
+            region = crop_mask(self.crop, kh, kw, device=gt.device)
+        elif window is None:
+            if self.crop in ("garg", "eigen") and (h, w) == KB_CROP_HW:
+                warnings.warn(
+                    f"the {self.crop} crop is defined on full KITTI frames (about 375x1242), but the ground truth "
+                    "is KB-cropped to 352x1216 and carries no crop_offset/full_size: the crop mask is taken on the "
+                    "cropped frame. Evaluate full frames (data eval_kb_crop: false), keep the samples' crop_offset "
+                    "and full_size, or take the crop of the window on purpose (crop_frame: kb_window, as AdaBins "
+                    "and ZoeDepth)",
+                    stacklevel=2,
+                )
+            region = crop_mask(self.crop, h, w, device=gt.device)
+        else:
+            region = crop_mask(self.crop, full_h, full_w, device=gt.device)[top : top + h, left : left + w]
+        inverse = self.resizes_inverse_depth(predicts_inverse_depth)
+        pred = resize_prediction(pred, gt.shape[-2:], inverse, self.align_corners)
         if self.pred_scale != 1:
             pred = pred * self.pred_scale
-        mask = valid_depth_mask(gt, self.min_depth, self.max_depth, valid)  # finite, strictly inside the caps
-        if window is None:
-            mask &= crop_mask(self.crop, *gt.shape[-2:], device=gt.device)
-        else:
-            top, left, full_h, full_w = (int(v) for v in window)
-            h, w = gt.shape[-2:]
-            if top < 0 or left < 0 or top + h > full_h or left + w > full_w:
-                raise ValueError(f"window {window} does not hold a {h}x{w} ground truth")
-            mask &= crop_mask(self.crop, full_h, full_w, device=gt.device)[top : top + h, left : left + w]
+        mask = valid_depth_mask(gt, self.min_depth, self.max_depth, valid) & region  # finite, in caps and crop
         ratios = gt.new_zeros(0, dtype=torch.float64)
         if self.median_scaling:
             # Only non-finite values are mapped (NaN -> min, inf -> max) before the medians; the

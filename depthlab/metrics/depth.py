@@ -10,6 +10,7 @@ from torchmetrics.utilities import dim_zero_cat
 from depthlab.metrics.functional import (
     DEFAULT_MIN_DEPTH_M,
     METRIC_NAMES,
+    SUM_NAMES,
     Averaging,
     depth_metrics_compute,
     depth_metrics_update,
@@ -51,7 +52,7 @@ class DepthMetrics(Metric):
         self.add_state("image_sum", default=torch.zeros(len(METRIC_NAMES), dtype=f64), dist_reduce_fx="sum")
         self.add_state("images", default=torch.tensor(0.0, dtype=f64), dist_reduce_fx="sum")
         self.add_state("skipped", default=torch.tensor(0.0, dtype=f64), dist_reduce_fx="sum")
-        self.add_state("pixel_sum", default=torch.zeros(len(METRIC_NAMES), dtype=f64), dist_reduce_fx="sum")
+        self.add_state("pixel_sum", default=torch.zeros(len(SUM_NAMES), dtype=f64), dist_reduce_fx="sum")
         self.add_state("pixels", default=torch.tensor(0.0, dtype=f64), dist_reduce_fx="sum")
 
     def update(self, pred: Tensor, gt: Tensor, mask: Tensor | None = None) -> None:

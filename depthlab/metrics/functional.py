@@ -1,4 +1,4 @@
-"""Depth error metrics of the field (``../shared/SPEC.md`` sections 1 and 2): the math, once.
+"""Depth error metrics of the field, as the public evaluation code computes them: the math, once.
 
 For one image, with g the valid ground truth and p the (clamped) prediction, both in metres:
 
@@ -10,11 +10,16 @@ For one image, with g the valid ground truth and p the (clamped) prediction, bot
 Sources: ``cleinc/bts pytorch/bts_eval.py``, ``shariqfarooq123/AdaBins utils.py``,
 ``isl-org/ZoeDepth zoedepth/utils/misc.py``, ``nianticlabs/monodepth2 evaluate_depth.py``.
 
+Numerics follow those scripts: differences and the two ratios g/p, p/g are formed in the inputs'
+precision with one rounding each, so a ratio of exactly 1.25 (frequent with depth quantised to
+1/256 m or 1 mm, e.g. g = 7.625, p = 9.53125) fails ``< 1.25`` there and here. Log errors are
+float64 (silog of a scale-biased prediction loses nothing to cancellation); sums are float64.
+
 Valid pixels: ``min_depth < g < max_depth`` (strict both ends), g finite, and the caller's mask.
 Predictions are clamped before evaluation as the public code does: NaN and values below
 ``min_depth`` become ``min_depth``; +inf and values above ``max_depth`` become ``max_depth``.
 
-Everything reduces to nine per-pixel sums per image (:func:`pixel_sums`). Averaging over a data set:
+Everything reduces to ten per-pixel sums per image (:func:`pixel_sums`). Averaging over a data set:
 
 - ``"image"`` (default, the standard of BTS, AdaBins, ZoeDepth, monodepth2 and the Toolbox): each
   metric per image, then the plain mean over images, so dataset rmse is the mean of per-image rmse.
@@ -40,8 +45,11 @@ DELTA_BASE = 1.25  # delta_k threshold 1.25^k (Eigen et al. 2014; all public eva
 DEFAULT_MIN_DEPTH_M = 1e-3  # min_depth_eval of BTS, ZoeDepth and monodepth2
 Averaging = Literal["image", "pixel"]
 
-# Columns of the per-pixel sums, all accumulated over the valid pixels of one image.
-SUM_NAMES = ("abs_rel", "sq_rel", "sq_err", "sq_log_err", "log10", "delta1", "delta2", "delta3", "log_err")
+# Columns of the per-pixel sums, all accumulated over the valid pixels of one image. log_dev_sq is
+# (e - mean of e over the image)^2: silog's variance without the cancellation of mean(e^2) - mean(e)^2.
+SUM_NAMES = (
+    "abs_rel", "sq_rel", "sq_err", "sq_log_err", "log10", "delta1", "delta2", "delta3", "log_err", "log_dev_sq"
+)
 _LN10 = math.log(10.0)
 
 
@@ -88,10 +96,11 @@ def pixel_sums(
     """Per-image sums over valid pixels of the quantities in :data:`SUM_NAMES`.
 
     ``pred``, ``gt``: (B, ...) metres, same shape, e.g. (B, 1, H, W); ``mask``: bool, same numel.
-    Returns ``sums`` (B, 9) float64 and ``counts`` (B,) int64, the valid pixels per image.
+    Returns ``sums`` (B, 10) float64 and ``counts`` (B,) int64, the valid pixels per image.
 
     Only the valid pixels are gathered and computed on (sparse KITTI ground truth has ~5 % of
-    them), in float64 so that silog's mean(e^2) - mean(e)^2 does not cancel.
+    them). Differences and ratios are formed as the public code forms them, in the inputs'
+    precision; log errors in float64; every sum in float64.
     """
     _check(pred, gt, mask, min_depth, max_depth)
     b = gt.shape[0]
@@ -100,19 +109,25 @@ def pixel_sums(
     index = valid.flatten().nonzero().squeeze(1)  # image-major: each image's pixels are contiguous
     starts = torch.arange(b + 1, device=gt.device) * valid.shape[1]
     counts = torch.searchsorted(index, starts).diff()
-    # Per pixel in the inputs' precision (at least float32, as the public NumPy code), sums in float64.
+    # Differences and ratios in the inputs' precision (at least float32), as the public NumPy code
+    # computes them, each with one rounding (true divisions): a ratio of exactly 1.25 then fails
+    # ``< 1.25`` as there (p * (1 / g) rounds twice and can land just below).
     dtype = torch.float64 if torch.float64 in (pred.dtype, gt.dtype) else torch.float32
     g = gt.flatten().index_select(0, index).to(dtype)
     p = clamp_prediction(pred.flatten().index_select(0, index).to(dtype), min_depth, max_depth)
-    inv_g = 1 / g
     diff = g - p
     sq_err = diff * diff
-    r = p * inv_g
-    log_err = torch.log(r)  # ln p - ln g
-    ratio = torch.maximum(r, 1 / r)  # max(g/p, p/g)
+    ratio = torch.maximum(g / p, p / g)
+    # Log errors in float64 whatever the input, and silog's variance about each image's own mean
+    # (two passes): mean(e^2) - mean(e)^2 cancels when e has a large mean (a scale-biased prediction).
+    log_err = torch.log(p.double() / g.double())  # ln p - ln g
+    if b == 0:
+        return torch.zeros(0, len(SUM_NAMES), dtype=torch.float64, device=gt.device), counts
+    image_mean = torch.segment_reduce(log_err, "sum", lengths=counts) / counts.clamp_min(1)
+    log_dev = log_err - image_mean.repeat_interleave(counts, output_size=log_err.numel())
     columns = (
-        diff.abs() * inv_g,
-        sq_err * inv_g,
+        diff.abs() / g,
+        sq_err / g,
         sq_err,
         log_err * log_err,
         log_err.abs() * (1 / _LN10),  # |log10 p - log10 g| = |ln p - ln g| / ln 10
@@ -120,18 +135,16 @@ def pixel_sums(
         ratio < DELTA_BASE**2,
         ratio < DELTA_BASE**3,
         log_err,
+        log_dev * log_dev,
     )
-    if b == 0:
-        return torch.zeros(0, len(SUM_NAMES), dtype=torch.float64, device=gt.device), counts
     sums = [torch.segment_reduce(c.double(), "sum", lengths=counts) for c in columns]
     return torch.stack(sums, dim=1), counts
 
 
 def metrics_from_means(means: Tensor) -> Tensor:
-    """(..., 9) means of :data:`SUM_NAMES` -> (..., 9) metrics in :data:`METRIC_NAMES` order."""
-    abs_rel, sq_rel, sq_err, sq_log_err, log10, d1, d2, d3, log_err = means.unbind(-1)
-    # clamp: the variance of a constant error is 0 up to rounding, never negative (NaN stays NaN)
-    silog = 100 * (sq_log_err - log_err * log_err).clamp_min(0).sqrt()
+    """(..., 10) means of :data:`SUM_NAMES` over one image -> (..., 9) metrics in :data:`METRIC_NAMES` order."""
+    abs_rel, sq_rel, sq_err, sq_log_err, log10, d1, d2, d3, _, log_dev_sq = means.unbind(-1)
+    silog = 100 * log_dev_sq.sqrt()  # the population variance of e about the image's mean
     return torch.stack([abs_rel, sq_rel, sq_err.sqrt(), sq_log_err.sqrt(), d1, d2, d3, silog, log10], dim=-1)
 
 
@@ -163,7 +176,7 @@ def depth_metrics_update(
     """Additive state increments of one batch (float64), for both averaging modes at once.
 
     ``image_sum`` (9,): sum over images with a valid pixel of their metrics (METRIC_NAMES order);
-    ``images``/``skipped``: images with / without a valid pixel; ``pixel_sum`` (9,): sums of
+    ``images``/``skipped``: images with / without a valid pixel; ``pixel_sum`` (10,): sums of
     SUM_NAMES over every valid pixel; ``pixels``: their number.
     """
     sums, counts = pixel_sums(pred, gt, mask, min_depth, max_depth)
@@ -194,7 +207,12 @@ def depth_metrics_compute(
     if averaging == "image":
         values = image_sum / images
     elif averaging == "pixel":
-        values = metrics_from_means(pixel_sum / pixels)
+        # Pooled pixels have no common per-image mean: their variance is the one-pass form (float64).
+        means = pixel_sum / pixels
+        pooled_var = means[..., SUM_NAMES.index("sq_log_err")] - means[..., SUM_NAMES.index("log_err")] ** 2
+        # clamp: the variance of a constant error is 0 up to rounding, never negative (NaN stays NaN)
+        means[..., SUM_NAMES.index("log_dev_sq")] = pooled_var.clamp_min(0)
+        values = metrics_from_means(means)
     else:
         raise ValueError(f"averaging must be 'image' or 'pixel', got {averaging!r}")
     out = dict(zip(METRIC_NAMES, values.unbind(-1)))

@@ -1,17 +1,30 @@
-"""depthlab.eval.protocols: published crops, caps, resizing, KB crop paste-back, median scaling, flip TTA."""
+"""depthlab.eval.protocols: published crops, caps, resizing, KB crop conventions, median scaling, flip TTA."""
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
 from depthlab.errors import ConfigError
-from depthlab.eval import EvalProtocol, build_protocol, crop_bounds, crop_mask
-from depthlab.eval.protocols import kb_window, median_scale, monodepth_post_process, resize_to
+from depthlab.eval import EvalProtocol, Predicted, build_protocol, crop_bounds, crop_mask, resize_prediction
+from depthlab.eval.protocols import kb_window, median_scale, monodepth_post_process
 from depthlab.metrics import DepthMetrics, depth_metrics
+from depthlab.models.output import DepthOutput
+
+
+def constant_net(value: float, calls: list | None = None):
+    """A network predicting ``value`` metres everywhere at its input's size; records input sizes in ``calls``."""
+
+    def net(image):
+        if calls is not None:
+            calls.append(tuple(image.shape[-2:]))
+        return DepthOutput(torch.full((image.shape[0], 1, *image.shape[-2:]), value))
+
+    return net
 
 
 def published_mask(h: int, w: int, rows: slice, cols: slice) -> torch.Tensor:
@@ -61,6 +74,12 @@ def test_bad_protocols_are_config_errors_with_a_hint():
         build_protocol({"name": "nyu", "crop": "center"})
     with pytest.raises(ConfigError, match="flip"):
         build_protocol({"name": "nyu", "flip": "vertical"})
+    with pytest.raises(ConfigError, match="resize"):
+        build_protocol({"name": "kitti", "resize": "disparity"})
+    with pytest.raises(ConfigError, match="crop_frame"):
+        build_protocol({"name": "kitti", "kb_crop": True, "crop_frame": "window"})
+    with pytest.raises(ConfigError, match="crop_frame: kb_window .* kb_crop: true"):
+        build_protocol({"name": "kitti", "crop_frame": "kb_window"})
 
 
 def test_prepare_masks_caps_crop_invalid_and_nonfinite():
@@ -80,7 +99,7 @@ def test_prepare_masks_caps_crop_invalid_and_nonfinite():
 
 def test_prediction_is_resized_bilinearly_to_the_ground_truth():
     pred = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
-    up = resize_to(pred, (3, 3), align_corners=True)
+    up = resize_prediction(pred, (3, 3), align_corners=True)
     assert torch.allclose(up[0, 0], torch.tensor([[1.0, 1.5, 2.0], [2.0, 2.5, 3.0], [3.0, 3.5, 4.0]]))
     gt = torch.full((1, 1, 6, 8), 2.0)
     ev = build_protocol("none").prepare(torch.full((1, 1, 3, 4), 2.0), gt)
@@ -88,17 +107,66 @@ def test_prediction_is_resized_bilinearly_to_the_ground_truth():
     assert float(depth_metrics(ev.pred, ev.gt, ev.mask)["abs_rel"]) == 0.0
 
 
-def test_kb_crop_runs_the_net_on_the_window_and_pastes_back_as_bts():
-    seen = []
+def test_resize_of_inverse_depth_by_hand():
+    pred = torch.tensor([[[[1.0, 4.0]]]])  # depths 1 and 4 m: inverse depths 1 and 0.25
+    # The middle column lies halfway (align_corners=True): depth (1 + 4) / 2 = 2.5, or
+    # inverse depth (1 + 0.25) / 2 = 0.625, i.e. 1.6 m.
+    as_depth = resize_prediction(pred, (1, 3), inverse=False, align_corners=True)
+    as_inverse = resize_prediction(pred, (1, 3), inverse=True, align_corners=True)
+    assert torch.allclose(as_depth, torch.tensor([[[[1.0, 2.5, 4.0]]]]))
+    assert torch.allclose(as_inverse, torch.tensor([[[[1.0, 1.6, 4.0]]]]))
+    # align_corners=False (cv2.resize), 2 -> 4 columns: output column j samples input position
+    # j / 2 - 0.25 = -0.25, 0.25, 0.75, 1.25, clamped to [0, 1]: weights 0, 0.25, 0.75, 1 on the right.
+    cv2_like = resize_prediction(pred, (1, 4), inverse=True, align_corners=False)
+    inverse = torch.tensor([1.0, 1 - 0.25 * 0.75, 1 - 0.75 * 0.75, 0.25])
+    assert torch.allclose(cv2_like[0, 0, 0], 1 / inverse)
+
+
+@pytest.mark.parametrize(
+    "resize, predicts_inverse_depth, middle",
+    [("auto", False, 2.5), ("auto", True, 1.6), ("depth", True, 2.5), ("inverse_depth", False, 1.6)],
+)
+def test_resize_option_picks_what_is_interpolated(resize, predicts_inverse_depth, middle):
+    protocol = build_protocol({"name": "none", "resize": resize, "max_depth": 10.0})
+    assert protocol.resizes_inverse_depth(predicts_inverse_depth) == (middle == 1.6)
+    ev = protocol.prepare(torch.tensor([[[[1.0, 4.0]]]]), torch.ones(1, 1, 1, 3), None, None, predicts_inverse_depth)
+    assert float(ev.pred[0, 0, 0, 1]) == pytest.approx(middle)
+
+
+def test_predict_runs_the_network_once_per_view_and_returns_the_plain_forward():
+    outputs = []
 
     def net(image):
-        seen.append(tuple(image.shape[-2:]))
-        return torch.full((image.shape[0], 1, *image.shape[-2:]), 7.0)
+        outputs.append(DepthOutput(torch.full((image.shape[0], 1, *image.shape[-2:]), 3.0)))
+        return outputs[-1]
 
+    image = torch.rand(2, 3, 4, 6)
+    plain = build_protocol("none").predict(net, image, (8, 12))
+    assert isinstance(plain, Predicted) and len(outputs) == 1
+    assert plain.out is outputs[0] and plain.depth is outputs[0].depth  # at the network's resolution
+    assert plain.window is None and plain.predicts_inverse_depth is False
+    flipped = build_protocol({"name": "none", "flip": "mean"}).predict(net, image, (8, 12))
+    assert len(outputs) == 3 and flipped.out is outputs[1]  # the un-flipped forward comes first
+
+
+def test_predicts_inverse_depth_comes_from_the_network_output():
+    def net(image):
+        inverse = torch.full((image.shape[0], 1, *image.shape[-2:]), 0.5)
+        return DepthOutput(1 / inverse, inverse_depth=inverse)
+
+    p = build_protocol("none").predict(net, torch.rand(1, 3, 2, 2), (2, 2))
+    assert p.predicts_inverse_depth is True
+
+
+def test_kb_crop_runs_the_net_on_the_window_and_pastes_back_as_bts():
+    seen = []
+    net = constant_net(7.0, seen)
     protocol = build_protocol({"name": "kitti", "kb_crop": True})
     assert kb_window(375, 1242) == (23, 13)
-    pred = protocol.predict(net, torch.rand(2, 3, 375, 1242), (375, 1242))
+    predicted = protocol.predict(net, torch.rand(2, 3, 375, 1242), (375, 1242))
     assert seen == [(352, 1216)]
+    assert predicted.window == (23, 13, 352, 1216) and predicted.out.depth.shape[-2:] == (352, 1216)
+    pred = predicted.depth
     window = torch.zeros(375, 1242, dtype=torch.bool)
     window[23:375, 13:1229] = True
     assert torch.equal(pred[0, 0] == 7.0, window) and bool((pred[0, 0][~window] == 0).all())
@@ -114,9 +182,64 @@ def test_kb_crop_runs_the_net_on_the_window_and_pastes_back_as_bts():
     assert float(out["delta1"]) == pytest.approx(1 - outside)
 
 
-def test_kb_crop_needs_a_full_size_frame():
+def test_kb_window_paste_resizes_a_low_resolution_prediction_to_the_window():
+    def net(image):  # half resolution, depth 2 m in the left half of the window and 4 m in the right
+        b, _, h, w = image.shape
+        depth = torch.full((b, 1, h // 2, w // 2), 2.0)
+        depth[..., w // 4 :] = 4.0
+        return DepthOutput(depth, inverse_depth=1 / depth)
+
+    image = torch.rand(1, 3, 375, 1242)
+    # align_corners=False doubling: output column 607 samples input column 607 / 2 - 0.25 = 303.25,
+    # a quarter of the way from the last 2 m column (303) to the first 4 m one (304).
+    for resize, expected in (("depth", 0.75 * 2 + 0.25 * 4), ("inverse_depth", 1 / (0.75 / 2 + 0.25 / 4))):
+        protocol = build_protocol({"name": "kitti", "kb_crop": True, "resize": resize, "align_corners": False})
+        canvas = protocol.predict(net, image, (375, 1242)).depth
+        assert bool((canvas[..., :23, :] == 0).all())  # zero frame above the window
+        row = canvas[0, 0, 100, 13 : 13 + 1216]
+        assert float(row[0]) == 2.0 and float(row[-1]) == 4.0
+        assert float(row[607]) == pytest.approx(expected)
+
+
+def test_kb_crop_needs_a_full_size_frame_and_the_ground_truth_frame():
+    protocol = build_protocol({"name": "kitti", "kb_crop": True})
     with pytest.raises(ConfigError, match="352x1216"):
-        build_protocol({"name": "kitti", "kb_crop": True}).predict(lambda x: x[:, :1], torch.rand(1, 3, 32, 48), (32, 48))
+        protocol.predict(constant_net(1.0), torch.rand(1, 3, 32, 48), (32, 48))
+    with pytest.raises(ValueError, match="gt_hw"):
+        protocol.predict(constant_net(1.0), torch.rand(1, 3, 375, 1242), (376, 1242))
+
+
+@pytest.mark.parametrize("crop", ["garg", "eigen"])
+def test_kb_window_convention_takes_the_crop_fractions_of_the_window_as_adabins(crop):
+    """AdaBins/ZoeDepth: ground truth cut to the window, Garg/Eigen fractions of 352x1216."""
+    protocol = build_protocol({"name": "kitti", "crop": crop, "kb_crop": True, "crop_frame": "kb_window"})
+    predicted = protocol.predict(constant_net(7.0), torch.rand(1, 3, 375, 1242), (375, 1242))
+    assert predicted.depth.shape[-2:] == (352, 1216) and predicted.window == (23, 13, 352, 1216)
+    gt = torch.full((1, 1, 375, 1242), 7.0)
+    gt[..., :23, :] = 0.0  # outside the window: not in the window's frame at all
+    ev = protocol.prepare(predicted.depth, gt)
+    assert ev.gt.shape[-2:] == (352, 1216) and bool((ev.gt == 7.0).all())
+    assert torch.equal(ev.mask[0, 0], crop_mask(crop, 352, 1216))
+    # Rows: Garg int(0.40810811 * 352) = 143 .. int(0.99189189 * 352) = 349, not the full frame's 153 - 23 = 130 .. 348.
+    r0, r1, c0, c1 = crop_bounds(crop, 352, 1216)
+    f0, f1, g0, g1 = crop_bounds(crop, 375, 1242)
+    assert (r0, r1) != (f0 - 23, f1 - 23)
+    # A sample already cut to the window gives the same mask, with or without its window (no warning).
+    cut = gt[..., 23:, 13:1229]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for window in (None, (23, 13, 375, 1242)):
+            again = protocol.prepare(predicted.depth, cut, None, window)
+            assert torch.equal(again.mask, ev.mask) and torch.equal(again.gt, ev.gt)
+    # A full frame that carries its (0, 0, H, W) window is cut the same way.
+    assert torch.equal(protocol.prepare(predicted.depth, gt, None, (0, 0, 375, 1242)).mask, ev.mask)
+    with pytest.raises(ValueError, match="KB window"):  # a window of the frame that is not the KB window
+        protocol.prepare(predicted.depth, cut, None, (23, 0, 375, 1242))
+    assert "KB crop, crop of the window" in protocol.describe()
+    # The two conventions select different pixels (the 0.2-1 % of the abstract).
+    full = build_protocol({"name": "kitti", "crop": crop, "kb_crop": True})
+    bts = full.prepare(full.predict(constant_net(7.0), torch.rand(1, 3, 375, 1242), (375, 1242)).depth, gt)
+    assert int(bts.mask.sum()) != int(ev.mask.sum())
 
 
 def test_median_scaling_per_image_with_numpy_medians_and_clamp_after():
@@ -145,11 +268,13 @@ def test_median_scale_skips_images_without_valid_pixels():
 def test_flip_mean_averages_the_unflipped_prediction_of_the_flipped_image():
     def net(image):  # depth = 1 + column index / (w - 1): sees the flip
         w = image.shape[-1]
-        return (1 + torch.arange(w, dtype=image.dtype) / (w - 1)).expand(image.shape[0], 1, image.shape[-2], w)
+        depth = (1 + torch.arange(w, dtype=image.dtype) / (w - 1)).expand(image.shape[0], 1, image.shape[-2], w)
+        return DepthOutput(depth)
 
     image = torch.zeros(1, 3, 2, 5)
     pred = build_protocol({"name": "none", "flip": "mean"}).predict(net, image, (2, 5))
-    assert torch.allclose(pred, torch.full((1, 1, 2, 5), 1.5))
+    assert torch.allclose(pred.depth, torch.full((1, 1, 2, 5), 1.5))
+    assert torch.equal(pred.out.depth, net(image).depth)  # out: the plain forward, not the merged one
 
 
 def test_monodepth_post_process_weights():
@@ -164,12 +289,23 @@ def test_monodepth_post_process_weights():
     assert out[0] == 3.0 and out[-1] == 1.0 and out[w // 2] == 2.0  # edges from the other view, mean inside
 
 
-def test_flip_monodepth_works_on_disparity():
-    def net(image):
-        return torch.full((image.shape[0], 1, *image.shape[-2:]), 2.0)
+def test_flip_monodepth_works_on_the_networks_inverse_depth():
+    protocol = build_protocol({"name": "none", "flip": "monodepth"})
+    pred = protocol.predict(constant_net(2.0), torch.zeros(1, 3, 4, 9), (4, 9))
+    assert torch.allclose(pred.depth, torch.full((1, 1, 4, 9), 2.0))
 
-    pred = build_protocol({"name": "none", "flip": "monodepth"}).predict(net, torch.zeros(1, 3, 4, 9), (4, 9))
-    assert torch.allclose(pred, torch.full((1, 1, 4, 9), 2.0))
+    def net(image):  # inverse depth 1 on the left half, 0.25 on the right: post-processing mixes inverses
+        inverse = torch.ones(image.shape[0], 1, *image.shape[-2:])
+        inverse[..., image.shape[-1] // 2 :] = 0.25
+        return DepthOutput(1 / inverse, inverse_depth=inverse)
+
+    pred = protocol.predict(net, torch.zeros(1, 3, 1, 41), (1, 41))
+    l = net(torch.zeros(1, 3, 1, 41)).inverse_depth
+    expected = 1 / monodepth_post_process(l, l.flip(-1))  # the flipped image's prediction, flipped back
+    assert torch.allclose(pred.depth, expected)
+    # column 10 (x = 0.25) is in the middle, where the two views are averaged: inverse depths 1 and
+    # 0.25 (column 30 flipped back), i.e. 1 / 0.625 = 1.6 m, not the mean depth 2.5 m
+    assert float(pred.depth[0, 0, 0, 10]) == pytest.approx(1.6)
 
 
 def test_protocol_feeds_depth_metrics_end_to_end():

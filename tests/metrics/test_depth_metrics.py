@@ -260,3 +260,59 @@ def test_scale_ratio_summary_like_monodepth2():
     metric.update(torch.zeros(0))
     metric.update(torch.tensor([3.0, 4.0]))
     assert float(metric.compute()["ratio_median"]) == pytest.approx(2.5)
+
+
+# Exactness: the public scripts form max(g/p, p/g) with two true divisions, so a ratio of exactly
+# 1.25 (frequent with depth quantised to 1/256 m or 1 mm) fails the strict "< 1.25".
+
+
+def _two_rounding_ratio(p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """The form depthlab used before: r = p * (1 / g), then max(r, 1 / r) (three roundings)."""
+    r = p * (1 / g)
+    return torch.maximum(r, 1 / r)
+
+
+@pytest.mark.parametrize(
+    "g_png, p_png, scale",
+    [
+        (1952, 2440, 256.0),  # KITTI: g = 7.625 m, p = 9.53125 m, p / g = 1.25 exactly
+        (1500, 1200, 1000.0),  # NYU mm: g = 1.5 m, p = 1.2 m; float32 1.5 / 1.2 rounds to 1.25
+    ],
+)
+def test_quantised_ratio_of_1_25_fails_delta1_as_in_the_public_code(g_png, p_png, scale):
+    # As the loaders decode PNGs: uint16 -> float32 / scale.
+    g = torch.tensor([[[[g_png]]]], dtype=torch.int32).float() / scale
+    p = torch.tensor([[[[p_png]]]], dtype=torch.int32).float() / scale
+    assert float(torch.maximum(g / p, p / g)) == 1.25  # NumPy's np.maximum(gt / pred, pred / gt)
+    assert bool(_two_rounding_ratio(p, g) < 1.25)  # the case the old form got wrong
+    out = depth_errors(p, g, max_depth=80.0)
+    assert float(out["delta1"]) == 0.0 and float(out["delta2"]) == 1.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_delta1_is_zero_for_p_equal_0_8_g_and_1_25_g(dtype):
+    # g = 5k / 256 m: 0.8 g = 4k / 256 and 1.25 g = 6.25k / 256 (k a multiple of 4) are exact too.
+    k = torch.arange(4, 16000, 4, dtype=torch.float64)
+    g = (5 * k / 256).to(dtype).view(1, 1, 1, -1)
+    for p in ((4 * k / 256).to(dtype).view(1, 1, 1, -1), (6.25 * k / 256).to(dtype).view(1, 1, 1, -1)):
+        out = depth_errors(p, g, max_depth=1e4)
+        assert int(out["count"]) == k.numel()
+        assert float(out["delta1"]) == 0.0 and float(out["delta2"]) == 1.0
+    if dtype == torch.float32:  # some of these pass the two-rounding form: the test can fail
+        assert bool((_two_rounding_ratio((4 * k / 256).float(), (5 * k / 256).float()) < 1.25).any())
+
+
+def test_silog_of_a_scale_biased_float32_prediction_matches_float64():
+    # e = ln p - ln g has mean ln 37 = 3.6 and std 1e-3: mean(e^2) - mean(e)^2 would cancel 7 digits.
+    g = torch.Generator().manual_seed(0)
+    gt = torch.rand(3, 1, 40, 60, generator=g) * 79 + 1
+    pred = 37 * gt * (1 + 1e-3 * torch.randn(gt.shape, generator=g))
+    assert pred.dtype == torch.float32
+    e = np.log(pred.double().numpy().reshape(3, -1)) - np.log(gt.double().numpy().reshape(3, -1))
+    reference = 100 * np.sqrt(e.var(axis=1))  # NumPy's two-pass population variance, float64
+    got = depth_errors(pred, gt)["silog"].numpy()
+    np.testing.assert_allclose(got, reference, rtol=1e-9)
+    np.testing.assert_allclose(float(depth_metrics(pred, gt)["silog"]), reference.mean(), rtol=1e-9)
+    # Pooled pixels share no per-image mean: the one-pass float64 variance, still within 1e-6.
+    pooled = float(depth_metrics(pred, gt, averaging="pixel")["silog"])
+    assert pooled == pytest.approx(100 * np.sqrt(e.var()), rel=1e-6)
