@@ -55,7 +55,7 @@ def worker(name: str, height: int, width: int, device: str, batch: int, steps: i
     mask = torch.ones_like(gt, dtype=torch.bool)
 
     def step() -> None:
-        loss = silog(net(image), gt, mask)
+        loss = silog(net(image).depth, gt, mask)  # networks return a DepthOutput; depth is metres
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

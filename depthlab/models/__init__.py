@@ -1,9 +1,11 @@
 """Depth networks as plugins of the ``depthlab.models`` entry-point group.
 
-Contract: ``net(image)`` with ``image`` (B, 3, H, W) RGB in [0, 1] returns depth in metres,
-(B, 1, H, W) at the input resolution, inside [min_depth, max_depth]. Networks normalise their input
-themselves (with their encoder's mean/std), so data pipelines and photometric losses share one
-image convention. Networks know nothing of Lightning.
+Contract: ``net(image)`` with ``image`` (B, 3, H, W) RGB in [0, 1] returns a
+:class:`~depthlab.models.output.DepthOutput` whose ``depth`` is metres, (B, 1, H, W) at the input
+resolution, inside [min_depth, max_depth] (:class:`~depthlab.models.heads.DepthHead` fills it).
+Networks normalise their input themselves (:class:`~depthlab.models.encoders.Encoder`, with their
+encoder's mean/std), so data pipelines and photometric losses share one image convention; they
+know nothing of Lightning, and export with dynamic sizes (:mod:`depthlab.models.export`).
 """
 
 from __future__ import annotations

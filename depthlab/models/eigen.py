@@ -17,15 +17,14 @@ import torch
 from torch import Tensor, nn
 
 from depthlab.errors import ConfigError
-from depthlab.models.encoders import create_encoder, encoder_mean_std, pretrained_disabled, resolve_pretrained
+from depthlab.models.encoders import Encoder, Normalize, pretrained_disabled, resolve_pretrained
 from depthlab.models.heads import DepthHead, Output
-from depthlab.models.layers import resize
+from depthlab.models.layers import resize, resize_output
+from depthlab.models.output import DepthOutput
 
 Stage = Literal["joint", "coarse", "fine"]
 
 NYU_INPUT_SIZE = (228, 304)  # (H, W), Eigen et al. 2014, NYU Depth v2 (the paper's 304x228)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 _COARSE_CHANNELS = 256  # channels entering the fully connected layers (the paper's coarse5)
 
 
@@ -47,7 +46,10 @@ def _original_grid(input_size: Sequence[int]) -> tuple[int, int]:
 
 
 class OriginalCoarseLayers(nn.Sequential):
-    """The paper's coarse1-coarse5 (AlexNet-like): 11x11/4 96, 5x5 256, 3x3 384, 3x3 384, 3x3 256."""
+    """The paper's coarse1-coarse5 (AlexNet-like): 11x11/4 96, 5x5 256, 3x3 384, 3x3 384, 3x3 256.
+
+    Input: the image normalised with ImageNet's mean/std (:class:`Normalize`'s default).
+    """
 
     def __init__(self) -> None:
         super().__init__(
@@ -60,17 +62,18 @@ class OriginalCoarseLayers(nn.Sequential):
 
 
 class TimmCoarseLayers(nn.Module):
-    """A timm backbone's deepest feature map, reduced to 256 channels by a 1x1 convolution."""
+    """A timm backbone's deepest feature map, reduced to 256 channels by a 1x1 convolution.
+
+    Input: the image normalised by ``backbone.normalize`` (Eigen2014 normalises once for both stacks).
+    """
 
     def __init__(self, name: str, pretrained: bool | str) -> None:
         super().__init__()
-        self.backbone = create_encoder(name, pretrained)
-        self.reduce = nn.Sequential(
-            nn.Conv2d(self.backbone.feature_info.channels()[-1], _COARSE_CHANNELS, 1), nn.ReLU(inplace=True)
-        )
+        self.backbone = Encoder(name, pretrained)
+        self.reduce = nn.Sequential(nn.Conv2d(self.backbone.channels[-1], _COARSE_CHANNELS, 1), nn.ReLU(inplace=True))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.reduce(self.backbone(x)[-1])
+        return self.reduce(self.backbone.forward_normalized(x)[-1])
 
 
 class CoarseStack(nn.Module):
@@ -101,7 +104,7 @@ class CoarseStack(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Normalised image at the configured input size -> logits (B, C, *output_size)."""
         y = self.fc(self.pool(self.layers(x)))
-        return y.view(x.shape[0], self.out_channels, *self.output_size)
+        return y.unflatten(1, (self.out_channels, *self.output_size))
 
 
 class FineStack(nn.Module):
@@ -115,7 +118,7 @@ class FineStack(nn.Module):
         self.fine3 = nn.Conv2d(64, out_channels, 5, padding=2)
 
     def forward(self, x: Tensor, coarse_logits: Tensor) -> Tensor:
-        local = resize(self.fine1(x), self.output_size)  # no-op at the paper's sizes
+        local = resize(self.fine1(x), self.output_size)  # exact identity at the paper's sizes
         return self.fine3(self.fine2(torch.cat([local, coarse_logits[:, :1]], dim=1)))
 
 
@@ -144,8 +147,9 @@ class Eigen2014(nn.Module):
         fc_width: units of the first fully connected layer (paper: 4096).
         dropout: dropout after it (paper: 0.5).
         min_depth, max_depth: output range in metres.
-        output: ``depth`` (metres) or ``disparity`` (1/m).
-        uncertainty: add a second output channel, a positive uncertainty scale (see DepthHead).
+        output: ``depth`` (the head predicts metres) or ``inverse_depth`` (it predicts 1/m;
+            ``depth`` is still returned, in metres).
+        uncertainty: add a ``log_variance`` output (see DepthHead).
     """
 
     def __init__(
@@ -183,14 +187,12 @@ class Eigen2014(nn.Module):
                 )
             layers: nn.Module = OriginalCoarseLayers()
             grid = _original_grid(input_size)
-            mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+            self.normalize = Normalize()  # ImageNet statistics
         else:
             layers = TimmCoarseLayers(coarse_encoder, pretrained)
-            reduction = layers.backbone.feature_info.reduction()[-1]
-            grid = tuple(max(round(s / reduction), 1) for s in input_size)
-            mean, std = (t.flatten() for t in encoder_mean_std(layers.backbone))
-        self.register_buffer("mean", mean.view(1, 3, 1, 1).float(), persistent=False)
-        self.register_buffer("std", std.view(1, 3, 1, 1).float(), persistent=False)
+            grid = tuple(max(round(s / layers.backbone.reductions[-1]), 1) for s in input_size)
+            # Both stacks see the image normalised as the backbone expects it: the same module.
+            self.normalize = layers.backbone.normalize
         self.coarse = CoarseStack(layers, grid, output_size, self.head.out_channels, fc_width, dropout)
         self.fine = FineStack(output_size, self.head.out_channels)
 
@@ -235,12 +237,12 @@ class Eigen2014(nn.Module):
             self.coarse.eval()
         return self
 
-    def forward_stages(self, image: Tensor) -> dict[str, Tensor]:
+    def forward_stages(self, image: Tensor) -> dict[str, DepthOutput]:
         """Both stacks' outputs at ``output_size``, before upsampling: ``{"coarse": ..., "fine": ...}``.
 
-        Each is (B, 1 or 2, *output_size) in the head's range; ``fine`` is absent at ``stage: coarse``.
+        Each is a DepthOutput at (B, 1, *output_size); ``fine`` is absent at ``stage: coarse``.
         """
-        x = resize((image - self.mean) / self.std, self.input_size)
+        x = resize(self.normalize(image), self.input_size)
         if self.stage == "fine":
             with torch.no_grad():
                 coarse_logits = self.coarse(x)
@@ -251,8 +253,11 @@ class Eigen2014(nn.Module):
             out["fine"] = self.head(self.fine(x, coarse_logits))
         return out
 
-    def forward(self, image: Tensor) -> Tensor:
-        """(B, 3, H, W) RGB in [0, 1] -> (B, 1 or 2, H, W): the fine (or, at ``stage: coarse``, the coarse) map."""
+    def forward(self, image: Tensor) -> DepthOutput:
+        """(B, 3, H, W) RGB in [0, 1] -> DepthOutput at (H, W): the fine (at ``stage: coarse``, the coarse) map.
+
+        The map is upsampled bilinearly from ``output_size``; an ``inverse_depth`` network's
+        inverse depth is the quantity interpolated (``layers.resize_output``).
+        """
         stages = self.forward_stages(image)
-        pred = stages["coarse" if self.stage == "coarse" else "fine"]
-        return resize(pred, image.shape[-2:])
+        return resize_output(stages["coarse" if self.stage == "coarse" else "fine"], image.shape[-2:])

@@ -1,4 +1,10 @@
-"""timm encoders as feature pyramids, with depthlab's error messages and weight loading.
+"""The encoder every depthlab network uses: a timm feature pyramid behind depthlab's input convention.
+
+:class:`Encoder` is the one place where an encoder is set up: it creates the timm
+``features_only`` model (with depthlab's error messages and weight loading, below), holds the
+input normalisation (:class:`Normalize`, the encoder's pretrained mean/std), normalises the
+RGB [0, 1] image in ``forward`` and declares its feature maps' ``channels`` and ``reductions``
+(strides), so any decoder can be built on any encoder.
 
 ``pretrained`` everywhere in depthlab's networks means:
 
@@ -22,7 +28,7 @@ import difflib
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import timm
 import torch
@@ -33,6 +39,10 @@ from depthlab.models.heads import DepthHead
 
 __all__ = [
     "DepthHead",
+    "Encoder",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Normalize",
     "create_encoder",
     "encoder_mean_std",
     "load_encoder_weights",
@@ -41,6 +51,8 @@ __all__ = [
     "resolve_pretrained",
 ]
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 SKIP_PRETRAINED_ENV = "DEPTHLAB_SKIP_PRETRAINED"
 _skip_pretrained: ContextVar[bool] = ContextVar("depthlab_skip_pretrained", default=False)
 
@@ -189,8 +201,84 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
 
 
 def encoder_mean_std(encoder: nn.Module) -> tuple[Tensor, Tensor]:
-    """Input mean/std from timm's pretrained config of the encoder, shaped (1, 3, 1, 1)."""
+    """Input mean/std from timm's pretrained config of a timm model, shaped (1, 3, 1, 1)."""
     cfg = timm.data.resolve_data_config({}, model=encoder)
     mean = torch.tensor(cfg["mean"], dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(cfg["std"], dtype=torch.float32).view(1, 3, 1, 1)
     return mean, std
+
+
+class Normalize(nn.Module):
+    """``(image - mean) / std`` per channel, for (B, 3, H, W) RGB in [0, 1].
+
+    The buffers are not saved in checkpoints: they follow from the encoder's name (timm's
+    pretrained config), so a checkpoint stays loadable if timm's defaults are ever refined.
+    """
+
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, image: Tensor) -> Tensor:
+        return (image - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        mean, std = ([round(v, 4) for v in t.flatten().tolist()] for t in (self.mean, self.std))
+        return f"mean={mean}, std={std}"
+
+
+class Encoder(nn.Module):
+    """A timm ``features_only`` model that takes RGB in [0, 1]: ``encoder(image) -> list[Tensor]``.
+
+    ``image`` (B, 3, H, W) is normalised with the encoder's pretrained mean/std, then the feature
+    maps come shallow to deep, map ``i`` with ``channels[i]`` channels at about ``H / reductions[i]``
+    (timm rounds odd sizes up or down depending on the encoder's first layers).
+
+    Args:
+        name: a timm model name that supports ``features_only``.
+        pretrained: False, True (timm hub weights) or a local weight file (module docstring).
+        out_indices: which of timm's feature maps to return (default: all).
+
+    State-dict keys are ``model.<timm key>``. Checkpoints written before this wrapper existed
+    held the timm keys directly under the network's encoder prefix; they still load (see
+    :meth:`_load_from_state_dict`).
+    """
+
+    def __init__(
+        self, name: str, pretrained: bool | str = False, out_indices: tuple[int, ...] | None = None
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.model = create_encoder(name, pretrained, out_indices)
+        self.normalize = Normalize(*encoder_mean_std(self.model))
+
+    @property
+    def channels(self) -> list[int]:
+        """Channels of each feature map, shallow to deep."""
+        return list(self.model.feature_info.channels())
+
+    @property
+    def reductions(self) -> list[int]:
+        """Nominal stride of each feature map relative to the input, shallow to deep."""
+        return list(self.model.feature_info.reduction())
+
+    def forward(self, image: Tensor) -> list[Tensor]:
+        """(B, 3, H, W) RGB in [0, 1] -> feature maps, shallow to deep."""
+        return self.model(self.normalize(image))
+
+    def forward_normalized(self, x: Tensor) -> list[Tensor]:
+        """Feature maps of an image already passed through :attr:`normalize` (shared with another stack)."""
+        return self.model(x)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
+        # Older checkpoints: the timm tensors sat directly under the encoder's prefix (no "model.").
+        # Moving them under "model." keeps those checkpoints loadable, strictly, with no user action.
+        inner = prefix + "model."
+        if not any(key.startswith(inner) for key in state_dict):
+            for key in [k for k in state_dict if k.startswith(prefix)]:
+                state_dict[inner + key[len(prefix):]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, channels={self.channels}, reductions={self.reductions}"

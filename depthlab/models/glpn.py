@@ -11,9 +11,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from depthlab.models.encoders import create_encoder, encoder_mean_std
+from depthlab.models.encoders import Encoder
 from depthlab.models.heads import DepthHead, Output
 from depthlab.models.layers import ConvNormReLU, Norm, resize
+from depthlab.models.output import DepthOutput
 
 
 class SelectiveFeatureFusion(nn.Module):
@@ -50,10 +51,11 @@ class GLPN(nn.Module):
     reduced to ``decoder_channels`` by a 1x1 convolution; then, for each shallower skip (also
     reduced to ``decoder_channels`` by a 1x1 convolution), the decoder feature is upsampled
     bilinearly to the skip's size and fused with it by a :class:`SelectiveFeatureFusion` block.
-    The fused stride-4 feature is upsampled x2 twice (the last step lands exactly on the input
-    size, so sizes not divisible by 32 work) and the head (3x3 conv, ReLU, 3x3 conv) produces the
-    logits; ``DepthHead`` maps them to ``min_depth + (max_depth - min_depth) * sigmoid``, which is
-    GLPN's ``max_depth * sigmoid`` up to the ``min_depth`` floor.
+    The fused feature, at the stride r of the shallowest map (4 for pvt_v2, 2 for resnet), is
+    upsampled x2 ``ceil(log2 r) - 1`` times (once from stride 4, as GLPN) and then resized to
+    exactly the input size (so sizes not divisible by 32 work); the head (3x3 conv, ReLU, 3x3 conv)
+    produces the logits; ``DepthHead`` maps them to ``min_depth + (max_depth - min_depth) *
+    sigmoid``, which is GLPN's ``max_depth * sigmoid`` up to the ``min_depth`` floor.
 
     Args:
         encoder: timm model name. The default ``pvt_v2_b0`` (3.4 M parameters) suits a CPU;
@@ -62,8 +64,9 @@ class GLPN(nn.Module):
         decoder_channels: width C of the decoder and of every SFF block (GLPN: 64).
         norm: normalisation in the SFF blocks: ``batch``, ``group`` or ``none``.
         min_depth, max_depth: output range in metres.
-        output: ``depth`` (metres) or ``disparity`` (1/m).
-        uncertainty: add a second output channel, a positive uncertainty scale (see DepthHead).
+        output: ``depth`` (the head predicts metres) or ``inverse_depth`` (it predicts 1/m;
+            ``depth`` is still returned, in metres).
+        uncertainty: add a ``log_variance`` output (see DepthHead).
     """
 
     def __init__(
@@ -79,11 +82,12 @@ class GLPN(nn.Module):
     ) -> None:
         super().__init__()
         self.head = DepthHead(min_depth, max_depth, output, uncertainty)
-        self.encoder = create_encoder(encoder, pretrained)
-        mean, std = encoder_mean_std(self.encoder)
-        self.register_buffer("mean", mean, persistent=False)
-        self.register_buffer("std", std, persistent=False)
-        channels = list(self.encoder.feature_info.channels())  # shallow -> deep
+        self.encoder = Encoder(encoder, pretrained)
+        channels = self.encoder.channels  # shallow -> deep
+        # A fixed number of x2 steps, from the encoder's nominal stride: a loop on the feature's
+        # actual size would be a Python branch on the input shape, which torch.export cannot
+        # keep dynamic. (r - 1).bit_length() is ceil(log2 r) for integers r >= 1.
+        self.upsample_steps = max((self.encoder.reductions[0] - 1).bit_length() - 1, 0)
         c = decoder_channels
         self.bottleneck = nn.Conv2d(channels[-1], c, 1)
         # Skips deepest-first; the stride-2 map of CNN encoders (resnet's first stage) is used too.
@@ -95,15 +99,12 @@ class GLPN(nn.Module):
             nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, self.head.out_channels, 3, padding=1)
         )
 
-    def forward(self, image: Tensor) -> Tensor:
-        """(B, 3, H, W) RGB in [0, 1] -> (B, 1 or 2, H, W), see DepthHead."""
-        height, width = image.shape[-2:]
-        feats = self.encoder((image - self.mean) / self.std)
+    def forward(self, image: Tensor) -> DepthOutput:
+        """(B, 3, H, W) RGB in [0, 1] -> DepthOutput at (H, W), see DepthHead."""
+        feats = self.encoder(image)
         x = self.bottleneck(feats[-1])
         for proj, fuse, skip in zip(self.skip_proj, self.fusions, reversed(feats[:-1])):
             x = fuse(proj(skip), resize(x, skip.shape[-2:]))
-        # Progressive x2 upsampling to full resolution (GLPN: two steps from stride 4).
-        while x.shape[-2] * 2 < height or x.shape[-1] * 2 < width:
+        for _ in range(self.upsample_steps):  # progressive x2 upsampling, as GLPN's decoder
             x = resize(x, (x.shape[-2] * 2, x.shape[-1] * 2))
-        x = resize(x, (height, width))
-        return self.head(self.last(x))
+        return self.head(self.last(resize(x, image.shape[-2:])))

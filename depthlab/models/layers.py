@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from depthlab.errors import ConfigError
+from depthlab.models.output import DepthOutput
 
 Norm = Literal["batch", "group", "none"]
 Upsample = Literal["nearest", "bilinear"]
@@ -42,9 +43,26 @@ def check_upsample(mode: str) -> str:
 
 
 def resize(x: Tensor, size: tuple[int, int] | list[int], mode: str = "bilinear") -> Tensor:
-    """Resize (B, C, h, w) to exactly ``size`` (H, W); a no-op when it already has that size."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
+    """Resize (B, C, h, w) to exactly ``size`` (H, W).
+
+    Always interpolates, also when ``x`` already has that size: there it is exact (bilinear
+    without corner alignment samples every pixel at weight 1), and a Python branch on the shape
+    would stop ``torch.export`` from treating H and W as dynamic.
+    """
     if mode == "nearest":
         return F.interpolate(x, size=tuple(size), mode="nearest")
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def resize_output(out: DepthOutput, size: tuple[int, int] | list[int], mode: str = "bilinear") -> DepthOutput:
+    """Resize a :class:`DepthOutput` to ``size``, interpolating the network's native quantity.
+
+    An inverse-depth network's ``inverse_depth`` is interpolated and ``depth`` recomputed as its
+    reciprocal (interpolating both would break ``depth == 1 / inverse_depth``); ``log_variance``
+    is interpolated as it is. ``scales`` are passed on untouched, each at its own resolution.
+    """
+    log_variance = None if out.log_variance is None else resize(out.log_variance, size, mode)
+    if out.inverse_depth is not None:
+        inverse_depth = resize(out.inverse_depth, size, mode)
+        return DepthOutput(1.0 / inverse_depth, inverse_depth, log_variance, out.scales)
+    return DepthOutput(resize(out.depth, size, mode), None, log_variance, out.scales)

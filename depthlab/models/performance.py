@@ -3,7 +3,7 @@
 The Lightning side (callbacks that apply these during ``depthlab fit``) is in
 :mod:`depthlab.callbacks`; mixed precision is Lightning's own ``trainer.precision``
 (``bf16-mixed`` on CPU and recent GPUs, ``16-mixed`` on GPUs): every depthlab network returns
-float32 depth from its head, also under autocast.
+a :class:`~depthlab.models.output.DepthOutput` of float32 tensors from its head, also under autocast.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from depthlab.models.output import OUTPUT_FIELDS, DepthOutput
 
 
 def to_channels_last(net: nn.Module) -> nn.Module:
@@ -64,7 +66,7 @@ def count_parameters(net: nn.Module) -> tuple[int, int]:
     return total, trainable
 
 
-def _eval_forward(net: nn.Module, image: Tensor, flops: bool) -> tuple[Tensor, int | None]:
+def _eval_forward(net: nn.Module, image: Tensor, flops: bool) -> tuple[Any, int | None]:
     """One forward in eval mode without gradients, training mode restored; FLOPs counted if asked.
 
     Calls ``net.forward`` directly, bypassing a ``torch.compile`` wrapper (the counter needs eager ops).
@@ -91,18 +93,31 @@ def count_flops(net: nn.Module, image: Tensor) -> int:
 
 @dataclass(frozen=True)
 class NetworkSummary:
+    """What :func:`summarize` measured.
+
+    ``output_shape`` is the shape of ``depth`` (of the output itself for a network that returns a
+    plain tensor); ``outputs`` names the DepthOutput fields the network filled, ``scales`` counts
+    its coarser predictions.
+    """
+
     name: str
     parameters: int
     trainable: int
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     gflops: float | None  # forward pass, per image
+    outputs: tuple[str, ...] = ("depth",)
+    scales: int = 0
 
     def __str__(self) -> str:
         flops = f"{self.gflops:.2f} GFLOPs/image (forward)" if self.gflops is not None else "FLOPs not counted"
+        extras = [name for name in self.outputs if name != "depth"]
+        if self.scales:
+            extras.append(f"{self.scales} coarser scales")
+        extra = f" (+ {', '.join(extras)})" if extras else ""
         return (
             f"network {self.name}: {self.parameters / 1e6:.2f} M parameters ({self.trainable / 1e6:.2f} M trainable), "
-            f"input {tuple(self.input_shape[1:])} -> output {tuple(self.output_shape[1:])}, {flops}"
+            f"input {tuple(self.input_shape[1:])} -> depth {tuple(self.output_shape[1:])}{extra}, {flops}"
         )
 
     def as_metrics(self) -> dict[str, float]:
@@ -113,8 +128,16 @@ class NetworkSummary:
 
 
 def summarize(net: nn.Module, image: Tensor, flops: bool = True) -> NetworkSummary:
-    """Parameters, input/output shapes and forward GFLOPs of ``net`` on ``image[:1]``."""
+    """Parameters, input/output shapes and forward GFLOPs of ``net`` on ``image[:1]``.
+
+    ``net`` returns a :class:`DepthOutput` (every depthlab network) or a depth tensor.
+    """
     out, n_flops = _eval_forward(net, image[:1], flops)
     total, trainable = count_parameters(net)
     gflops = n_flops / 1e9 if n_flops is not None else None
-    return NetworkSummary(type(net).__name__, total, trainable, tuple(image.shape), tuple(out.shape), gflops)
+    if isinstance(out, DepthOutput):
+        outputs = tuple(name for name in OUTPUT_FIELDS if name in out.available())
+        shape, scales = tuple(out.depth.shape), len(out.scales)
+    else:
+        outputs, shape, scales = ("depth",), tuple(out.shape), 0
+    return NetworkSummary(type(net).__name__, total, trainable, tuple(image.shape), shape, gflops, outputs, scales)

@@ -34,12 +34,14 @@ def test_sff_selects_by_its_attention(bias, picks) -> None:
     torch.testing.assert_close(out, local if picks == "local" else global_, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("encoder", ["convnext_atto", "resnet18"])
-def test_other_encoders(encoder: str) -> None:
+@pytest.mark.parametrize("encoder, upsample_steps", [("convnext_atto", 1), ("resnet18", 0)])
+def test_other_encoders(encoder: str, upsample_steps: int) -> None:
+    """x2 steps from the shallowest map's stride: 4 (convnext) -> 2 -> input size; 2 (resnet) -> input size."""
     net = GLPN(encoder=encoder, decoder_channels=32)
-    depth = net(torch.rand(1, 3, 50, 70))
+    depth = net(torch.rand(1, 3, 50, 70)).depth
     assert depth.shape == (1, 1, 50, 70) and depth.min() > 0
-    assert len(net.fusions) == len(net.encoder.feature_info.channels()) - 1
+    assert len(net.fusions) == len(net.encoder.channels) - 1
+    assert net.upsample_steps == upsample_steps
 
 
 def test_head_is_sigmoid_scaled_by_max_depth() -> None:
@@ -47,5 +49,5 @@ def test_head_is_sigmoid_scaled_by_max_depth() -> None:
     with torch.no_grad():
         net.last[-1].weight.zero_()
         net.last[-1].bias.fill_(0.0)  # sigmoid(0) = 0.5
-        depth = net(torch.rand(1, 3, 64, 96))
+        depth = net(torch.rand(1, 3, 64, 96)).depth
     torch.testing.assert_close(depth, torch.full_like(depth, 1e-3 + (80.0 - 1e-3) * 0.5))

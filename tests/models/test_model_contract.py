@@ -11,7 +11,8 @@ import torch
 
 from depthlab import models
 from depthlab.losses.silog import silog
-from depthlab.models.heads import SIGMA_FLOOR
+from depthlab.models.heads import LOG_VARIANCE_BOUND
+from depthlab.models.output import DepthOutput
 from depthlab.models.performance import image_to_channels_last, to_channels_last
 
 MIN_DEPTH, MAX_DEPTH = 1e-3, 10.0
@@ -39,7 +40,9 @@ def test_forward_backward_two_sizes(name: str) -> None:
     net = build(name).train()
     for height, width in SIZES:
         image = torch.rand(2, 3, height, width)
-        depth = net(image)
+        out = net(image)
+        assert isinstance(out, DepthOutput) and out.available() == {"depth"}  # default arguments: depth only
+        depth = out.depth
         assert depth.shape == (2, 1, height, width)
         assert depth.dtype == torch.float32
         assert torch.isfinite(depth).all()
@@ -52,16 +55,20 @@ def test_forward_backward_two_sizes(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NETWORKS)
-def test_disparity_and_uncertainty_outputs(name: str) -> None:
+def test_inverse_depth_and_uncertainty_outputs(name: str) -> None:
     image = torch.rand(1, 3, *SIZES[1])
+    inverse_net, uncertain_net = build(name, output="inverse_depth").eval(), build(name, uncertainty=True).eval()
     with torch.no_grad():
-        disp = build(name, output="disparity").eval()(image)
-        both = build(name, uncertainty=True).eval()(image)
-    assert disp.shape == (1, 1, *SIZES[1])
-    assert disp.min() >= 1 / MAX_DEPTH and disp.max() <= 1 / MIN_DEPTH
-    assert both.shape == (1, 2, *SIZES[1])
-    assert both[:, 0].min() >= MIN_DEPTH and both[:, 0].max() <= MAX_DEPTH
-    assert both[:, 1].min() >= SIGMA_FLOOR and torch.isfinite(both).all()
+        inv = inverse_net(image)
+        both = uncertain_net(image)
+    assert inv.available() == inverse_net.head.provides == {"depth", "inverse_depth"}
+    assert inv.inverse_depth.shape == inv.depth.shape == (1, 1, *SIZES[1])
+    assert inv.inverse_depth.min() >= 1 / MAX_DEPTH and inv.inverse_depth.max() <= 1 / MIN_DEPTH
+    torch.testing.assert_close(inv.depth, 1 / inv.inverse_depth)  # depth stays metres, also after resizing
+    assert both.available() == uncertain_net.head.provides == {"depth", "log_variance"}
+    assert both.log_variance.shape == both.depth.shape == (1, 1, *SIZES[1])
+    assert both.depth.min() >= MIN_DEPTH and both.depth.max() <= MAX_DEPTH
+    assert both.log_variance.abs().max() <= LOG_VARIANCE_BOUND and torch.isfinite(both.log_variance).all()
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -72,7 +79,7 @@ def test_trains_on_synthetic_data(name: str, synthetic_batch) -> None:
     image, gt, valid = synthetic_batch["image"], synthetic_batch["depth"], synthetic_batch["valid"]
     losses = []
     for _ in range(6):
-        loss = silog(net(image), torch.where(valid, gt, torch.ones_like(gt)), valid)
+        loss = silog(net(image).depth, torch.where(valid, gt, torch.ones_like(gt)), valid)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -86,11 +93,11 @@ def test_channels_last_and_bf16_match_fp32(name: str) -> None:
     net = build(name).eval()
     image = torch.rand(2, 3, *SIZES[1])
     with torch.no_grad():
-        reference = net(image)
+        reference = net(image).depth
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            mixed = net(image)
+            mixed = net(image).depth
         to_channels_last(net)
-        nhwc = net(image_to_channels_last(image))
+        nhwc = net(image_to_channels_last(image)).depth
     torch.testing.assert_close(nhwc, reference, rtol=1e-4, atol=1e-4)
     assert mixed.dtype == torch.float32  # the head returns float32 metres under autocast
     # bf16 keeps ~3 significant digits; compare in log depth, the scale the losses use

@@ -15,6 +15,8 @@ PLUGIN_MODULE = '''
 import torch
 from torch import nn
 
+from depthlab.models.output import DepthOutput
+
 
 class ConstantDepthNet(nn.Module):
     """Toy plugin network: a learned constant depth everywhere."""
@@ -26,7 +28,7 @@ class ConstantDepthNet(nn.Module):
 
     def forward(self, image):
         d = self.value.clamp(self.min_depth, self.max_depth)
-        return d.expand(image.shape[0], 1, *image.shape[-2:])
+        return DepthOutput(depth=d.expand(image.shape[0], 1, *image.shape[-2:]))
 '''
 
 
@@ -55,6 +57,6 @@ def test_third_party_network_builds_by_name(plugin_on_path) -> None:
     assert {"unet", "eigen2014", "glpn"} <= set(registry.available())
     assert registry.distribution_of("constant_depth") == "toy-depth-nets"
     net = build_from_spec(registry, {"name": "constant_depth", "start": 3.0, "max_depth": 10.0}, "model.net")
-    depth = net(torch.rand(2, 3, 50, 70))
+    depth = net(torch.rand(2, 3, 50, 70)).depth
     assert depth.shape == (2, 1, 50, 70) and torch.all(depth == 3.0)
     assert "learned constant depth" in registry.table()

@@ -22,9 +22,38 @@ def test_summary_of_a_network() -> None:
     summary = summarize(net, torch.rand(4, 3, 64, 96))
     assert net.training  # restored
     assert summary.input_shape == (4, 3, 64, 96) and summary.output_shape == (1, 1, 64, 96)
+    assert summary.outputs == ("depth",) and summary.scales == 0
     assert summary.parameters == sum(p.numel() for p in net.parameters())
     assert 0.1 < summary.gflops < 10
     assert "M parameters" in str(summary) and "GFLOPs/image" in str(summary)
+    assert "-> depth (1, 64, 96)," in str(summary)
+
+
+def test_summary_names_extra_outputs_and_scales() -> None:
+    net = models.build({"name": "unet", "decoder_channels": [16, 8], "uncertainty": True, "num_scales": 3})
+    summary = summarize(net, torch.rand(1, 3, 32, 48), flops=False)
+    assert summary.outputs == ("depth", "log_variance") and summary.scales == 2 and summary.gflops is None
+    assert "(+ log_variance, 2 coarser scales)" in str(summary) and "FLOPs not counted" in str(summary)
+
+
+def test_summary_callback_logs_once(monkeypatch) -> None:
+    """Without DepthModule: the callback summarises ``pl_module.net`` at the first batch only."""
+    logged = []
+
+    class Logger:
+        def log_metrics(self, metrics, step):
+            logged.append((metrics, step))
+
+    module = L.LightningModule()
+    module.net = models.build({"name": "glpn", "decoder_channels": 16})
+    trainer = type("Trainer", (), {"loggers": [Logger()], "global_step": 0})()
+    callback = NetworkSummaryCallback()
+    batch = {"image": torch.rand(2, 3, 64, 96)}
+    callback.on_train_batch_start(trainer, module, batch, 0)
+    callback.on_train_batch_start(trainer, module, batch, 1)
+    assert len(logged) == 1 and callback.summary.name == "GLPN"
+    assert set(logged[0][0]) == {"net/parameters_M", "net/trainable_M", "net/gflops_per_image"}
+    assert callback.summary.output_shape == (1, 1, 64, 96)
 
 
 def test_torch_compile_matches_eager() -> None:
@@ -35,8 +64,8 @@ def test_torch_compile_matches_eager() -> None:
     net = models.build({"name": "eigen2014", "fc_width": 32}).eval()  # the smallest graph of the three
     image = torch.rand(1, 3, 50, 70)
     with torch.no_grad():
-        eager = net(image)
-        compiled = compile_network(net)(image)
+        eager = net(image).depth
+        compiled = compile_network(net)(image).depth
     assert "_orig_mod" not in "".join(net.state_dict())  # checkpoints keep their keys
     torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
 
