@@ -29,6 +29,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from depthlab.errors import ConfigError
+from depthlab.models.output import DepthOutput
 from depthlab.models.performance import (
     compile_network,
     compile_unavailable_reason,
@@ -60,11 +61,11 @@ class DepthPredictionWriter(BasePredictionWriter):
         self.png_scale = png_scale
 
     def write_on_batch_end(
-        self, trainer, pl_module, prediction: torch.Tensor, batch_indices: Sequence[int] | None, batch: Any,
+        self, trainer, pl_module, prediction: DepthOutput, batch_indices: Sequence[int] | None, batch: Any,
         batch_idx: int, dataloader_idx: int = 0,
     ) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        depth = prediction.detach().float().cpu().numpy()[:, 0]
+        depth = prediction.depth.detach().float().cpu().numpy()[:, 0]  # metres, whatever the network predicts
         if batch_indices is None:  # a sampler that does not report indices: number by batch
             batch_indices = [batch_idx * len(depth) + i for i in range(len(depth))]
         for index, d in zip(batch_indices, depth):

@@ -187,7 +187,8 @@ def ssim(x: Tensor, y: Tensor) -> Tensor:
     """
     if x.shape != y.shape or x.ndim != 4:
         raise ValueError(f"ssim: expected two (B, C, H, W) images of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    x, y = F.pad(x, (1, 1, 1, 1), mode="reflect"), F.pad(y, (1, 1, 1, 1), mode="reflect")
+    pad = "reflect" if min(x.shape[-2:]) > 1 else "replicate"  # reflection needs 2 pixels per side
+    x, y = F.pad(x, (1, 1, 1, 1), mode=pad), F.pad(y, (1, 1, 1, 1), mode=pad)
     mu_x, mu_y = F.avg_pool2d(x, 3, 1), F.avg_pool2d(y, 3, 1)
     sigma_x = F.avg_pool2d(x * x, 3, 1) - mu_x * mu_x
     sigma_y = F.avg_pool2d(y * y, 3, 1) - mu_y * mu_y

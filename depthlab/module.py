@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
 from typing import Any, Literal
 
 import lightning as L
@@ -16,16 +14,24 @@ from torch import Tensor
 from depthlab import losses, models
 from depthlab.data.batch import DepthSample
 from depthlab.errors import ConfigError
-from depthlab.eval import build_protocol, format_table, write_report
-from depthlab.eval.distributed import loader_sampler, real_sample_mask
-from depthlab.metrics import DepthMetrics, ScaleRatios, valid_depth_mask
+from depthlab.eval import build_protocol
+from depthlab.eval.distributed import RepeatTracker
+from depthlab.eval.evaluator import Evaluator, report_stage
+from depthlab.metrics import valid_depth_mask
+from depthlab.models.output import DepthOutput
 from depthlab.visualize import depth_panel
 
-Stage = Literal["train", "val", "test"]
+Stage = Literal["val", "test"]
 
 
 class DepthModule(L.LightningModule):
-    """Supervised monocular depth: ``net(image) -> depth (m)`` trained with a (weighted) loss.
+    """Monocular depth: ``net(image) -> DepthOutput`` trained with a (weighted) objective.
+
+    Every loss sees the network's whole :class:`~depthlab.models.output.DepthOutput` and the whole
+    batch (:meth:`compute_loss`), so supervised, stereo and uncertainty losses share one step; what
+    each loss reads is checked against the data module and the network at start-up (:meth:`setup`).
+    Validation and test are :class:`depthlab.eval.evaluator.Evaluator`'s job (one forward per view,
+    per-image loss and metrics, exact under DDP); this module trains.
 
     Args:
         net: the network, by registry name (``unet``) or a mapping ``{name: unet, encoder: resnet34}``
@@ -48,7 +54,7 @@ class DepthModule(L.LightningModule):
             kb_crop: true, median_scaling: false, flip: monodepth, averaging: image, ...}``
             (see :class:`depthlab.eval.EvalProtocol`). Under DDP every evaluation image is counted
             exactly once: the samples Lightning's DistributedSampler repeats to pad the last
-            batch get zero weight in the metrics.
+            batch get zero weight in the metrics and in ``val/loss``.
     """
 
     def __init__(
@@ -79,147 +85,137 @@ class DepthModule(L.LightningModule):
         self.net = models.build(net, min_depth=max(min_depth, 1e-3), max_depth=max_depth)
         self.loss = losses.build_objective(loss)
         self.protocol = build_protocol(eval_protocol, min_depth=min_depth, max_depth=max_depth)
-        p = self.protocol
-        self.val_metrics = DepthMetrics(p.min_depth, p.max_depth, p.averaging)
-        self.test_metrics = DepthMetrics(p.min_depth, p.max_depth, p.averaging)
-        self.val_ratios = ScaleRatios()
-        self.test_ratios = ScaleRatios()
-        self._eval_seen: dict[int, int] = {}  # samples seen per dataloader this epoch (this rank)
+        self.evaluator = Evaluator(self.protocol, list(self.loss.terms))
+        self._repeats = RepeatTracker()
+        self._requirements_checked = False
+        self._eval_loss = True
 
-    def forward(self, image: Tensor) -> Tensor:
+    def forward(self, image: Tensor) -> DepthOutput:
         return self.net(image)
 
     def valid_mask(self, batch: DepthSample) -> Tensor:
         """Pixels whose ground truth is a finite measurement inside (min_depth, max_depth)."""
         return valid_depth_mask(batch["depth"], self.hparams.min_depth, self.hparams.max_depth, batch.get("valid"))
 
-    def _step(self, batch: DepthSample, stage: Stage) -> tuple[Tensor, Tensor, Tensor]:
-        image, gt = batch["image"], batch["depth"]
+    # --- the objective ------------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        """Check once, before the first batch, that the data and the network give every loss what it reads.
+
+        ``fit`` stops with a :class:`ConfigError` naming the missing key. ``validate``/``test`` only
+        need the loss for ``<stage>/loss``: on data without its inputs (e.g. a stereo-trained model
+        tested on monocular frames) the metrics are computed and the loss is left out, with a warning.
+        """
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        provides = getattr(datamodule, "provides", None)
+        head = getattr(self.net, "head", None)
+        outputs = head.provides if isinstance(getattr(head, "provides", None), frozenset) else None
+        self.loss.check_requirements(None, outputs, f"network {type(self.net).__name__}")
+        self._requirements_checked = provides is not None
+        self._eval_loss = True
+        if provides is None:
+            return
+        try:
+            self.loss.check_requirements(provides, None, f"data module {type(datamodule).__name__}")
+        except ConfigError as exc:
+            if stage == "fit":
+                raise
+            self._eval_loss = False
+            rank_zero_warn(f"{stage}: the loss is not evaluated ({exc}); the metrics are")
+
+    def loss_mask(self, batch: DepthSample) -> Tensor:
+        """Pixels whose ground truth counts for the loss: :meth:`valid_mask`, above ``loss_min_depth`` when set."""
         mask = self.valid_mask(batch)
-        pred = self(image)
-        loss_mask = mask if self.hparams.loss_min_depth is None else mask & (gt > self.hparams.loss_min_depth)
-        # Non-finite ground truth is masked, but 0 * NaN is NaN: replace it before any loss sees it.
-        gt = torch.where(loss_mask, gt, torch.ones_like(gt))
-        total, parts = self.loss(pred, gt, loss_mask, image=image)
-        bs = image.shape[0]
-        self.log(f"{stage}/loss", total, prog_bar=stage == "train", batch_size=bs, sync_dist=stage != "train")
-        if len(parts) > 1:
-            for name, value in parts.items():
-                self.log(f"{stage}/loss_{name}", value, batch_size=bs, sync_dist=stage != "train")
-        return total, pred, mask
+        if self.hparams.loss_min_depth is not None:
+            mask = mask & (batch["depth"] > self.hparams.loss_min_depth)
+        return mask
+
+    def compute_loss(self, out: DepthOutput, batch: DepthSample) -> tuple[Tensor, dict[str, Tensor]]:
+        """The objective on one batch: ``(total, {term: unweighted value})``.
+
+        Losses get :meth:`loss_mask` (all False for a batch without ``depth``: self-supervised
+        terms do not use it). Ground truth at masked pixels is replaced by 1 m before any loss sees
+        it: 0 * NaN is NaN, masking afterwards is not enough.
+        """
+        if not self._requirements_checked:  # a data module that declares nothing: check the first batch
+            self.loss.check_requirements(batch.keys(), None, "the batch")
+            self.loss.check_requirements(None, out.available(), f"network {type(self.net).__name__}")
+            self._requirements_checked = True
+        if "depth" in batch:
+            mask = self.loss_mask(batch)
+            batch = {**batch, "depth": torch.where(mask, batch["depth"], torch.ones_like(batch["depth"]))}
+        else:
+            mask = torch.zeros_like(out.depth, dtype=torch.bool)
+        return self.loss(out, batch, mask)
+
+    # --- steps --------------------------------------------------------------------------------
 
     def training_step(self, batch: DepthSample, batch_idx: int) -> Tensor:
-        loss, _, _ = self._step(batch, "train")
-        return loss
+        total, parts = self.compute_loss(self(batch["image"]), batch)
+        bs = batch["image"].shape[0]
+        self.log("train/loss", total, prog_bar=True, batch_size=bs)
+        for name, value in parts.items():
+            if "/" in name:  # a term's diagnostic, e.g. depth_hints/hint_fraction
+                self.log(f"train/{name}", value, batch_size=bs)
+            elif len(self.loss.terms) > 1:
+                self.log(f"train/loss_{name}", value, batch_size=bs)
+        return total
 
     def validation_step(self, batch: DepthSample, batch_idx: int, dataloader_idx: int = 0) -> None:
-        _, pred, mask = self._step(batch, "val")
-        self._update_metrics(batch, pred, "val", dataloader_idx)
-        if batch_idx == 0:
-            self._log_panels(batch, pred, mask)
+        pred, seen = self._evaluate(batch, "val", dataloader_idx)
+        if batch_idx == 0 and dataloader_idx == 0:
+            self._log_panels(seen, pred.out)
+
+    def test_step(self, batch: DepthSample, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate(batch, "test", dataloader_idx)
+
+    def predict_step(self, batch: DepthSample, batch_idx: int) -> DepthOutput:
+        return self(batch["image"])
+
+    # --- evaluation: depthlab.eval.Evaluator does the work ------------------------------------
+
+    def _evaluate(self, batch: DepthSample, stage: Stage, dataloader_idx: int):
+        loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
+        loader = loaders[dataloader_idx] if isinstance(loaders, (list, tuple)) else loaders
+        real = self._repeats.real(loader, dataloader_idx, batch["image"].shape[0], self.trainer.world_size, self.device)
+        return self.evaluator.step(stage, batch, self.net, self.compute_loss if self._eval_loss else None, real)
 
     def on_validation_epoch_start(self) -> None:
-        self._eval_seen = {}
+        self._repeats.reset()
+
+    def on_test_epoch_start(self) -> None:
+        self._repeats.reset()
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
 
-    def test_step(self, batch: DepthSample, batch_idx: int, dataloader_idx: int = 0) -> None:
-        _, pred, _ = self._step(batch, "test")
-        self._update_metrics(batch, pred, "test", dataloader_idx)
-
-    def on_test_epoch_start(self) -> None:
-        self._eval_seen = {}
-
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test")
 
-    def predict_step(self, batch: DepthSample, batch_idx: int) -> Tensor:
-        return self(batch["image"])
-
-    def _update_metrics(self, batch: DepthSample, pred: Tensor, stage: Stage, dataloader_idx: int) -> None:
-        """Evaluate ``pred`` (or the protocol's own prediction) on the batch's real samples."""
-        image, gt, valid = batch["image"], batch["depth"], batch.get("valid")
-        offset, full = batch.get("crop_offset"), batch.get("full_size")
-        real = self._real_samples(stage, dataloader_idx, image.shape[0])
-        if real is not None:
-            image, gt, pred = image[real], gt[real], pred[real]
-            valid = None if valid is None else valid[real]
-            offset, full = (None, None) if offset is None else (offset[real], full[real])
-        if self.protocol.needs_own_forward and image.shape[0] > 0:
-            pred = self.protocol.predict(self, image, gt.shape[-2:])
-        if offset is None or image.shape[0] == 0:
-            parts = [(pred, gt, valid, None)]
-        else:  # windows of larger frames (KB-cropped eval): crops are placed on each full frame
-            parts = [
-                (pred[i : i + 1], gt[i : i + 1], None if valid is None else valid[i : i + 1],
-                 (*offset[i].tolist(), *full[i].tolist()))
-                for i in range(gt.shape[0])
-            ]
-        for p, g, v, window in parts:
-            ev = self.protocol.prepare(p, g, v, window)
-            # Updated even with no real sample left: every rank then holds states for the sync.
-            getattr(self, f"{stage}_metrics").update(ev.pred, ev.gt, ev.mask)
-            if self.protocol.median_scaling:
-                getattr(self, f"{stage}_ratios").update(ev.ratios)
-
-    def _real_samples(self, stage: Stage, dataloader_idx: int, batch_size: int) -> Tensor | None:
-        """Bool (B,) mask of the batch's samples that are not DistributedSampler repeats (None: all are real)."""
-        start = self._eval_seen.get(dataloader_idx, 0)
-        self._eval_seen[dataloader_idx] = start + batch_size
-        loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
-        sampler = loader_sampler(loaders[dataloader_idx] if isinstance(loaders, (list, tuple)) else loaders)
-        if sampler is None or sampler.num_replicas == 1:
-            if self.trainer.world_size > 1 and start == 0 and not self.trainer.sanity_checking:
-                rank_zero_warn(
-                    f"{stage} data is not split by a DistributedSampler on {self.trainer.world_size} devices: "
-                    "depthlab cannot tell repeated samples apart and the metrics may count images twice."
-                )
-            return None
-        if sampler.drop_last and start == 0:
-            rank_zero_warn(f"{stage} DistributedSampler has drop_last=True: some images are not evaluated.")
-        n = len(sampler.dataset)
-        real = real_sample_mask(sampler.rank, sampler.num_replicas, n, start, batch_size, self.device)
-        return None if bool(real.all()) else real
-
     def _log_metrics(self, stage: Stage) -> None:
-        metric: DepthMetrics = getattr(self, f"{stage}_metrics")
-        values = metric.compute()
-        metric.reset()
-        if self.protocol.median_scaling:
-            ratios: ScaleRatios = getattr(self, f"{stage}_ratios")
-            values.update(ratios.compute())
-            ratios.reset()
+        values = self.evaluator.compute(stage)
         for name, value in values.items():
             # Already summed over devices by compute(); sync_dist averages equal numbers (a no-op)
             # and keeps Lightning from warning about unsynced epoch-level values.
             self.log(f"{stage}/{name}", value.float(), prog_bar=name in ("abs_rel", "delta1"), sync_dist=True)
         if self.trainer.state.fn in (TrainerFn.VALIDATING, TrainerFn.TESTING) and not self.trainer.sanity_checking:
-            self._report(values, stage)
+            log_dir = self.trainer.log_dir or self.trainer.default_root_dir  # log_dir: call on every rank
+            if self.trainer.is_global_zero:
+                report_stage(values, stage, self.protocol, log_dir, self.trainer.ckpt_path, self.trainer.world_size)
 
-    def _report(self, values: dict[str, Tensor], stage: Stage) -> None:
-        """After a stand-alone ``validate``/``test``: print the table, write ``<stage>_metrics.json``."""
-        log_dir = self.trainer.log_dir or self.trainer.default_root_dir  # log_dir: call on every rank
-        if not self.trainer.is_global_zero:
-            return
-        path = write_report(
-            os.path.join(log_dir, f"{stage}_metrics.json"),
-            values,
-            stage=stage,
-            protocol=dataclasses.asdict(self.protocol),
-            ckpt_path=self.trainer.ckpt_path,
-            devices=self.trainer.world_size,
-        )
-        print(format_table(values, title=f"depthlab {stage} ({self.protocol.describe()})"))
-        print(f"metrics written to {path}")
-
-    def _log_panels(self, batch: DepthSample, pred: Tensor, mask: Tensor) -> None:
+    def _log_panels(self, batch: DepthSample, out: DepthOutput) -> None:
         experiment = getattr(self.logger, "experiment", None)
-        n = min(self.hparams.log_images, pred.shape[0])
+        n = min(self.hparams.log_images, out.depth.shape[0])
         if n == 0 or not hasattr(experiment, "add_image") or self.trainer.sanity_checking:
             return
-        rows = [depth_panel(batch["image"][i], batch["depth"][i], mask[i], pred[i]) for i in range(n)]
-        experiment.add_image("val/image_gt_pred", torch.cat(rows, dim=1), self.global_step)
+        mask = self.valid_mask(batch)
+        log_var = out.log_variance
+        rows = [
+            depth_panel(batch["image"][i], batch["depth"][i], mask[i], out.depth[i], None if log_var is None else log_var[i])
+            for i in range(n)
+        ]
+        name = "val/image_gt_pred" + ("_sigma" if log_var is not None else "")
+        experiment.add_image(name, torch.cat(rows, dim=1), self.global_step)
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams

@@ -19,11 +19,15 @@ def colorize_depth(depth: Tensor, vmax: float, valid: Tensor | None = None) -> T
     return out
 
 
-def depth_panel(image: Tensor, gt: Tensor, valid: Tensor, pred: Tensor) -> Tensor:
-    """One row: image | ground truth | prediction, depths on one colour scale. Shapes (C, H, W)."""
+def depth_panel(image: Tensor, gt: Tensor, valid: Tensor, pred: Tensor, log_variance: Tensor | None = None) -> Tensor:
+    """One row: image | ground truth | prediction (| sigma), depths on one colour scale. Shapes (C, H, W).
+
+    With ``log_variance`` (ln sigma^2 of ln depth, (1, H, W)) a fourth column shows sigma = exp(s / 2),
+    the predicted relative error, on a 0..1 scale (brighter: less sure).
+    """
     gt_valid = gt[valid]
     vmax = float(gt_valid.max()) if gt_valid.numel() else float(pred.max())
-    return torch.cat(
-        [image.detach().cpu().float().clamp(0, 1), colorize_depth(gt[0], vmax, valid[0]), colorize_depth(pred[0], vmax)],
-        dim=2,
-    )
+    columns = [image.detach().cpu().float().clamp(0, 1), colorize_depth(gt[0], vmax, valid[0]), colorize_depth(pred[0], vmax)]
+    if log_variance is not None:
+        columns.append(colorize_depth(torch.exp(0.5 * log_variance[0].detach().float()), 1.0))
+    return torch.cat(columns, dim=2)

@@ -79,7 +79,7 @@ def test_reloaded_checkpoint_reproduces_the_metrics_of_its_weights(trained, subc
         for i in range(len(data)):
             s = data[i]
             batch = {k: v[None] for k, v in s.items()}
-            metric.update(model(batch["image"]), batch["depth"], model.valid_mask(batch))
+            metric.update(model(batch["image"]).depth, batch["depth"], model.valid_mask(batch))
     want = {k: float(v) for k, v in metric.compute().items()}
     for name in ("abs_rel", "rmse", "delta1", "sq_rel", "rmse_log"):
         assert got[name] == pytest.approx(want[name], rel=1e-5, abs=1e-6), name
@@ -154,7 +154,7 @@ def test_predict_writes_one_depth_file_per_sample(trained, tmp_path, monkeypatch
     assert [f.name for f in files] == [f"{i:06d}.png" for i in range(5)]  # test_size: 5
     model = DepthModule.load_from_checkpoint(ckpt, map_location="cpu").eval()
     with torch.no_grad():
-        want = model(cli.datamodule.dataset("test")[3]["image"][None])[0, 0].numpy()
+        want = model(cli.datamodule.dataset("test")[3]["image"][None]).depth[0, 0].numpy()
     got = cv2.imread(str(files[3]), cv2.IMREAD_UNCHANGED)
     assert got.dtype == np.uint16 and got.shape == want.shape
     np.testing.assert_allclose(got / 256.0, want, atol=0.5 / 256 + 1e-6)

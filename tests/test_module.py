@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from depthlab.errors import ConfigError
+from depthlab.models.output import DepthOutput
 from depthlab.module import DepthModule, warmup_cosine
 
 NET = {"name": "unet", "encoder": "resnet18", "decoder_channels": [16, 8, 8, 8]}
@@ -23,9 +24,16 @@ def _batch(seed=0):
 
 def test_prediction_is_positive_metres_inside_the_range(module):
     with torch.no_grad():
-        pred = module(torch.rand(2, 3, 37, 50))
-    assert pred.shape == (2, 1, 37, 50)
-    assert (pred >= 0.5).all() and (pred <= 10.0).all()
+        out = module(torch.rand(2, 3, 37, 50))
+    assert isinstance(out, DepthOutput) and out.inverse_depth is None and out.log_variance is None
+    assert out.depth.shape == (2, 1, 37, 50)
+    assert (out.depth >= 0.5).all() and (out.depth <= 10.0).all()
+
+
+def _loss(module, batch):
+    """(total, mask) of the module's objective on ``batch``, as training computes it."""
+    total, _ = module.compute_loss(module(batch["image"]), batch)
+    return total, module.loss_mask(batch)
 
 
 def test_invalid_ground_truth_never_reaches_loss_or_metrics(module):
@@ -38,20 +46,16 @@ def test_invalid_ground_truth_never_reaches_loss_or_metrics(module):
     clean["depth"][bad] = 3.0  # any valid value: must not matter once masked below
     clean["valid"] = ~bad
     with torch.no_grad():
-        loss_dirty, _, mask = module._step(dirty, "val")
-        loss_clean, _, _ = module._step(clean, "val")
+        loss_dirty, mask = _loss(module, dirty)
+        loss_clean, _ = _loss(module, clean)
     assert torch.equal(mask, ~bad)
     assert torch.isfinite(loss_dirty)
     assert loss_dirty.item() == pytest.approx(loss_clean.item(), rel=1e-6)
     with torch.no_grad():
-        pred = module(dirty["image"])
-    module.val_metrics.reset()
-    module.val_metrics.update(pred, dirty["depth"], mask)
-    m_dirty = module.val_metrics.compute()
-    module.val_metrics.reset()
-    module.val_metrics.update(pred, clean["depth"], clean["valid"])
-    m_clean = module.val_metrics.compute()
-    module.val_metrics.reset()
+        module.evaluator.step("val", dirty, module.net, module.compute_loss)
+        m_dirty = module.evaluator.compute("val")
+        module.evaluator.step("val", clean, module.net, module.compute_loss)
+        m_clean = module.evaluator.compute("val")
     for name in m_clean:
         assert torch.isfinite(m_dirty[name]), name
         assert m_dirty[name].item() == pytest.approx(m_clean[name].item(), rel=1e-6), name
@@ -62,7 +66,7 @@ def test_gradients_stay_finite_with_nan_ground_truth():
     m = DepthModule(net=NET, max_depth=10.0)
     batch = _batch(1)
     batch["depth"][0, 0, 0, :10] = float("nan")
-    loss, _, _ = m._step(batch, "train")
+    loss, _ = m.compute_loss(m(batch["image"]), batch)
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
 
@@ -98,9 +102,10 @@ def test_loss_min_depth_leaves_near_ground_truth_out_of_the_loss_only():
     assert near.any() and (~near).any()
     by_hand = {**batch, "valid": batch["valid"] & ~near}
     with torch.no_grad():
-        loss_bts, _, mask_bts = bts._step(batch, "val")
-        loss_hand, _, _ = plain._step(by_hand, "val")
-        loss_plain, _, _ = plain._step(batch, "val")
+        loss_bts, mask_bts = _loss(bts, batch)
+        loss_hand, _ = _loss(plain, by_hand)
+        loss_plain, _ = _loss(plain, batch)
     assert loss_bts.item() == pytest.approx(loss_hand.item(), rel=1e-6)
     assert loss_bts.item() != pytest.approx(loss_plain.item(), rel=1e-3)
-    assert torch.equal(mask_bts, batch["valid"])  # the metrics' mask still holds the near pixels
+    assert torch.equal(mask_bts, by_hand["valid"])
+    assert torch.equal(bts.valid_mask(batch), batch["valid"])  # the metrics' mask still holds the near pixels

@@ -84,7 +84,7 @@ def safe_log(depth: Tensor) -> Tensor:
 
 
 def safe_reciprocal(depth: Tensor) -> Tensor:
-    """1 / max(depth, LOG_EPS): disparity of a depth in metres, finite for zero or negative depths."""
+    """1 / max(depth, LOG_EPS): inverse depth (1/m) of a depth in metres, finite for zero or negative depths."""
     return 1.0 / depth.clamp_min(LOG_EPS)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from depthlab.losses.base import DepthLoss, check_inputs, masked_mean, safe_reciprocal
 from depthlab.models.output import DepthOutput
 
-MEAN_NORM_EPS = 1e-7  # monodepth2 divides disparity by (its spatial mean + 1e-7)
+MEAN_NORM_EPS = 1e-7  # monodepth2 divides its disparity (inverse depth) by (its spatial mean + 1e-7)
 
 
 def edge_aware_smoothness(disp: Tensor, image: Tensor, mask: Tensor | None = None) -> Tensor:

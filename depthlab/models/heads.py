@@ -5,7 +5,7 @@ maps them to a :class:`~depthlab.models.output.DepthOutput`:
 
 - channel 0 with ``output="depth"`` (the default): depth in metres,
   ``depth = min_depth + (max_depth - min_depth) * sigmoid(x)``;
-- channel 0 with ``output="inverse_depth"`` (Monodepth2's parameterisation, SPEC section 3):
+- channel 0 with ``output="inverse_depth"`` (Monodepth2's parameterisation, monodepth2 layers.py disp_to_depth):
   ``inverse_depth = 1/max_depth + (1/min_depth - 1/max_depth) * sigmoid(x)`` in 1/m, and
   ``depth = 1 / inverse_depth``: both are returned, depth always in metres;
 - channel 1, only with ``uncertainty=True``: ``log_variance``, ln sigma^2 of the error of ln(depth),

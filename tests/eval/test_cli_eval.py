@@ -83,7 +83,7 @@ def test_depthlab_test_prints_one_table_in_paper_order_and_writes_json(checkpoin
     with torch.no_grad():
         for i in range(len(data)):
             batch = {k: v[None] for k, v in data[i].items()}
-            metric.update(model(batch["image"]), batch["depth"], batch["valid"])
+            metric.update(model(batch["image"]).depth, batch["depth"], batch["valid"])
     want = metric.compute()
     for name in METRIC_NAMES:
         assert report["metrics"][name] == pytest.approx(float(want[name]), rel=1e-6), name
@@ -108,3 +108,5 @@ def test_validate_under_ddp_counts_every_image_once_and_matches_one_device(check
     assert ddp["images"] == single["images"] == 5  # Lightning's sampler ran 6: the repeat has no weight
     for name in METRIC_NAMES:
         assert ddp["metrics"][name] == pytest.approx(single["metrics"][name], rel=1e-9, abs=1e-12), name
+    # val/loss is a mean over images too: the repeat is left out and batching does not matter
+    assert ddp["loss"] == pytest.approx(single["loss"], rel=1e-6)

@@ -49,7 +49,7 @@ def test_invalid_pixels_do_not_count():
 
 
 def test_smooth_l1_worked_example_on_the_l1_distance():
-    # SPEC section 3: the L1 distance of [1, 2, 3] and [1.1, 2, 3.3] is 0.4.
+    # the smooth L1 worked example: the L1 distance of [1, 2, 3] and [1.1, 2, 3.3] is 0.4.
     x = (torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64) - torch.tensor([1.1, 2.0, 3.3], dtype=torch.float64)).abs().sum()
     assert x.item() == pytest.approx(0.4)
     assert smooth_l1_penalty(x, sigma=1.0).item() == pytest.approx(0.08, rel=1e-12)  # 0.5 * 0.4^2
