@@ -3,6 +3,7 @@
     depthlab fit --config configs/synthetic.yaml [--model.lr 1e-4] [--trainer.strategy ddp]
     depthlab test --config configs/synthetic.yaml --ckpt_path last.ckpt [--model.eval_protocol kitti]
     depthlab losses | depthlab models     # registered plugins with one-line descriptions
+    depthlab hints precompute --config configs/kitti.yaml   # Depth Hints proxy labels (docs/hints.md)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ EXTRA_COMMANDS = {
     "losses": "list registered losses (entry-point group depthlab.losses)",
     "models": "list registered networks (entry-point group depthlab.models)",
     "data": "data set tools: 'depthlab data check --config X.yaml' validates every file of a split list",
+    "hints": "Depth Hints: 'depthlab hints precompute --config X.yaml' computes the SGM proxy labels",
 }
 
 
@@ -93,6 +95,10 @@ def main(args: list[str] | None = None) -> int:
             from depthlab.data.check import main as data_main
 
             return data_main(argv[1:])
+        if argv and argv[0] == "hints":
+            from depthlab.hints.precompute import main as hints_main
+
+            return hints_main(argv[1:])
         if argv and argv[0] in EXTRA_COMMANDS:
             return _list_plugins(argv[0])
         run(args)

@@ -25,11 +25,17 @@ size between dates (375x1242, 370x1224, 374x1238, 370x1226, 376x1241), so they a
 at a time. With ``eval_kb_crop: true`` the ground truth is cut as well (batchable); every sample
 carries ``crop_offset`` (top, left) and ``full_size`` (H, W), with which DepthModule places the
 Garg/Eigen crops (all inside the KB window) in full-frame coordinates.
+
+Depth Hints (``hints_root``): each sample also carries ``hint`` (and ``hint_right`` for stereo) read
+from ``<hints_root>/<date>/<date>_drive_<id>_sync/image_0{2,3}/<frame:010d>.npy`` (float32 (1, H, W)
+metres at the full frame's size, written by ``depthlab hints precompute``), loaded before the KB crop
+and the augmentation, so both cut and move it exactly as ``depth``.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -39,16 +45,21 @@ from depthlab.data.base import DepthFileDataset, FileDataModule, Split, require_
 from depthlab.data.keys import VIEW_KEYS, VIEWS, view_keys
 from depthlab.data.readers import (
     CALIBRATION, DTYPE, FOCAL, LIST, MISSING, SIZE, DataError, ListEntry, Problem,
-    StereoCalibration, kitti_stereo_calibration, read_depth_png, read_kitti_calib, read_rgb, read_split_list,
+    StereoCalibration, kitti_stereo_calibration, read_depth_png, read_hint, read_kitti_calib, read_rgb,
+    read_split_list,
 )
 from depthlab.data.transforms import DepthAugment
 from depthlab.errors import ConfigError
+from depthlab.hints.store import check_hints_data
 
 KB_CROP = (352, 1216)  # (H, W); KITTI benchmark crop as used by BTS/AdaBins (pytorch/bts_dataloader.py)
 DEPTH_PNG_SCALE = 1 / 256  # devkit readme of the depth benchmarks
 GroundTruth = Literal["annotated", "velodyne"]
 _OTHER_CAMERA = {"image_02": "image_03", "image_03": "image_02"}
 PER_VIEW_KEYS = tuple(vk.key(view) for vk in VIEW_KEYS for view in VIEWS)  # what the KB crop cuts
+#: Where a frame's hint lives under hints_root: the raw layout without ``data/`` (SPEC section 4).
+HINT_LAYOUT = "<date>/<date>_drive_<id>_sync/image_0{2,3}/<frame:010d>.npy"
+HINTS_DATA = {"dataset": "kitti"}  # what a KITTI hints folder's manifest.json records as its data
 
 
 def kb_crop_box(height: int, width: int) -> tuple[int, int]:
@@ -85,6 +96,52 @@ def velodyne_to_depth(points: np.ndarray, velo_to_cam: np.ndarray, rect: np.ndar
     return depth.reshape(height, width)
 
 
+def hint_relpath(date: str, drive: str, camera: str, frame: str) -> str:
+    """The hint of ``<date>/<drive>/<camera>/data/<frame>.png``, relative to hints_root (:data:`HINT_LAYOUT`)."""
+    return f"{date}/{drive}/{camera}/{frame}.npy"
+
+
+@dataclass(frozen=True)
+class KITTIHintJob:
+    """One frame's stereo pair (image_02 left, image_03 right) for ``depthlab hints precompute``;
+    plain strings, so it pickles into worker processes."""
+
+    raw_root: str
+    date: str
+    drive: str  # <date>_drive_<id>_sync
+    frame: str  # 10 digits
+    source: str  # the split-list line that named the frame
+
+    @property
+    def outputs(self) -> tuple[str, str]:
+        """The left and right view's hint files, relative to hints_root."""
+        return tuple(hint_relpath(self.date, self.drive, camera, self.frame) for camera in ("image_02", "image_03"))
+
+    def read(self) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """The full-frame pair (never KB-cropped: hints are cropped with their sample) and its
+        calibration: (left, right uint8 (H, W, 3), fx pixels, baseline_m metres)."""
+        raw = Path(self.raw_root)
+        drive = raw / self.date / self.drive
+        problems: list[Problem] = []
+        images = []
+        for camera in ("image_02", "image_03"):
+            try:
+                images.append(read_rgb(drive / camera / "data" / f"{self.frame}.png", self.source))
+            except DataError as exc:
+                problems.extend(exc.problems)
+        calib_path = raw / self.date / "calib_cam_to_cam.txt"
+        try:
+            calib = kitti_stereo_calibration(read_kitti_calib(calib_path, self.source), "02", calib_path, self.source)
+        except DataError as exc:
+            problems.extend(exc.problems)
+        if not problems and images[0].shape != images[1].shape:
+            problems.append(Problem(SIZE, str(drive / "image_03" / "data" / f"{self.frame}.png"),
+                                    f"right image is {images[1].shape[:2]}, left {images[0].shape[:2]}", self.source))
+        if problems:
+            raise DataError(problems)
+        return images[0], images[1], calib.intrinsics[0], calib.baseline_m
+
+
 class KITTIDataset(DepthFileDataset):
     """One split list over a KITTI raw tree and the annotated depth maps (or the Velodyne scans).
 
@@ -95,11 +152,12 @@ class KITTIDataset(DepthFileDataset):
         gt_source: ``annotated`` or ``velodyne``.
         kb_crop: cut every frame to the 352x1216 KB crop.
         stereo: also load the other camera's image (and its depth map) as ``image_right``/``depth_right``.
+        hints_root: also load each view's Depth Hints (``hint``, ``hint_right``) from there.
     """
 
     def __init__(self, list_path: str | os.PathLike, raw_root: str | os.PathLike, gt_root: str | os.PathLike | None,
                  gt_source: GroundTruth = "annotated", kb_crop: bool = True, stereo: bool = False,
-                 augment: DepthAugment | None = None) -> None:
+                 augment: DepthAugment | None = None, hints_root: str | os.PathLike | None = None) -> None:
         super().__init__(augment)
         if gt_source not in ("annotated", "velodyne"):
             raise ConfigError(f"KITTI gt_source must be annotated or velodyne, got {gt_source!r}")
@@ -108,6 +166,7 @@ class KITTIDataset(DepthFileDataset):
         self.list_path, self.raw_root = Path(list_path), Path(raw_root)
         self.gt_root = None if gt_root is None else Path(gt_root)
         self.gt_source, self.kb_crop, self.stereo = gt_source, kb_crop, stereo
+        self.hints_root = None if hints_root is None else Path(hints_root)
         entries = read_split_list(self.list_path)
         if gt_source == "annotated":
             self.entries = [e for e in entries if e.depth is not None]
@@ -118,6 +177,21 @@ class KITTIDataset(DepthFileDataset):
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def hint_jobs(self) -> list[KITTIHintJob]:
+        """One :class:`KITTIHintJob` per list entry (both cameras of its frame, whichever the entry
+        names); every malformed image path of the list is reported at once."""
+        jobs, problems = [], []
+        for e in self.entries:
+            try:
+                date, drive, _, frame = self._parts(e)
+            except DataError as exc:
+                problems.extend(exc.problems)
+                continue
+            jobs.append(KITTIHintJob(str(self.raw_root), date, drive, frame, e.source))
+        if problems:
+            raise DataError(problems)
+        return jobs
 
     def source(self, index: int) -> str:
         return self.entries[index].source
@@ -196,6 +270,9 @@ class KITTIDataset(DepthFileDataset):
         shape = None if image is None else image.shape[:2]
         depth = attempt(self._depth, e, date, drive, camera, frame, shape)
         sample: dict[str, Any] = {"image": image, "depth": depth}
+        if self.hints_root is not None:
+            hint_path = self.hints_root / hint_relpath(date, drive, camera, frame)
+            sample["hint"] = attempt(read_hint, hint_path, shape, e.source)
         if self.stereo:
             if camera != "image_02":
                 problems.append(Problem(LIST, e.rgb, "stereo samples need the left camera (image_02)", e.source))
@@ -207,6 +284,9 @@ class KITTIDataset(DepthFileDataset):
                                         f"left {shape[0]}x{shape[1]}", e.source))
             else:
                 sample["depth_right"] = attempt(self._depth, e, date, drive, "image_03", frame, shape)
+            if self.hints_root is not None:
+                hint_path = self.hints_root / hint_relpath(date, drive, _OTHER_CAMERA[camera], frame)
+                sample["hint_right"] = attempt(read_hint, hint_path, shape, e.source)
         if problems:
             raise DataError(problems)
 
@@ -257,6 +337,9 @@ class KITTIDataModule(FileDataModule):
         eval_kb_crop: cut val/test samples too (default: full frames, for the ``kitti`` protocol's
             own KB crop and paste-back); without it eval_batch_size must be 1 (frame sizes differ).
         stereo: also load the right camera (``image_right``, ``depth_right``).
+        hints_root: Depth Hints folder (``depthlab hints precompute`` fills it; layout
+            :data:`HINT_LAYOUT`): every sample then carries ``hint`` (and ``hint_right`` with
+            ``stereo``), in every split. None (default): no hints.
         batch_size, eval_batch_size, num_workers: DataLoader settings.
         train_transforms, eval_transforms: augmentation lists (see :mod:`depthlab.data.transforms`).
     """
@@ -273,6 +356,7 @@ class KITTIDataModule(FileDataModule):
         kb_crop: bool = True,
         eval_kb_crop: bool = False,
         stereo: bool = False,
+        hints_root: str | None = None,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 4,
@@ -293,10 +377,11 @@ class KITTIDataModule(FileDataModule):
         self.gt_sources = {"train": train_gt_source, "val": eval_gt_source, "test": eval_gt_source}
         self.kb_crops = {"train": kb_crop, "val": eval_kb_crop, "test": eval_kb_crop}
         self.stereo = stereo
+        self.hints_root = hints_root
 
     @property
     def provides(self) -> frozenset[str]:
-        loaded = view_keys(["image", "depth"], stereo=self.stereo)
+        loaded = view_keys(["image", "depth"] + ["hint"] * (self.hints_root is not None), stereo=self.stereo)
         return loaded | {"intrinsics", "baseline_m", "crop_offset", "full_size", "index"}
 
     def check_splits(self) -> list[Split]:
@@ -307,4 +392,21 @@ class KITTIDataModule(FileDataModule):
         raw = require_dir(self.raw_root, "data.raw_root")
         source = self.gt_sources[split]
         gt = require_dir(self.gt_root, "data.gt_root") if source == "annotated" else None
-        return KITTIDataset(resolve_path(self.lists[split]), raw, gt, source, self.kb_crops[split], self.stereo, augment)
+        hints = None
+        if self.hints_root is not None:
+            hints = require_dir(self.hints_root, "data.hints_root (run 'depthlab hints precompute' to fill it)")
+            check_hints_data(hints, HINTS_DATA, "data.hints_root")
+        return KITTIDataset(resolve_path(self.lists[split]), raw, gt, source, self.kb_crops[split], self.stereo,
+                            augment, hints)
+
+    # -- Depth Hints (depthlab hints precompute) ---------------------------------------------------------
+    hint_layout = HINT_LAYOUT
+    hints_data = HINTS_DATA
+
+    def hint_jobs(self, split: Split) -> list[KITTIHintJob]:
+        """The stereo pairs of ``split`` whose hints the samples read (see :class:`KITTIHintJob`)."""
+        raw = require_dir(self.raw_root, "data.raw_root")
+        source = self.gt_sources[split]
+        gt = require_dir(self.gt_root, "data.gt_root") if source == "annotated" else None
+        # Without hints_root: the pairs are listed before their hints exist.
+        return KITTIDataset(resolve_path(self.lists[split]), raw, gt, source).hint_jobs()

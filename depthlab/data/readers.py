@@ -119,6 +119,26 @@ def read_depth_png(path: Path, scale: float, source: str, shape: tuple[int, int]
     return raw.astype(np.float32) * np.float32(scale)
 
 
+def read_hint(path: Path, shape: tuple[int, int] | None, source: str) -> np.ndarray:
+    """A Depth Hints file: float32 ``.npy`` of shape (1, H, W) in metres (0 = no hint), as (H, W).
+
+    ``shape`` is its image's full-frame (H, W) (None when the image is unreadable: the file is still
+    checked); hints are stored at that size, never resized here.
+    """
+    if not path.is_file():
+        raise DataError(Problem(MISSING, str(path), "no such hint file (depthlab hints precompute writes it)", source))
+    try:
+        hint = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(Problem(UNREADABLE, str(path), f"not a .npy array ({exc})", source)) from None
+    if hint.dtype != np.float32:
+        raise DataError(Problem(DTYPE, str(path), f"hint must be float32, got {hint.dtype}", source))
+    if hint.ndim != 3 or hint.shape[0] != 1 or (shape is not None and hint.shape[1:] != tuple(shape)):
+        expected = "(1, H, W)" if shape is None else str((1, *shape))
+        raise DataError(Problem(SIZE, str(path), f"hint is {hint.shape}, its image needs {expected}", source))
+    return hint[0]
+
+
 def read_kitti_calib(path: Path, source: str) -> dict[str, np.ndarray]:
     """A KITTI calibration text file (``KEY: v1 v2 ...`` lines) as ``{key: float64 array}``.
 

@@ -12,12 +12,19 @@ occlusions both views see the same colour for the same point and stereo matching
 
 Every sample is a pure function of (seed, split, index): train, val and test draw from disjoint
 random streams.
+
+Depth Hints: with ``hints_root`` every sample also carries ``hint``/``hint_right`` read from
+``<hints_root>/<split>/image_0{2,3}/<index:06d>.npy`` (KITTI's camera names: 02 left, 03 right;
+written by ``depthlab hints precompute``); with ``hints_on_the_fly`` they are computed from the
+rendered pair instead (``depthlab.hints.compute_stereo_hints``, the published 12-setting grid at the
+image's own size: the same arrays precompute writes).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +33,7 @@ from torch.utils.data import Dataset
 from depthlab.data.batch import DepthSample
 from depthlab.data.keys import view_keys
 from depthlab.data.loading import Split, SplitDataModule
+from depthlab.errors import ConfigError
 
 _SPLIT_ID = {"train": 0, "val": 1, "test": 2}
 _N_WAVES = 4  # sinusoids per surface texture
@@ -206,8 +214,11 @@ def render_view(scene: Scene, cfg: SceneConfig, offset_x_m: float = 0.0) -> tupl
     )
 
 
-#: The keys of every synthetic sample.
+#: The keys of every synthetic sample (with hints configured, also :data:`HINT_KEYS`).
 SAMPLE_KEYS = view_keys(["image", "depth"], stereo=True) | {"intrinsics", "baseline_m", "index"}
+HINT_KEYS = view_keys(["hint"], stereo=True)
+#: Where sample ``index`` of ``split`` has its hints under hints_root (camera 02 left, 03 right, as KITTI).
+HINT_LAYOUT = "<split>/image_0{2,3}/<index:06d>.npy"
 
 
 def render_sample(cfg: SceneConfig, seed: int, split: Split, index: int) -> DepthSample:
@@ -230,13 +241,59 @@ def render_sample(cfg: SceneConfig, seed: int, split: Split, index: int) -> Dept
     return DepthSample(**sample)
 
 
-class SyntheticStereoDataset(Dataset):
-    """``length`` procedural stereo samples of one split, rendered on access."""
+def hint_relpaths(split: Split, index: int) -> tuple[str, str]:
+    """The left and right hint files of a sample, relative to hints_root (:data:`HINT_LAYOUT`)."""
+    return tuple(f"{split}/{camera}/{index:06d}.npy" for camera in ("image_02", "image_03"))
 
-    def __init__(self, cfg: SceneConfig, split: Split, length: int, seed: int = 0) -> None:
+
+def hints_data(cfg: SceneConfig, seed: int) -> dict:
+    """What identifies the images of a synthetic hints folder (its manifest's ``data``): the
+    scene generator's settings and the seed."""
+    return {"dataset": "synthetic", "seed": seed, "scene": asdict(cfg)}
+
+
+def _uint8(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8, what stereo matching takes."""
+    return (image.permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+@dataclass(frozen=True)
+class SyntheticHintJob:
+    """One synthetic stereo pair for ``depthlab hints precompute`` (picklable: rendered in the worker)."""
+
+    cfg: SceneConfig
+    seed: int
+    split: Split
+    index: int
+
+    @property
+    def source(self) -> str:
+        return f"synthetic {self.split} sample {self.index} (seed {self.seed})"
+
+    @property
+    def outputs(self) -> tuple[str, str]:
+        return hint_relpaths(self.split, self.index)
+
+    def read(self) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """(left, right uint8 (H, W, 3), fx pixels, baseline_m metres) of the rendered pair."""
+        sample = render_sample(self.cfg, self.seed, self.split, self.index)
+        return _uint8(sample["image"]), _uint8(sample["image_right"]), self.cfg.intrinsics[0], self.cfg.baseline_m
+
+
+class SyntheticStereoDataset(Dataset):
+    """``length`` procedural stereo samples of one split, rendered on access.
+
+    ``hints``: None, a hints folder (:class:`~pathlib.Path`, layout :data:`HINT_LAYOUT`) or
+    ``"on_the_fly"`` (computed from the rendered pair).
+    """
+
+    def __init__(self, cfg: SceneConfig, split: Split, length: int, seed: int = 0,
+                 hints: Path | str | None = None) -> None:
         if split not in _SPLIT_ID:
             raise ValueError(f"split must be one of {list(_SPLIT_ID)}, got {split!r}")
-        self.cfg, self.split, self.length, self.seed = cfg, split, length, seed
+        if isinstance(hints, str) and hints != "on_the_fly":
+            raise ValueError(f"hints must be None, a folder (Path) or 'on_the_fly', got {hints!r}")
+        self.cfg, self.split, self.length, self.seed, self.hints = cfg, split, length, seed, hints
 
     def __len__(self) -> int:
         return self.length
@@ -244,7 +301,32 @@ class SyntheticStereoDataset(Dataset):
     def __getitem__(self, index: int) -> DepthSample:
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} {self.split} samples")
-        return render_sample(self.cfg, self.seed, self.split, index)
+        sample = render_sample(self.cfg, self.seed, self.split, index)
+        if self.hints is not None:
+            sample.update(self._hints(sample, index))
+        return sample
+
+    def _hints(self, sample: DepthSample, index: int) -> dict[str, torch.Tensor]:
+        # Imported here: stereo matching pulls in OpenCV, which plain rendering does not need.
+        if self.hints == "on_the_fly":
+            from depthlab.hints.fusion import compute_stereo_hints
+
+            left, right = _uint8(sample["image"]), _uint8(sample["image_right"])
+            views = compute_stereo_hints(left, right, self.cfg.intrinsics[0], self.cfg.baseline_m)
+            maps = {"hint": views.depth, "hint_right": views.depth_right}
+        else:
+            from depthlab.data.readers import read_hint
+
+            source = SyntheticHintJob(self.cfg, self.seed, self.split, index).source
+            shape = (self.cfg.height, self.cfg.width)
+            maps = {key: read_hint(self.hints / rel, shape, source)
+                    for key, rel in zip(("hint", "hint_right"), hint_relpaths(self.split, index))}
+        out = {}
+        for key, values in maps.items():  # as data.base.to_tensors: 0 unless finite and > 0
+            valid = np.isfinite(values) & (values > 0)
+            out[key] = torch.from_numpy(np.where(valid, values, np.float32(0)))[None]
+            out[key.replace("hint", "hint_valid")] = torch.from_numpy(valid)[None]
+        return out
 
 
 class SyntheticDataModule(SplitDataModule):
@@ -258,6 +340,10 @@ class SyntheticDataModule(SplitDataModule):
         hfov_deg, baseline_m: camera: horizontal field of view and stereo baseline.
         min_depth, max_depth: scene depth range in metres (ground truth outside it is invalid).
         gt_density: fraction of valid ground-truth pixels kept (sparse, LiDAR-like when < 1).
+        hints_root: Depth Hints folder (``depthlab hints precompute`` fills it; layout
+            :data:`HINT_LAYOUT`): every sample then carries ``hint`` and ``hint_right``.
+        hints_on_the_fly: compute those hints from each rendered pair instead (about 50 ms per
+            96x128 pair on one core; no folder). At most one of the two.
     """
 
     def __init__(
@@ -275,8 +361,13 @@ class SyntheticDataModule(SplitDataModule):
         min_depth: float = 0.5,
         max_depth: float = 10.0,
         gt_density: float = 1.0,
+        hints_root: str | None = None,
+        hints_on_the_fly: bool = False,
     ) -> None:
         super().__init__()
+        if hints_root is not None and hints_on_the_fly:
+            raise ConfigError("data: hints_root and hints_on_the_fly exclude each other (read hints or compute them)")
+        self.hints_root, self.hints_on_the_fly = hints_root, hints_on_the_fly
         self.batch_size = self.eval_batch_size = batch_size
         self.num_workers, self.seed = num_workers, seed
         self.scene = SceneConfig(height, width, hfov_deg, baseline_m, min_depth, max_depth, gt_density=gt_density)
@@ -284,7 +375,27 @@ class SyntheticDataModule(SplitDataModule):
 
     @property
     def provides(self) -> frozenset[str]:
-        return SAMPLE_KEYS
+        with_hints = self.hints_root is not None or self.hints_on_the_fly
+        return SAMPLE_KEYS | HINT_KEYS if with_hints else SAMPLE_KEYS
 
     def dataset(self, split: Split) -> SyntheticStereoDataset:
-        return SyntheticStereoDataset(self.scene, split, self.sizes[split], self.seed)
+        hints: Path | str | None = "on_the_fly" if self.hints_on_the_fly else None
+        if self.hints_root is not None:
+            from depthlab.hints.store import check_hints_data
+
+            hints = Path(self.hints_root).expanduser()
+            if not hints.is_dir():
+                raise ConfigError(f"data.hints_root: folder {hints} does not exist (run 'depthlab hints precompute')")
+            check_hints_data(hints, self.hints_data, "data.hints_root")
+        return SyntheticStereoDataset(self.scene, split, self.sizes[split], self.seed, hints)
+
+    # -- Depth Hints (depthlab hints precompute) ---------------------------------------------------------
+    hint_layout = HINT_LAYOUT
+
+    @property
+    def hints_data(self) -> dict:
+        return hints_data(self.scene, self.seed)
+
+    def hint_jobs(self, split: Split) -> list[SyntheticHintJob]:
+        """One job per sample of ``split``."""
+        return [SyntheticHintJob(self.scene, self.seed, split, index) for index in range(self.sizes[split])]

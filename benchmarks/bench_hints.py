@@ -1,0 +1,190 @@
+"""Depth Hints precompute throughput at KITTI size, projected to the Eigen training split.
+
+    python benchmarks/bench_hints.py                 # 4 pairs, all cores; a Markdown table
+    python benchmarks/bench_hints.py --pairs 8 --workers 4 --no-small
+
+What is timed, on KITTI-layout PNG pairs of 375x1242 written to a temporary tree (camera-like
+texture; the right image is the left one resampled with a smooth disparity field of 5-60 px, so
+SGM finds matches as on a road scene), the published 12-setting grid, both views per pair:
+
+- ``plain SGBM loop``: the 24 ``StereoSGBM.compute`` calls per pair (12 settings x left view and
+  mirrored pair) on images already in memory, one process, one OpenCV thread. The floor: SGM alone.
+- ``precompute, 1 worker``: ``depthlab.hints.precompute.precompute`` in this process, single-threaded
+  (PNG reads, SGM, fusion by reprojection error, .npy writes).
+- ``precompute, N worker processes``: precompute's job function (``run_job``: read, match, fuse,
+  write) in a pool of N spawned, single-threaded processes, timed once the pool is up; the start-up
+  (each worker imports torch) is printed apart: a run of hours pays it once.
+- ``precompute, 1 worker, --size 320 1024``: matching at the published code's resolution.
+
+Projection: the Eigen training list shipped in data/splits (every line has annotated depth, so every
+pair is needed), divided by the measured pairs/s. "per 16 cores" scales the per-worker rate of the
+N-worker run by 16 (assumes no further contention). Beside it the published figure: about 4 h on a
+GPU for 46,976 images at 320x1024 (Watson et al. 2019; SPEC section 4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+EIGEN_TRAIN_LIST = REPO / "data" / "splits" / "eigen_train_files_with_gt.txt"
+PUBLISHED_HOURS, PUBLISHED_IMAGES = 4.0, 46_976  # Watson et al. 2019, via SPEC section 4 (GPU, 320x1024)
+HEIGHT, WIDTH = 375, 1242  # KITTI 2011_09_26 frames
+P02 = "7.215377e+02 0 6.095593e+02 4.485728e+01 0 7.215377e+02 1.728540e+02 2.163791e-01 0 0 1 2.745884e-03"
+P03 = "7.215377e+02 0 6.095593e+02 -3.395242e+02 0 7.215377e+02 1.728540e+02 2.199936e+00 0 0 1 2.729905e-03"
+
+
+def stereo_pair(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-like texture and its right view under a road-like disparity (5 px at the top, 60 px
+    at the bottom, a nearer box in the middle): right(x, y) = left(x + d(x, y), y)."""
+    low = cv2.resize(rng.integers(0, 256, (HEIGHT // 8, (WIDTH + 64) // 8, 3), dtype=np.uint8), (WIDTH + 64, HEIGHT),
+                     interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    texture = np.clip(low + rng.normal(0, 6, low.shape), 0, 255).astype(np.uint8)
+    v, u = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    disparity = 5 + 55 * v / (HEIGHT - 1)
+    box = (abs(u - WIDTH / 2) < 150) & (abs(v - HEIGHT / 2) < 80)
+    disparity[box] = 45
+    left = np.ascontiguousarray(texture[:, :WIDTH])
+    right = cv2.remap(texture, u + disparity, v, cv2.INTER_LINEAR)
+    return left, right
+
+
+def write_tree(root: Path, pairs: int, seed: int) -> Path:
+    """A KITTI raw layout with ``pairs`` frames and a list (ground truth 'None': Velodyne source)."""
+    rng = np.random.default_rng(seed)
+    date, drive = "2011_09_26", "2011_09_26_drive_0001_sync"
+    (root / "raw" / date).mkdir(parents=True)
+    (root / "raw" / date / "calib_cam_to_cam.txt").write_text(f"P_rect_02: {P02}\nP_rect_03: {P03}\n")
+    lines = []
+    for n in range(pairs):
+        name = f"{n:010d}.png"
+        for camera, image in zip(("image_02", "image_03"), stereo_pair(rng)):
+            path = root / "raw" / date / drive / camera / "data" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        lines.append(f"{date}/{drive}/image_02/data/{name} None 721.5377")
+    (root / "list.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def datamodule(tree: Path):
+    from depthlab.data import KITTIDataModule
+
+    return KITTIDataModule(raw_root=str(tree / "raw"), train_list=str(tree / "list.txt"), train_gt_source="velodyne",
+                           eval_gt_source="velodyne", stereo=True, kb_crop=False)
+
+
+def plain_sgbm_loop(jobs) -> float:
+    """Seconds for the 24 SGBM calls per pair, images preloaded, one OpenCV thread."""
+    from depthlab.hints import PUBLISHED_GRID
+
+    images = [job.read()[:2] for job in jobs]
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    start = time.perf_counter()
+    for left, right in images:
+        mirrored = (np.ascontiguousarray(right[:, ::-1]), np.ascontiguousarray(left[:, ::-1]))
+        for setting in PUBLISHED_GRID:
+            matcher = setting.matcher()
+            matcher.compute(left, right)
+            matcher.compute(*mirrored)
+    seconds = time.perf_counter() - start
+    cv2.setNumThreads(threads)
+    return seconds
+
+
+def _ready(_: int) -> int:
+    import depthlab.data.kitti  # what a worker imports to unpickle its first KITTI job  # noqa: F401
+    return os.getpid()
+
+
+def pool_seconds(jobs, root: Path, workers: int) -> tuple[float, float]:
+    """(start-up, work) seconds of ``workers`` spawned processes running precompute's own job
+    function (``run_job``) on ``jobs``: the pool is started and warmed first, so that the work time
+    is the steady state a run of hours sees."""
+    from functools import partial
+
+    from depthlab.hints import PUBLISHED_GRID
+    from depthlab.hints.precompute import _single_threaded, run_job
+
+    work = partial(run_job, root=str(root), settings=PUBLISHED_GRID, size=None)
+    start = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_single_threaded) as pool:
+        pool.map(_ready, range(workers), chunksize=1)
+        ready = time.perf_counter()
+        results = list(pool.imap_unordered(work, jobs, chunksize=1))
+        done = time.perf_counter()
+    if any(r.error for r in results):
+        raise RuntimeError(f"precompute failed: {[r.error for r in results if r.error]}")
+    return ready - start, done - ready
+
+
+def timed_precompute(tree: Path, root: Path, size=None) -> float:
+    """Seconds of the whole ``precompute()`` call with one worker (in this process, one thread)."""
+    from depthlab.hints.precompute import precompute
+
+    with open(os.devnull, "w") as quiet:
+        start = time.perf_counter()
+        summary = precompute(datamodule(tree), root, splits=["train"], workers=1, size=size, progress=False,
+                             out=quiet)
+        seconds = time.perf_counter() - start
+    if summary.failures or summary.computed == 0:
+        raise RuntimeError(f"precompute failed: {summary.failures}")
+    return seconds
+
+
+def main() -> int:
+    default_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=4, help="stereo pairs timed per run (default 4)")
+    parser.add_argument("--workers", type=int, default=default_workers,
+                        help="N of the N-worker run (default: all cores)")
+    parser.add_argument("--no-small", action="store_true", help="skip the --size 320 1024 run")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    eigen_pairs = sum(1 for line in EIGEN_TRAIN_LIST.read_text().splitlines() if line.strip())
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = write_tree(Path(tmp) / "kitti", args.pairs, args.seed)
+        from depthlab.hints.precompute import list_jobs
+
+        jobs = list_jobs(datamodule(tree), ["train"])
+        rows = [("plain SGBM loop (24 compute() per pair)", 1, plain_sgbm_loop(jobs))]
+        rows.append(("precompute, 1 worker", 1, timed_precompute(tree, Path(tmp) / "h1")))
+        startup, seconds = pool_seconds(jobs, Path(tmp) / "hN", args.workers)
+        rows.append((f"precompute, {args.workers} worker processes", args.workers, seconds))
+        if not args.no_small:
+            rows.append(("precompute, 1 worker, --size 320 1024", 1, timed_precompute(tree, Path(tmp) / "h320",
+                                                                                      size=(320, 1024))))
+
+    print(f"Depth Hints precompute at {HEIGHT}x{WIDTH}, 12 SGM settings, both views; {args.pairs} pairs per run; "
+          f"{platform.processor() or platform.machine()}, {default_workers} cores available, "
+          f"OpenCV {cv2.__version__}, Python {sys.version.split()[0]}")
+    print(f"Projection: Eigen training list, {eigen_pairs} pairs ({2 * eigen_pairs} hint files)\n")
+    print("| run | processes | s | pairs/s | s per pair per process | Eigen train: hours here | hours on 16 cores |")
+    print("|---|---|---|---|---|---|---|")
+    for name, processes, seconds in rows:
+        rate = args.pairs / seconds
+        per_process = rate / processes
+        print(f"| {name} | {processes} | {seconds:.1f} | {rate:.3f} | {1 / per_process:.2f} | "
+              f"{eigen_pairs / rate / 3600:.1f} | {eigen_pairs / (per_process * 16) / 3600:.1f} |")
+    published_pairs_per_s = PUBLISHED_IMAGES / 2 / (PUBLISHED_HOURS * 3600)
+    print(f"| published (Watson et al. 2019): GPU, 320x1024 | 1 GPU | - | {published_pairs_per_s:.2f} | - | "
+          f"{eigen_pairs / published_pairs_per_s / 3600:.1f} | - |")
+    print(f"\nStarting the {args.workers} spawned workers (imports included) took {startup:.1f} s, once per run; "
+          "not in the table.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
