@@ -19,7 +19,7 @@ SGM finds matches as on a road scene), the published 12-setting grid, both views
 Projection: the Eigen training list shipped in data/splits (every line has annotated depth, so every
 pair is needed), divided by the measured pairs/s. "per 16 cores" scales the per-worker rate of the
 N-worker run by 16 (assumes no further contention). Beside it the published figure: about 4 h on a
-GPU for 46,976 images at 320x1024 (Watson et al. 2019; SPEC section 4).
+GPU for 46,976 images at 320x1024 (Watson et al. 2019, depth-hints README).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 EIGEN_TRAIN_LIST = REPO / "data" / "splits" / "eigen_train_files_with_gt.txt"
-PUBLISHED_HOURS, PUBLISHED_IMAGES = 4.0, 46_976  # Watson et al. 2019, via SPEC section 4 (GPU, 320x1024)
+PUBLISHED_HOURS, PUBLISHED_IMAGES = 4.0, 46_976  # Watson et al. 2019, depth-hints README (GPU, 320x1024)
 HEIGHT, WIDTH = 375, 1242  # KITTI 2011_09_26 frames
 P02 = "7.215377e+02 0 6.095593e+02 4.485728e+01 0 7.215377e+02 1.728540e+02 2.163791e-01 0 0 1 2.745884e-03"
 P03 = "7.215377e+02 0 6.095593e+02 -3.395242e+02 0 7.215377e+02 1.728540e+02 2.199936e+00 0 0 1 2.729905e-03"

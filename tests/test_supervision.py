@@ -107,19 +107,22 @@ class _FramesModule(L.LightningDataModule):
         return self.val_dataloader()
 
 
-@pytest.mark.parametrize("flip, per_batch", [("none", 1), ("mean", 2), ("monodepth", 2)])
-def test_kb_crop_and_flip_run_the_network_once_per_view(tmp_path, flip, per_batch):
+@pytest.mark.parametrize(
+    "flip, per_batch, input_size",
+    [("none", 1, None), ("mean", 2, None), ("monodepth", 2, None), ("monodepth", 2, (96, 320))],
+)
+def test_kb_crop_and_flip_run_the_network_once_per_view(tmp_path, flip, per_batch, input_size):
     # eigen2014 works at a small fixed size internally, so KITTI-sized frames stay cheap
     module = DepthModule(
         net={"name": "eigen2014", "input_size": [48, 64], "fc_width": 32},
         min_depth=1e-3, max_depth=80.0,
-        eval_protocol={"name": "kitti", "kb_crop": True, "flip": flip},
+        eval_protocol={"name": "kitti", "kb_crop": True, "flip": flip, "input_size": input_size},
     )
     shapes = []
     module.net.register_forward_hook(lambda net, inputs, output: shapes.append(tuple(inputs[0].shape)))
     [logged] = _trainer(tmp_path).validate(module, _FramesModule(n=3, batch_size=2), verbose=False)
     assert len(shapes) == 2 * per_batch  # 2 batches (2 + 1 images) x views
-    assert {s[-2:] for s in shapes} == {(352, 1216)}  # the KB window only
+    assert {s[-2:] for s in shapes} == {input_size or (352, 1216)}  # the KB window only (resized)
     assert logged["val/images"] == 3 and torch.isfinite(torch.tensor(logged["val/loss"]))
 
 

@@ -57,7 +57,7 @@ DEPTH_PNG_SCALE = 1 / 256  # devkit readme of the depth benchmarks
 GroundTruth = Literal["annotated", "velodyne"]
 _OTHER_CAMERA = {"image_02": "image_03", "image_03": "image_02"}
 PER_VIEW_KEYS = tuple(vk.key(view) for vk in VIEW_KEYS for view in VIEWS)  # what the KB crop cuts
-#: Where a frame's hint lives under hints_root: the raw layout without ``data/`` (SPEC section 4).
+#: Where a frame's hint lives under hints_root: the raw layout without ``data/`` (the published depth-hints layout).
 HINT_LAYOUT = "<date>/<date>_drive_<id>_sync/image_0{2,3}/<frame:010d>.npy"
 HINTS_DATA = {"dataset": "kitti"}  # what a KITTI hints folder's manifest.json records as its data
 

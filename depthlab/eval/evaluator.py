@@ -28,6 +28,7 @@ from depthlab.data.keys import crop_batch, select_samples
 from depthlab.eval.protocols import EvalProtocol, Predicted
 from depthlab.eval.report import format_table, write_report
 from depthlab.metrics import DepthMetrics, ScaleRatios
+from depthlab.models.layers import resize_output
 from depthlab.models.output import DepthOutput
 
 Stage = Literal["val", "test"]
@@ -87,21 +88,25 @@ class Evaluator(nn.Module):
 
         ``real`` (B,) bool marks the samples that are not DDP padding repeats (None: all are real).
         Returns the prediction and the batch as the network saw it (cut to the KB window when the
-        protocol crops), for panels.
+        protocol crops), for panels. The loss compares the plain forward's output with that batch
+        (resized to it first when the protocol feeds the network another ``input_size``).
         """
         image, gt = batch["image"], batch["depth"]
         pred = self.protocol.predict(net, image, tuple(gt.shape[-2:]))
         seen = batch if pred.window is None else crop_batch(batch, *pred.window)
         keep = torch.arange(image.shape[0], device=image.device) if real is None else real.nonzero().squeeze(1)
+        out = pred.out
+        if out.depth.shape[-2:] != seen["image"].shape[-2:]:  # a protocol input_size: loss at the batch's size
+            out = resize_output(out, tuple(seen["image"].shape[-2:]))
         if loss_fn is not None:
             rows = []
             for i in keep.tolist():  # per image: the mean over images is independent of batching
-                total, parts = loss_fn(pred.out.select([i]), select_samples(seen, [i]))
+                total, parts = loss_fn(out.select([i]), select_samples(seen, [i]))
                 values = [total] + ([parts[name[len("loss_"):]] for name in self.loss_names[1:]])
                 rows.append(torch.stack([v.detach().double() for v in values]))
             self.losses[stage].update(torch.stack(rows) if rows else gt.new_zeros(0, len(self.loss_names), dtype=torch.float64))
         self._update_metrics(stage, batch, pred, keep)
-        return pred, seen
+        return pred._replace(out=out), seen
 
     def _update_metrics(self, stage: Stage, batch: Mapping[str, Any], pred: Predicted, keep: Tensor) -> None:
         gt, valid = batch["depth"][keep], batch.get("valid")

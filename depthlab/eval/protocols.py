@@ -233,6 +233,9 @@ class EvalProtocol:
         align_corners: of the bilinear resize (True as AdaBins and ZoeDepth; False is OpenCV's
             ``cv2.resize`` as in monodepth2).
         averaging: ``image`` (the standard) or ``pixel`` (FCRN); see :mod:`depthlab.metrics`.
+        input_size: ``[height, width]`` the network sees (the image, or its KB window, is resized
+            bilinearly with antialiasing), e.g. Monodepth2's 192x640; None: the image as it comes.
+            The prediction is resized to the ground truth as always (``resize``, ``align_corners``).
     """
 
     name: str = "none"
@@ -247,6 +250,7 @@ class EvalProtocol:
     resize: Resize = "auto"
     align_corners: bool = True
     averaging: Literal["image", "pixel"] = "image"
+    input_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.min_depth < self.max_depth:
@@ -260,6 +264,11 @@ class EvalProtocol:
             raise ConfigError(f"eval protocol flip: expected none, mean or monodepth, got {self.flip!r}")
         if self.resize not in ("auto", "depth", "inverse_depth"):
             raise ConfigError(f"eval protocol resize: expected auto, depth or inverse_depth, got {self.resize!r}")
+        if self.input_size is not None:
+            size = tuple(int(v) for v in self.input_size)
+            if len(size) != 2 or min(size) < 1:
+                raise ConfigError(f"eval protocol input_size: expected [height, width], got {self.input_size!r}")
+            object.__setattr__(self, "input_size", size)  # frozen: normalise a YAML list once
         if self.averaging not in ("image", "pixel"):
             raise ConfigError(f"eval protocol averaging: expected image or pixel, got {self.averaging!r}")
         if not (math.isfinite(self.pred_scale) and self.pred_scale > 0):
@@ -283,6 +292,8 @@ class EvalProtocol:
             parts.append("KB crop" + (", crop of the window" if self.crop_frame == "kb_window" else ""))
         if self.flip != "none":
             parts.append(f"flip TTA ({self.flip})")
+        if self.input_size is not None:
+            parts.append(f"network input {self.input_size[0]}x{self.input_size[1]}")
         if self.resize != "auto":
             parts.append(f"resize {self.resize}")
         if self.pred_scale != 1:
@@ -310,6 +321,10 @@ class EvalProtocol:
             top, left = kb_window(h, w)
             window = (top, left, *KB_CROP_HW)
             image = image[..., top : top + KB_CROP_HW[0], left : left + KB_CROP_HW[1]]
+        if self.input_size is not None and tuple(image.shape[-2:]) != self.input_size:
+            # the size the network was trained at (Monodepth2 evaluates at 192x640); antialiased
+            # like the PIL resize of its loader when shrinking
+            image = F.interpolate(image, size=self.input_size, mode="bilinear", align_corners=False, antialias=True)
         out = net(image)
         depth = out.depth
         if self.flip != "none":

@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-# The published grid and fixed values (nianticlabs/depth-hints precompute_depth_hints.py; SPEC section 4).
+# The published grid and fixed values (nianticlabs/depth-hints precompute_depth_hints.py).
 PUBLISHED_BLOCK_SIZES = (1, 2, 3)
 PUBLISHED_NUM_DISPARITIES = (64, 96, 128, 160)
 SGBM_DISPARITY_SCALE = 16  # StereoSGBM.compute() returns fixed-point disparities with 4 fractional bits (OpenCV docs)

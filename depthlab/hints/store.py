@@ -1,6 +1,6 @@
 """Hint files on disk: atomic writes and the ``manifest.json`` that says how a hints folder was made.
 
-Each hint is one float32 ``.npy`` of shape (1, H, W), metres, 0 = no hint (SPEC section 4), at the
+Each hint is one float32 ``.npy`` of shape (1, H, W), metres, 0 = no hint, at the
 image's full-frame size; the data set defines the layout under the hints root (``docs/hints.md``).
 ``manifest.json`` at the root records the SGM settings, the matching size, the fusion rule and the
 data it was made from; a later run with other values is refused instead of mixing two kinds of

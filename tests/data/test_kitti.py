@@ -23,7 +23,7 @@ def _module(tree, **kwargs) -> KITTIDataModule:
 
 
 def test_kb_crop_box_matches_spec():
-    assert kb_crop_box(375, 1242) == (23, 13)  # SPEC section 2
+    assert kb_crop_box(375, 1242) == (23, 13)  # BTS: top = 375 - 352, left = (1242 - 1216) // 2
     assert kb_crop_box(370, 1226) == (18, 5)
 
 

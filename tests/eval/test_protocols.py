@@ -350,3 +350,24 @@ def test_kb_cropped_ground_truth_with_its_window_gives_the_full_frame_numbers(cr
     assert not torch.equal(wrong.mask, got.mask)
     with pytest.raises(ValueError, match="window"):
         protocol.prepare(full_pred[win], full_gt[win], window=(30, left, 375, 1242))
+
+
+def test_input_size_feeds_the_network_a_resized_image_and_scores_at_ground_truth_size():
+    seen = []
+
+    def net(image):
+        seen.append(tuple(image.shape))
+        return DepthOutput(depth=1.0 + image.mean(1, keepdim=True))
+
+    protocol = build_protocol({"name": "none", "input_size": [8, 10]}, min_depth=0.1, max_depth=10.0)
+    image = torch.rand(2, 3, 20, 30)
+    gt = torch.full((2, 1, 20, 30), 1.5)
+    p = protocol.predict(net, image, gt.shape[-2:])
+    assert seen == [(2, 3, 8, 10)] and p.depth.shape == (2, 1, 8, 10)
+    small = torch.nn.functional.interpolate(image, size=(8, 10), mode="bilinear", align_corners=False, antialias=True)
+    assert torch.allclose(p.depth, 1.0 + small.mean(1, keepdim=True))
+    ev = protocol.prepare(p.depth, gt, None, None, p.predicts_inverse_depth)
+    assert ev.pred.shape == gt.shape
+    assert "network input 8x10" in protocol.describe()
+    with pytest.raises(ConfigError, match="input_size"):
+        build_protocol({"name": "none", "input_size": [8]})
