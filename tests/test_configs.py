@@ -1,0 +1,45 @@
+"""Every shipped config parses with the CLI's own parser, and its loss gets what it reads from its data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from depthlab import losses
+from depthlab.cli import run
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_parses_with_the_cli_parser(path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # --print_config prints the resolved config and exits
+        run(["fit", "--config", str(path), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["net"] and printed["data"]["class_path"].startswith("depthlab.data.")
+
+
+def _module_kwargs(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())["model"]
+
+
+@pytest.mark.parametrize("name, stereo", [("kitti_depth_hints.yaml", True), ("synthetic_depth_hints.yaml", True)])
+def test_depth_hints_configs_loss_is_satisfied_by_their_data(name, stereo):
+    from depthlab.data import KITTIDataModule, SyntheticDataModule
+
+    path = next(p for p in CONFIGS if p.name == name)
+    config = yaml.safe_load(path.read_text())
+    objective = losses.build_objective(config["model"]["loss"])
+    if "kitti" in name:
+        provides = KITTIDataModule(stereo=stereo, hints_root="/somewhere").provides
+    else:
+        args = config["data"]["init_args"]
+        provides = SyntheticDataModule(hints_root=args["hints_root"]).provides
+    objective.check_requirements(provides, {"depth", "inverse_depth"}, name)  # raises if a key is missing
+    assert {"hint", "image_right", "baseline_m"} <= objective.requires
+    # the same loss on data without hints stops with the key named
+    with pytest.raises(Exception, match="hint"):
+        objective.check_requirements(KITTIDataModule(stereo=True).provides, None, "no hints")
