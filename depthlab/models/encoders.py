@@ -26,9 +26,11 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
+import socket
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterator, Sequence
+from urllib.parse import urlparse
 
 import timm
 import torch
@@ -143,12 +145,70 @@ def create_encoder(
         return encoder
     if source is False:
         return timm.create_model(name, pretrained=False, **kwargs)
+    cached = cached_pretrained_file(name)
+    if cached is not None:  # from the local cache, with no network request at all
+        kwargs["pretrained_cfg_overlay"] = {"file": cached}
+    elif not hub_reachable():
+        # Fail in seconds: offline, the hub client retries for about a minute before it gives up.
+        raise _offline_error(name, ConnectionError(f"{hub_endpoint()} cannot be reached and no cached weights exist"))
     try:
         return timm.create_model(name, pretrained=True, **kwargs)
     except ConfigError:
         raise
     except Exception as exc:  # hub errors differ by huggingface_hub/httpx/requests version
         raise _offline_error(name, exc) from exc
+
+
+# Weight files timm looks for in a Hugging Face hub repository, in its order.
+_HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face hub URL timm's weights come from (``HF_ENDPOINT`` or the default)."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def cached_pretrained_file(name: str) -> str | None:
+    """The local file holding timm's default pretrained weights of ``name``, if already cached.
+
+    Looks in the Hugging Face cache (``HF_HOME``) for the model's hub repository and in torch's hub
+    cache for its URL; None when neither has it.
+    """
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    if cfg is None:
+        return None
+    if cfg.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        names = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else _HUB_WEIGHT_FILES
+        for filename in names:
+            found = try_to_load_from_cache(cfg.hf_hub_id, filename)
+            if isinstance(found, str):
+                return found
+    if cfg.url:
+        path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(cfg.url).path)
+        if path.is_file():
+            return str(path)
+    return None
+
+
+def hub_reachable(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether the hub's host accepts a TCP connection within ``timeout_s`` (False with ``HF_HUB_OFFLINE``)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(hub_endpoint())
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
 
 
 def _normalised_key(key: str) -> str:

@@ -92,3 +92,48 @@ def test_checkpoint_loading_needs_no_encoder_weights(tmp_path) -> None:
     net.load_state_dict(trained.state_dict())
     image = torch.rand(1, 3, 50, 70)
     torch.testing.assert_close(net.eval()(image).depth, trained.eval()(image).depth)
+
+
+def _fake_hub_cache(root, repo_id: str, filename: str, state: dict) -> None:
+    """A Hugging Face hub cache holding ``filename`` of ``repo_id`` (the layout huggingface_hub writes)."""
+    repo = root / "hub" / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(snapshot / filename))
+
+
+def test_pretrained_true_offline_fails_in_seconds_not_a_minute(tmp_path) -> None:
+    # Without HF_HUB_OFFLINE, on a machine whose hub host does not resolve: the probe answers at once.
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch"),
+           "HF_ENDPOINT": "https://hub.invalid"}
+    env.pop("HF_HUB_OFFLINE", None)
+    code = (
+        "import time\n"
+        "from depthlab.models.encoders import create_encoder\n"
+        "from depthlab.errors import ConfigError\n"
+        "t = time.perf_counter()\n"
+        "try:\n"
+        "    create_encoder('resnet18', pretrained=True)\n"
+        "except ConfigError as exc:\n"
+        "    print('CONFIGERROR', round(time.perf_counter() - t, 1), exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert "CONFIGERROR" in result.stdout, result.stderr[-2000:]
+    seconds = float(result.stdout.split()[1])
+    assert seconds < 15, result.stdout  # the hub client's own retries took about 54 s here
+    assert "cannot be reached" in result.stdout and "pretrained: /path/to/weights.safetensors" in result.stdout
+
+
+def test_pretrained_true_uses_a_cached_copy_without_any_network(tmp_path, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    from depthlab.models import encoders
+
+    reference = timm.create_model("resnet18", pretrained=False).state_dict()
+    _fake_hub_cache(tmp_path, "timm/resnet18.a1_in1k", "model.safetensors", reference)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(encoders, "hub_reachable", lambda *a, **k: pytest.fail("the network was probed"))
+    assert encoders.cached_pretrained_file("resnet18").endswith("model.safetensors")
+    _assert_holds(create_encoder("resnet18", pretrained=True), reference)
