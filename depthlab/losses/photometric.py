@@ -29,7 +29,10 @@ Depth Hints add a proxy label h from semi-global matching (``batch["hint"]`` in 
 
 Each hint term is evaluated on every scale's upsampled depth and averaged over the scales (the
 published code's per-scale rule). The fraction of pixels where the hint was used is reported as
-``hint_fraction`` (logged every step as ``train/<term>/hint_fraction``).
+``hint_fraction`` (logged every step as ``train/<term>/hint_fraction``), and the fraction of pixels
+whose warp samples inside the right image as ``inside_fraction``: near 0, the depth range is too
+near for the baseline (the network starts at sigmoid 0.5, depth 2 / (1/min_depth + 1/max_depth)) and
+the photometric term has nothing to learn from.
 """
 
 from __future__ import annotations
@@ -101,13 +104,16 @@ class PhotometricLoss(DepthLoss):
 
     def forward(self, out: DepthOutput, batch: Mapping[str, Any], mask: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         identity = _identity_error(batch, out.depth.dtype) if self.automask else None
-        terms, kept = [], []
+        terms, kept, insides = [], [], []
         for depth in scale_depths(out, tuple(batch["image"].shape[-2:]), self.use_scales):
             error, inside = warp_error(depth, batch)
             keep = inside if identity is None else inside & ~(identity < error)  # ties keep the warp
             terms.append(masked_mean(error, keep))
             kept.append(keep.float().mean())
-        stats = {"automasked_fraction": 1 - torch.stack(kept).mean()} if self.automask else {}
+            insides.append(inside.float().mean())
+        stats = {"inside_fraction": torch.stack(insides).mean()}
+        if self.automask:
+            stats["automasked_fraction"] = torch.stack(insides).mean() - torch.stack(kept).mean()
         return torch.stack(terms).mean(), stats
 
     def extra_repr(self) -> str:
@@ -163,9 +169,10 @@ class DepthHintsLoss(DepthLoss):
         if self.mode == "hint":  # the hint's own reprojection error, once, at full resolution
             hint_error, hint_inside = warp_error(hint, batch)
             hint_error = torch.where(valid & hint_inside, hint_error, hint_error + LOSING_ERROR)
-        terms, used = [], []
+        terms, used, insides = [], [], []
         for depth in depths:
             error, inside = warp_error(depth, batch)
+            insides.append(inside.float().mean())
             # One minimum over [warp, identity, hint] as the published code: the identity masks the
             # photometric term only where it beats both; the hint is used where it beats both.
             identity_wins = None
@@ -186,6 +193,7 @@ class DepthHintsLoss(DepthLoss):
                 term = term + masked_mean(torch.log1p((hint - depth).abs()), use)
                 used.append(use.float().mean())
             terms.append(term)
+        stats["inside_fraction"] = torch.stack(insides).mean()
         if used:
             stats["hint_fraction"] = torch.stack(used).mean().detach()
         return torch.stack(terms).mean(), stats

@@ -50,7 +50,11 @@ def test_photometric_value_is_the_masked_mean_reprojection_error(stereo):
     keep = inside & ~(identity < error)
     value, stats = losses.build("photometric")(DepthOutput(depth=depth), stereo, stereo["valid"])
     assert value.item() == pytest.approx(_mean(error, keep).item(), rel=1e-6)
-    assert stats["automasked_fraction"].item() == pytest.approx(1 - keep.float().mean().item(), abs=1e-7)
+    assert stats["automasked_fraction"].item() == pytest.approx((inside & ~keep).float().mean().item(), abs=1e-7)
+    assert stats["inside_fraction"].item() == pytest.approx(inside.float().mean().item(), abs=1e-7)
+    # a depth far too near for the baseline warps every pixel from outside: nothing to learn from
+    _, stats = losses.build("photometric")(DepthOutput(depth=torch.full_like(depth, 0.05)), stereo, stereo["valid"])
+    assert stats["inside_fraction"].item() == 0.0
 
 
 @pytest.mark.parametrize("automask", [False, True])
