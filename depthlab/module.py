@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning as L
@@ -49,6 +51,14 @@ class DepthModule(L.LightningModule):
         loss_min_depth: metres; ground truth at or below it is also left out of the loss (not of
             the metrics). BTS trains on gt > 0.1 m (NYU) and > 1.0 m (KITTI); ``null``: no extra
             threshold, the loss sees every valid pixel.
+        max_nonfinite: the non-finite guard. An optimizer step whose loss or gradient holds NaN or
+            inf (on any device) is skipped: no weight, no optimizer moment and no BatchNorm running
+            statistic changes, and the LR schedule does not advance. Each skip is counted
+            (``train/nonfinite_skipped``) and warned with the ``index`` of the batch's samples;
+            this many skips in a row stop the run with :class:`NonFiniteTrainingError`. ``0``
+            turns the guard off (every step is taken, as plain Lightning does). Under
+            ``precision: 16-mixed`` only the loss is checked: the GradScaler already skips steps
+            whose scaled gradients overflow, and those are not errors.
         eval_protocol: how validation and test metrics are computed: ``none`` (this model's depth
             range, no crop), ``nyu``, ``kitti``, or a mapping ``{name: kitti, crop: eigen,
             kb_crop: true, median_scaling: false, flip: monodepth, averaging: image, ...}``
@@ -72,10 +82,16 @@ class DepthModule(L.LightningModule):
         log_images: int = 4,
         eval_protocol: str | dict[str, Any] = "none",
         loss_min_depth: float | None = None,
+        max_nonfinite: int = 10,
     ) -> None:
         super().__init__()
         if not 0 <= min_depth < max_depth:
             raise ConfigError(f"model: need 0 <= min_depth < max_depth, got {min_depth} and {max_depth}")
+        if isinstance(max_nonfinite, bool) or not isinstance(max_nonfinite, int) or max_nonfinite < 0:
+            raise ConfigError(
+                f"model.max_nonfinite: expected an integer >= 0 (skipped steps in a row before the run stops; "
+                f"0 turns the non-finite guard off), got {max_nonfinite!r}"
+            )
         if scheduler not in ("cosine", "onecycle", "none"):
             raise ConfigError(f"model.scheduler: expected cosine, onecycle or none, got {scheduler!r}")
         # eval_protocol belongs to the evaluation, not to the weights: kept out of the checkpoint's
@@ -89,6 +105,7 @@ class DepthModule(L.LightningModule):
         self._repeats = RepeatTracker()
         self._requirements_checked = False
         self._eval_loss = True
+        self._guard = NonFiniteGuard(max_nonfinite)
 
     def forward(self, image: Tensor) -> DepthOutput:
         return self.net(image)
@@ -161,6 +178,51 @@ class DepthModule(L.LightningModule):
                 self.log(f"train/loss_{name}", value, batch_size=bs)
         return total
 
+    # --- the non-finite guard: a NaN/inf loss or gradient skips the step (NonFiniteGuard) ------
+
+    def on_fit_start(self) -> None:
+        self._guard.reset()
+
+    def on_train_batch_start(self, batch: DepthSample, batch_idx: int) -> None:
+        if self._guard.enabled:
+            self._guard.before_batch(self, batch, batch_idx)
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """Lightning's step, unless the loss or a gradient is not finite on some device (then skipped).
+
+        The closure (training_step, zero_grad, backward) is run here first, so the decision is
+        taken before the optimizer sees the gradients: AdamW's weight decay and moment updates
+        would move every weight even with the gradients zeroed, so the step itself is left out.
+        The optimizer then gets the closure's result instead of the closure (AdamW calls it once).
+        """
+        guard = self._guard
+        if not guard.enabled or optimizer_closure is None:
+            optimizer.step(closure=optimizer_closure)
+            return
+        loss = optimizer_closure()
+        # Under a GradScaler (16-mixed) the gradients are still scaled here, and the scaler skips
+        # the steps whose gradients overflow by itself: only a non-finite loss is our error then.
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        grads = [] if scaler is not None else [p.grad for p in self.parameters() if p.grad is not None]
+        local = bool(nonfinite(loss, grads))
+        # Every device takes the same decision (DDP replicas stay identical): skip when any is bad.
+        skip = self.trainer.strategy.reduce_boolean_decision(local, all=False)
+        if skip:
+            guard.skip(self, loss, local)
+        else:
+            guard.taken()
+            optimizer.step(closure=lambda: loss)
+        self.log("train/nonfinite_skipped", float(guard.total), batch_size=1)
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        # The schedule follows the optimizer steps taken: a skipped step does not advance it
+        # (OneCycleLR would also fail past its total_steps otherwise).
+        if self._guard.last_skipped:
+            return
+        super().lr_scheduler_step(scheduler, metric)
+
+    # --- evaluation steps ---------------------------------------------------------------------
+
     def validation_step(self, batch: DepthSample, batch_idx: int, dataloader_idx: int = 0) -> None:
         pred, seen = self._evaluate(batch, "val", dataloader_idx)
         if batch_idx == 0 and dataloader_idx == 0:
@@ -231,6 +293,133 @@ class DepthModule(L.LightningModule):
         else:
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, warmup, hp.min_lr_ratio))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class NonFiniteTrainingError(ConfigError):
+    """Training stopped after ``model.max_nonfinite`` skipped steps in a row.
+
+    A :class:`ConfigError` so that the CLI prints it as one line: what to change is configuration
+    (learning rate, clipping, precision) or data.
+    """
+
+
+class NonFiniteStepWarning(UserWarning):
+    """An optimizer step was skipped because its loss or a gradient was NaN or inf."""
+
+
+def nonfinite(loss: Tensor | None, grads: Sequence[Tensor] = ()) -> Tensor:
+    """0-dim bool tensor: the loss or any gradient holds NaN or +-inf.
+
+    One 2-norm over all gradients (foreach kernels, no per-tensor check): NaN and inf propagate
+    into it. A gradient whose 2-norm overflows float32 (entries above ~1e19) counts as non-finite
+    too; AdamW would square it into an infinite second moment anyway.
+    """
+    bad = torch.tensor(False) if loss is None else ~torch.isfinite(loss.detach()).all()
+    if grads:
+        get_total_norm = getattr(torch.nn.utils, "get_total_norm", None)  # torch >= 2.6
+        if get_total_norm is not None:
+            norm = get_total_norm(grads, 2.0)
+        else:
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        bad = bad.to(norm.device) | ~torch.isfinite(norm)
+    return bad
+
+
+_IMAGE_KEYS = ("image", "image_right")  # network inputs: ground-truth maps may hold NaN (they are masked)
+
+
+class NonFiniteGuard:
+    """State of :class:`DepthModule`'s non-finite guard: counts, and what to restore and report.
+
+    Per optimizer step it keeps the samples' ``index`` (of every micro-batch under gradient
+    accumulation) with a flag for the samples whose input image is not finite, and a copy of the
+    module's buffers from before the step's first forward: BatchNorm updates its running statistics
+    in the forward, before the step can be judged, so a skipped step puts them back.
+    """
+
+    def __init__(self, max_nonfinite: int) -> None:
+        self.max_nonfinite = max_nonfinite
+        self._buffers: list[Tensor] | None = None
+        self.reset()
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_nonfinite > 0
+
+    def reset(self) -> None:
+        self.total = 0
+        self.in_a_row = 0
+        self.last_skipped = False
+        self._samples: list[tuple[Tensor | None, Tensor | None, int]] = []
+
+    def before_batch(self, module: L.LightningModule, batch: DepthSample, batch_idx: int) -> None:
+        if not self._samples:  # the first micro-batch of this optimizer step
+            buffers = list(module.buffers())
+            if self._buffers is None or len(self._buffers) != len(buffers) or any(
+                c.shape != b.shape or c.device != b.device for c, b in zip(self._buffers, buffers)
+            ):
+                self._buffers = [b.detach().clone() for b in buffers]
+            elif buffers:
+                torch._foreach_copy_(self._buffers, buffers)
+        images = [batch[k] for k in _IMAGE_KEYS if isinstance(batch.get(k), Tensor)]
+        # Per-sample flags stay on the device (no sync); they are read only when a step is skipped.
+        finite = None
+        if images:
+            finite = torch.stack([torch.isfinite(x.flatten(1)).all(1) for x in images]).all(0)
+        self._samples.append((batch.get("index"), finite, batch_idx))
+
+    def taken(self) -> None:
+        self.in_a_row = 0
+        self.last_skipped = False
+        self._samples = []
+
+    def skip(self, module: L.LightningModule, loss: Tensor | None, local: bool) -> None:
+        """Count a skipped step, undo the forward's buffer updates, warn, and stop after too many in a row."""
+        self.total += 1
+        self.in_a_row += 1
+        self.last_skipped = True
+        buffers = list(module.buffers())
+        if self._buffers is not None and len(self._buffers) == len(buffers) and buffers:
+            torch._foreach_copy_(buffers, self._buffers)
+        trainer = module.trainer
+        if local:
+            value = None if loss is None else float(loss)
+            cause = "non-finite gradient" if value is None or math.isfinite(value) else f"non-finite loss ({value})"
+            where = self.describe_samples()
+        else:  # the rank that found it names its samples in its own warning
+            cause, where = "non-finite loss or gradient on another device", "see that rank's warning for the samples"
+        self._samples = []
+        rank = f"rank {trainer.global_rank}: " if trainer.world_size > 1 else ""
+        if local or trainer.is_global_zero:
+            warnings.warn(
+                f"{rank}step {module.global_step} skipped: {cause}; {where}; {self.in_a_row} in a row, "
+                f"{self.total} in total (the run stops after model.max_nonfinite={self.max_nonfinite} in a row)",
+                NonFiniteStepWarning,
+                stacklevel=3,
+            )
+        if self.in_a_row >= self.max_nonfinite:
+            raise NonFiniteTrainingError(
+                f"training stopped: {self.in_a_row} optimizer steps in a row had a non-finite loss or gradient "
+                f"(model.max_nonfinite={self.max_nonfinite}; last: {where}); try a lower model.lr, check those samples "
+                "with 'depthlab data check --config <your config>', clip gradients (trainer.gradient_clip_val: 1.0), "
+                "or trainer.precision: bf16-mixed instead of 16-mixed"
+            )
+
+    def describe_samples(self) -> str:
+        """``samples [3, 17, 42, 8] (non-finite input image: [17])``, or the batch numbers without ``index``."""
+        indices, bad, batches = [], [], []
+        for index, finite, batch_idx in self._samples:
+            batches.append(batch_idx)
+            if index is None:
+                continue
+            ids = index.reshape(-1).tolist()
+            indices += ids
+            if finite is not None:
+                bad += [i for i, ok in zip(ids, finite.tolist()) if not ok]
+        if not indices:
+            return f"batch {', '.join(map(str, batches))} of the epoch (the batches carry no sample index)"
+        text = f"samples {indices}"
+        return text + (f" (non-finite input image: {bad})" if bad else "")
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float):

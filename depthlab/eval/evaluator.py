@@ -7,6 +7,8 @@
 - ``<stage>/loss`` (and each term) per image, averaged over images, so it does not depend on how
   images are grouped into batches or devices;
 - the nine depth metrics (and median-scaling ratios) of :mod:`depthlab.metrics`;
+- the non-finite values the network predicts (``nonfinite_pixels``, ``nonfinite_images``), counted
+  before the metrics clamp them, with a warning: a NaN network otherwise scores abs_rel 1.0;
 - the samples Lightning's DistributedSampler repeats to pad the last batch get zero weight in all
   of them (:class:`depthlab.eval.distributed.RepeatTracker`), so under DDP every image counts once.
 
@@ -21,13 +23,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics import Metric
 
 from depthlab.data.keys import crop_batch, select_samples
 from depthlab.eval.protocols import EvalProtocol, Predicted
 from depthlab.eval.report import format_table, write_report
-from depthlab.metrics import DepthMetrics, ScaleRatios
+from depthlab.metrics import DepthMetrics, NonFiniteCount, ScaleRatios
 from depthlab.models.layers import resize_output
 from depthlab.models.output import DepthOutput
 
@@ -75,6 +78,7 @@ class Evaluator(nn.Module):
         self.metrics = nn.ModuleDict({s: DepthMetrics(p.min_depth, p.max_depth, p.averaging) for s in STAGES})
         self.ratios = nn.ModuleDict({s: ScaleRatios() for s in STAGES})
         self.losses = nn.ModuleDict({s: SampleMeans(len(self.loss_names)) for s in STAGES})
+        self.nonfinite = nn.ModuleDict({s: NonFiniteCount() for s in STAGES})
 
     def step(
         self,
@@ -105,6 +109,8 @@ class Evaluator(nn.Module):
                 values = [total] + ([parts[name[len("loss_"):]] for name in self.loss_names[1:]])
                 rows.append(torch.stack([v.detach().double() for v in values]))
             self.losses[stage].update(torch.stack(rows) if rows else gt.new_zeros(0, len(self.loss_names), dtype=torch.float64))
+        # The prediction as the protocol made it, before resizing, median scaling and the metrics' clamp.
+        self.nonfinite[stage].update(pred.depth[keep])
         self._update_metrics(stage, batch, pred, keep)
         return pred._replace(out=out), seen
 
@@ -130,9 +136,21 @@ class Evaluator(nn.Module):
                 self.ratios[stage].update(ev.ratios)
 
     def compute(self, stage: Stage) -> dict[str, Tensor]:
-        """The stage's metrics (synced across devices), loss means and ratios; then resets them."""
+        """The stage's metrics (synced across devices), loss means and ratios; then resets them.
+
+        Warns when the network predicted non-finite values (their count is in the values too).
+        """
         values = self.metrics[stage].compute()
         self.metrics[stage].reset()
+        values.update(self.nonfinite[stage].compute())
+        self.nonfinite[stage].reset()
+        if values["nonfinite_pixels"] > 0:  # synced: every rank holds the same counts, rank 0 warns
+            rank_zero_warn(
+                f"{stage}: the network predicted {int(values['nonfinite_pixels'])} non-finite depth values "
+                f"(NaN/inf) in {int(values['nonfinite_images'])} images; the metrics clamp them into "
+                f"[{self.protocol.min_depth}, {self.protocol.max_depth}] m, so the score is not the network's: "
+                "check the checkpoint's training (train/nonfinite_skipped) and the inputs"
+            )
         if self.protocol.median_scaling:
             values.update(self.ratios[stage].compute())
             self.ratios[stage].reset()

@@ -9,6 +9,8 @@ from typing import Any, Mapping
 
 from depthlab.metrics import METRIC_NAMES
 
+COUNTS = ("images", "skipped", "nonfinite_pixels", "nonfinite_images")  # integers in the table and JSON
+
 
 def _number(value: Any) -> float:
     return float(value.item() if hasattr(value, "item") else value)
@@ -17,20 +19,26 @@ def _number(value: Any) -> float:
 def format_table(values: Mapping[str, Any], title: str | None = None) -> str:
     """A plain-text table: one header row of METRIC_NAMES, one row of values, then the counts.
 
-    ``values`` holds the nine metrics and optionally ``images``, ``skipped``, ``ratio_median``,
-    ``ratio_std``.
+    ``values`` holds the nine metrics and optionally ``images``, ``skipped``, ``nonfinite_pixels``,
+    ``nonfinite_images``, ``ratio_median``, ``ratio_std``. Non-finite predictions add a line
+    saying that the row above counts them clamped.
     """
     width = 9
     header = " ".join(f"{name:>{width}}" for name in METRIC_NAMES)
     row = " ".join(f"{_number(values[name]):>{width}.4f}" for name in METRIC_NAMES)
     lines = [title] if title else []
     lines += [header, row]
-    counts = [f"{int(_number(values[k]))} {k}" for k in ("images", "skipped") if k in values]
+    counts = [f"{int(_number(values[k]))} {k}" for k in COUNTS if k in values]
     if "ratio_median" in values:
         median, std = _number(values["ratio_median"]), _number(values["ratio_std"])
         counts.append(f"median-scaling ratio {median:.3f} (std {std:.3f})")
     if counts:
         lines.append(", ".join(counts))
+    if _number(values.get("nonfinite_pixels", 0)) > 0:
+        lines.append(
+            "WARNING: the network predicted NaN/inf depth; the metrics above count those pixels clamped "
+            "to the depth caps, not as the network's error"
+        )
     return "\n".join(lines)
 
 
@@ -38,7 +46,7 @@ def report_dict(values: Mapping[str, Any], **meta: Any) -> dict[str, Any]:
     """JSON-ready dict: ``metrics`` in METRIC_NAMES order, the other figures, then ``meta``."""
     metrics = {name: _number(values[name]) for name in METRIC_NAMES}
     extra = {k: _number(v) for k, v in values.items() if k not in metrics}
-    for key in ("images", "skipped"):
+    for key in COUNTS:
         if key in extra and math.isfinite(extra[key]):
             extra[key] = int(extra[key])
     return {"metrics": metrics, **extra, **meta}

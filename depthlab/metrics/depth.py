@@ -14,6 +14,7 @@ from depthlab.metrics.functional import (
     Averaging,
     depth_metrics_compute,
     depth_metrics_update,
+    nonfinite_update,
     summarize_ratios,
 )
 
@@ -89,3 +90,28 @@ class ScaleRatios(Metric):
     def compute(self) -> dict[str, Tensor]:
         ratios = dim_zero_cat(self.ratios) if len(self.ratios) else torch.zeros(0, dtype=torch.float64)
         return summarize_ratios(ratios)
+
+
+class NonFiniteCount(Metric):
+    """Non-finite predicted values streamed over a data set (see :func:`.functional.nonfinite_update`).
+
+    ``compute`` returns ``nonfinite_pixels`` and ``nonfinite_images`` (float64 sums, summed across
+    devices).
+    """
+
+    full_state_update = False
+    higher_is_better = None
+    is_differentiable = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        for name in ("nonfinite_pixels", "nonfinite_images"):
+            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, pred: Tensor) -> None:
+        """``pred``: (B, 1, H, W) depth as the network predicted it (before any clamp)."""
+        for name, value in nonfinite_update(pred.detach()).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def compute(self) -> dict[str, Tensor]:
+        return {"nonfinite_pixels": self.nonfinite_pixels, "nonfinite_images": self.nonfinite_images}

@@ -17,7 +17,9 @@ float64 (silog of a scale-biased prediction loses nothing to cancellation); sums
 
 Valid pixels: ``min_depth < g < max_depth`` (strict both ends), g finite, and the caller's mask.
 Predictions are clamped before evaluation as the public code does: NaN and values below
-``min_depth`` become ``min_depth``; +inf and values above ``max_depth`` become ``max_depth``.
+``min_depth`` become ``min_depth``; +inf and values above ``max_depth`` become ``max_depth``. Those non-finite values
+are counted apart (:func:`nonfinite_update`; the evaluator reports and warns about them), so a
+network that predicts NaN is not mistaken for one with a poor score.
 
 Everything reduces to ten per-pixel sums per image (:func:`pixel_sums`). Averaging over a data set:
 
@@ -232,6 +234,18 @@ def depth_metrics(
     """The data-set metrics of all images at once (what :class:`DepthMetrics` streams)."""
     state = depth_metrics_update(pred, gt, mask, min_depth, max_depth)
     return depth_metrics_compute(averaging=averaging, **state)
+
+
+def nonfinite_update(pred: Tensor) -> dict[str, Tensor]:
+    """Additive counts of non-finite predictions (NaN, +-inf) in ``pred`` (B, ...), float64.
+
+    ``nonfinite_pixels``: such values over every pixel of the batch (valid ground truth or not);
+    ``nonfinite_images``: images with at least one. The metrics clamp these values (see
+    :func:`clamp_prediction`), so a broken network still gets a plausible-looking score: these
+    counts are how a report shows that it is broken.
+    """
+    per_image = (~torch.isfinite(pred)).flatten(1).sum(1)
+    return {"nonfinite_pixels": per_image.sum().double(), "nonfinite_images": (per_image > 0).sum().double()}
 
 
 def summarize_ratios(ratios: Tensor) -> dict[str, Tensor]:
