@@ -8,8 +8,8 @@ Add them under ``trainer.callbacks`` in a YAML config::
         - class_path: depthlab.callbacks.PerformanceOptions
           init_args: {channels_last: true, compile: false}
         - class_path: depthlab.callbacks.NetworkSummaryCallback
-        - class_path: depthlab.callbacks.DepthPredictionWriter   # acts in `depthlab predict`
-          init_args: {output_dir: predictions, format: png16}
+        - class_path: depthlab.callbacks.DepthPredictionWriter   # acts in `depthlab predict` (added
+          init_args: {output_dir: predictions, format: [png16, npy]}   # with its defaults when absent)
 
 The performance callbacks act on ``pl_module.net`` (DepthModule's network), or on the whole
 module if it has no ``net``. Networks themselves know nothing of Lightning.
@@ -17,6 +17,8 @@ module if it has no ``net``. Networks themselves know nothing of Lightning.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -29,6 +31,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from depthlab.errors import ConfigError
+from depthlab.models.layers import resize_output
 from depthlab.models.output import DepthOutput
 from depthlab.models.performance import (
     compile_network,
@@ -37,44 +40,151 @@ from depthlab.models.performance import (
     summarize,
     to_channels_last,
 )
+from depthlab.visualize import turbo_rgb
+
+
+PredictionFormat = Literal["png16", "color", "npy"]
+PREDICTION_FORMATS = ("png16", "color", "npy")
 
 
 class DepthPredictionWriter(BasePredictionWriter):
-    """Writes each predicted depth map of ``depthlab predict`` to ``output_dir``.
+    """Writes every depth map of ``depthlab predict`` (which adds one with the defaults when the
+    config has no prediction writer; see :func:`add_default_prediction_writer`).
 
-    Files are named by the sample's index in the predict data set (``000042.npy``), so they line
-    up with its file list on any number of devices.
+    Files per image, by ``format``: ``<stem>.png`` (png16: uint16, depth * ``png_scale``, 0 = no
+    depth: KITTI's convention with scale 256, NYU's millimetres with 1000; depths above
+    65535 / png_scale metres are clipped), ``<stem>_color.png`` (color: 8-bit RGB turbo preview,
+    near blue, far red) and ``<stem>.npy`` (npy: float32 metres, (H, W)).
+
+    ``<stem>``: a batch with ``name`` (:class:`depthlab.data.ImageFolderDataModule`) names each
+    file after its input, subfolders kept (``sub/a.jpg`` -> ``sub/a.png``); otherwise the sample's
+    index in the predict data set (``000042.png``), which lines up with its file list on any number
+    of devices. A batch with ``original_size`` (H, W per sample) has each prediction resized back to
+    it, interpolating the network's native quantity (inverse depth for ``output: inverse_depth``
+    networks, as :func:`depthlab.models.layers.resize_output`).
 
     Args:
-        output_dir: folder to write to (created).
-        format: ``npy`` (float32 metres, (H, W)) or ``png16`` (uint16, depth * ``png_scale``,
-            0 = no depth: the KITTI convention with scale 256, NYU's with 1000).
+        output_dir: folder to write to (created); None: ``predictions/`` in the run's log folder
+            (``trainer.log_dir``, beside the ``config.yaml`` Lightning saves there).
+        format: one of ``png16``, ``color``, ``npy``, or a list of them.
         png_scale: metres -> PNG units for ``png16``.
+        color_max_depth: metres at the far end of the preview's colour map; None: each image's
+            own maximum (the full range of every image; colours then differ between images).
     """
 
-    def __init__(self, output_dir: str = "predictions", format: Literal["npy", "png16"] = "npy", png_scale: float = 256.0) -> None:
+    def __init__(
+        self,
+        output_dir: str | None = None,
+        format: PredictionFormat | Sequence[PredictionFormat] = ("png16", "color"),
+        png_scale: float = 256.0,
+        color_max_depth: float | None = None,
+    ) -> None:
         super().__init__(write_interval="batch")
-        if format not in ("npy", "png16"):
-            raise ConfigError(f"DepthPredictionWriter.format: expected 'npy' or 'png16', got {format!r}")
-        self.output_dir = Path(output_dir)
-        self.format = format
+        formats = [format] if isinstance(format, str) else list(format)
+        unknown = [f for f in formats if f not in PREDICTION_FORMATS]
+        if unknown or not formats:
+            raise ConfigError(
+                f"DepthPredictionWriter.format: expected any of {list(PREDICTION_FORMATS)}, got {format!r}"
+            )
+        if not png_scale > 0:
+            raise ConfigError(f"DepthPredictionWriter.png_scale: must be > 0, got {png_scale}")
+        if color_max_depth is not None and not color_max_depth > 0:
+            raise ConfigError(f"DepthPredictionWriter.color_max_depth: must be > 0, got {color_max_depth}")
+        self.output_dir = None if output_dir is None else Path(output_dir)
+        self.formats = tuple(dict.fromkeys(formats))
         self.png_scale = png_scale
+        self.color_max_depth = color_max_depth
+        self.written = 0  # images written by this process in the current predict run
+
+    def setup(self, trainer, pl_module, stage: str) -> None:  # noqa: ANN001
+        if stage != "predict":
+            return
+        if self.output_dir is None:
+            # log_dir on every rank: under DDP it is broadcast from rank 0, so all ranks agree.
+            self.output_dir = Path(trainer.log_dir or trainer.default_root_dir) / "predictions"
+        self.written = 0
+        if trainer.is_global_zero:
+            print(f"predict: writing {self._describe()} to {self.output_dir.resolve()}", flush=True)
+
+    def _describe(self) -> str:
+        parts = {"png16": f"<name>.png (uint16, depth x {self.png_scale:g})", "color": "<name>_color.png (turbo)",
+                 "npy": "<name>.npy (float32 metres)"}
+        return ", ".join(parts[f] for f in self.formats)
 
     def write_on_batch_end(
         self, trainer, pl_module, prediction: DepthOutput, batch_indices: Sequence[int] | None, batch: Any,
         batch_idx: int, dataloader_idx: int = 0,
     ) -> None:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        depth = prediction.depth.detach().float().cpu().numpy()[:, 0]  # metres, whatever the network predicts
-        if batch_indices is None:  # a sampler that does not report indices: number by batch
-            batch_indices = [batch_idx * len(depth) + i for i in range(len(depth))]
-        for index, d in zip(batch_indices, depth):
-            stem = self.output_dir / f"{int(index):06d}"
-            if self.format == "npy":
-                np.save(stem.with_suffix(".npy"), d.astype(np.float32))
-            else:
-                png = np.clip(np.round(d * self.png_scale), 0, np.iinfo(np.uint16).max).astype(np.uint16)
-                cv2.imwrite(str(stem.with_suffix(".png")), png)
+        out = DepthOutput(prediction.depth, prediction.inverse_depth)  # the fields resized and written
+        out = out.map(lambda t: t.detach().float())
+        count = out.depth.shape[0]
+        batch = batch if isinstance(batch, dict) else {}
+        names, sizes = batch.get("name"), batch.get("original_size")
+        if names is None and batch_indices is None:  # a sampler that does not report indices: number by batch
+            batch_indices = [batch_idx * count + i for i in range(count)]
+        for i in range(count):
+            one = out.select(slice(i, i + 1))
+            if sizes is not None and tuple(one.depth.shape[-2:]) != tuple(int(s) for s in sizes[i]):
+                one = resize_output(one, [int(s) for s in sizes[i]])
+            stem = Path(names[i]).with_suffix("").as_posix() if names is not None else f"{int(batch_indices[i]):06d}"
+            self.write(stem, one.depth[0, 0].cpu().numpy())
+
+    def write(self, stem: str, depth_m: np.ndarray) -> None:
+        """Write one (H, W) depth map in metres as ``output_dir/<stem>`` + each format's suffix."""
+        base = self.output_dir / stem
+        base.parent.mkdir(parents=True, exist_ok=True)
+        if "png16" in self.formats:
+            units = np.nan_to_num(np.round(depth_m * self.png_scale), nan=0.0)
+            _write_png(base.with_name(base.name + ".png"), np.clip(units, 0, np.iinfo(np.uint16).max).astype(np.uint16))
+        if "color" in self.formats:
+            finite = depth_m[np.isfinite(depth_m)]
+            vmax = self.color_max_depth or (float(finite.max()) if finite.size else 1.0)
+            _write_png(base.with_name(base.name + "_color.png"), turbo_rgb(depth_m, vmax)[:, :, ::-1])  # RGB -> BGR
+        if "npy" in self.formats:
+            path = base.with_name(base.name + ".npy")
+            with _atomic(path) as f:
+                np.save(f, depth_m.astype(np.float32))
+        self.written += 1
+
+    def on_predict_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+        written = torch.tensor(float(self.written), device=pl_module.device)
+        total = int(trainer.strategy.reduce(written, reduce_op="sum"))
+        if trainer.is_global_zero:
+            print(f"predict: wrote {total} depth map{'s' * (total != 1)} to {self.output_dir.resolve()}", flush=True)
+
+
+@contextlib.contextmanager
+def _atomic(path: Path):
+    """A file object for ``path`` that appears under its name only once complete (os.replace):
+    an interrupted run leaves no truncated file, and two DDP ranks writing a repeated sample do not
+    interleave."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(array))
+    if not ok:
+        raise OSError(f"{path}: OpenCV could not encode a {array.dtype} {array.shape} PNG")
+    with _atomic(path) as f:
+        f.write(encoded.tobytes())
+
+
+def add_default_prediction_writer(trainer: L.Trainer) -> BasePredictionWriter:
+    """The trainer's prediction writer; a :class:`DepthPredictionWriter` with the defaults is added
+    when the config has none, so that ``depthlab predict`` always writes its predictions (Lightning
+    alone would only return them)."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, BasePredictionWriter):
+            return callback
+    writer = DepthPredictionWriter()
+    trainer.callbacks.append(writer)
+    return writer
 
 
 def _network(pl_module: L.LightningModule) -> nn.Module:

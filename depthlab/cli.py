@@ -4,6 +4,7 @@
     depthlab test --config configs/synthetic.yaml --ckpt_path last.ckpt [--model.eval_protocol kitti]
     depthlab losses | depthlab models     # registered plugins with one-line descriptions
     depthlab hints precompute --config configs/kitti.yaml   # Depth Hints proxy labels (docs/hints.md)
+    depthlab export --config configs/synthetic.yaml --ckpt_path last.ckpt --format onnx --output net.onnx
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ EXTRA_COMMANDS = {
     "models": "list registered networks (entry-point group depthlab.models)",
     "data": "data set tools: 'depthlab data check --config X.yaml' validates every file of a split list",
     "hints": "Depth Hints: 'depthlab hints precompute --config X.yaml' computes the SGM proxy labels",
+    "export": "deployment: 'depthlab export --config X.yaml --ckpt_path Y.ckpt --format onnx|torchscript|pt2'",
 }
 
 
@@ -56,7 +58,17 @@ class DepthCLI(LightningCLI):
             # DepthModule prints one table in the papers' column order (and writes it as JSON);
             # Lightning's alphabetical one stays available with --verbose true.
             parser.set_defaults(verbose=False)
+        if subcommand == "predict":
+            # The prediction writer saves every map; also returning them all would hold a whole
+            # folder's predictions in memory.
+            parser.set_defaults(return_predictions=False)
         return parser
+
+    def before_predict(self) -> None:
+        # Without a writer Lightning's predict computes the maps and throws them away.
+        from depthlab.callbacks import add_default_prediction_writer
+
+        add_default_prediction_writer(self.trainer)
 
 
 def _list_plugins(kind: str) -> int:
@@ -99,6 +111,10 @@ def main(args: list[str] | None = None) -> int:
             from depthlab.hints.precompute import main as hints_main
 
             return hints_main(argv[1:])
+        if argv and argv[0] == "export":
+            from depthlab.export import main as export_main
+
+            return export_main(argv[1:])
         if argv and argv[0] in EXTRA_COMMANDS:
             return _list_plugins(argv[0])
         run(args)

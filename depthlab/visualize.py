@@ -1,4 +1,5 @@
-"""Depth colour maps and image | ground truth | prediction panels for TensorBoard."""
+"""Depth colour maps (turbo): preview files of ``depthlab predict`` and image | ground truth |
+prediction panels for TensorBoard."""
 
 from __future__ import annotations
 
@@ -8,12 +9,20 @@ import torch
 from torch import Tensor
 
 
+def turbo_rgb(depth_m: np.ndarray, vmax: float) -> np.ndarray:
+    """(H, W) metres -> (H, W, 3) uint8 RGB: 0 m dark blue ... ``vmax`` and beyond dark red (turbo).
+
+    Non-finite depth is drawn as 0 m.
+    """
+    d = np.nan_to_num(np.asarray(depth_m, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    scaled = np.clip(d / max(vmax, 1e-6), 0, 1)
+    return cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[:, :, ::-1].copy()
+
+
 def colorize_depth(depth: Tensor, vmax: float, valid: Tensor | None = None) -> Tensor:
     """(H, W) metres -> (3, H, W) float RGB in [0, 1] with the turbo map; invalid pixels black."""
     d = depth.detach().float().cpu().numpy()
-    scaled = np.clip(d / max(vmax, 1e-6), 0, 1)
-    rgb = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[:, :, ::-1] / 255.0
-    out = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float()
+    out = torch.from_numpy(turbo_rgb(d, vmax) / 255.0).permute(2, 0, 1).float()
     if valid is not None:
         out = out * valid.detach().cpu().reshape(1, *d.shape).float()
     return out

@@ -14,6 +14,7 @@ from depthlab.data.synthetic import SyntheticDataModule
 
 _LAZY = {
     "DataError": "depthlab.data.readers",
+    "ImageFolderDataModule": "depthlab.data.images",
     "KITTIDataModule": "depthlab.data.kitti",
     "KITTIDataset": "depthlab.data.kitti",
     "NYUDataModule": "depthlab.data.nyu",
