@@ -11,14 +11,12 @@ problems grouped by kind with their counts, each naming the file and the split-l
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import yaml
 from torch.utils.data import DataLoader, Dataset
 
 from depthlab.data.base import DepthFileDataset, FileDataModule
@@ -44,29 +42,15 @@ def _unbatched(batch: list[Any]) -> Any:
     return batch[0]
 
 
-def build_datamodule(config_path: str | Path) -> FileDataModule:
-    """The data module of a depthlab/LightningCLI config (``data: {class_path, init_args}``)."""
+def build_datamodule(config_path: str | Path, overrides: list[str] | None = None) -> FileDataModule:
+    """The data module of a depthlab config, parsed exactly as ``depthlab fit`` parses it
+    (``overrides``: ``--data.*`` arguments as on the command line)."""
+    from depthlab.config import datamodule_from_config
+
     path = Path(config_path)
     if not path.is_file():
         raise ConfigError(f"--config {path}: no such file")
-    config = yaml.safe_load(path.read_text()) or {}
-    data = config.get("data")
-    if not isinstance(data, dict) or "class_path" not in data:
-        raise ConfigError(f"{path}: needs a data: section with class_path and init_args")
-    class_path = data["class_path"]
-    module_name, _, name = class_path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name or "depthlab.data"), name)
-    except (ImportError, AttributeError):
-        raise ConfigError(f"{path}: data.class_path {class_path!r} cannot be imported") from None
-    if not (isinstance(cls, type) and issubclass(cls, FileDataModule)):
-        raise ConfigError(f"{path}: {class_path} reads no files; 'data check' applies to file-backed data modules "
-                          "(NYUDataModule, KITTIDataModule)")
-    try:
-        return cls(**(data.get("init_args") or {}))
-    except TypeError as exc:
-        raise ConfigError(f"{path}: data.init_args: {exc}") from None
-
+    return datamodule_from_config(["--config", str(path), *(overrides or [])], prog="depthlab data check")
 
 def _report(header: str, problems: list[Problem], max_listed: int, out) -> int:
     by_kind: dict[str, list[Problem]] = defaultdict(list)
@@ -107,10 +91,11 @@ def check(datamodule: FileDataModule, splits: list[str] | None = None, workers: 
 
 
 def validate_dataset(config_path: str | Path, splits: list[str] | None = None, workers: int = 0,
-                     limit: int | None = None, max_listed: int = 20, out=None) -> int:
+                     limit: int | None = None, max_listed: int = 20, out=None,
+                     overrides: list[str] | None = None) -> int:
     """``depthlab data check`` as a function: build the config's data module, walk it, print the
     report; returns the number of problems (0 when every sample reads cleanly)."""
-    return check(build_datamodule(config_path), splits, workers, limit, max_listed, out)
+    return check(build_datamodule(config_path, overrides), splits, workers, limit, max_listed, out)
 
 
 def main(argv: list[str]) -> int:
@@ -123,6 +108,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--workers", type=int, default=0, help="reader processes (default 0: in this process)")
     p.add_argument("--limit", type=int, default=None, help="check only the first N samples of each split")
     p.add_argument("--max-listed", type=int, default=20, help="problems printed per kind (default 20)")
-    args = parser.parse_args(argv)
-    problems = validate_dataset(args.config, args.split, args.workers, args.limit, args.max_listed)
+    p.epilog = "Any --data.* argument of 'depthlab fit' overrides the config, e.g. --data.init_args.raw_root /mnt/kitti"
+    args, overrides = parser.parse_known_args(argv)
+    unknown = [a for a in overrides if a.startswith("-") and not a.startswith("--data.")]
+    if unknown:
+        raise ConfigError(f"depthlab data check: unknown option {unknown[0]} (overrides must be --data.*)")
+    problems = validate_dataset(args.config, args.split, args.workers, args.limit, args.max_listed, overrides=overrides)
     return 1 if problems else 0

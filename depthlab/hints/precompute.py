@@ -19,7 +19,6 @@ import argparse
 import os
 import sys
 import time
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,6 +27,7 @@ from typing import Any, Protocol, TextIO
 
 import numpy as np
 
+from depthlab.config import datamodule_from_config
 from depthlab.errors import ConfigError
 from depthlab.hints.fusion import check_size, compute_stereo_hints
 from depthlab.hints.sgm import PUBLISHED_GRID, SGMSetting, random_settings
@@ -208,38 +208,6 @@ def precompute(datamodule: Any, hints_root: str | os.PathLike, splits: Iterable[
     return summary
 
 
-def datamodule_from_config(cli_args: list[str]) -> Any:
-    """The data module of a depthlab config, parsed by depthlab's LightningCLI exactly as for
-    ``fit`` (``--config``, ``--data.*`` overrides, the same validation); only the data module is
-    instantiated: no network (no pretrained download), no trainer (a GPU config works on a CPU box)."""
-    import lightning as L
-    from jsonargparse import Namespace
-
-    from depthlab.cli import DepthCLI
-    from depthlab.module import DepthModule
-
-    class _DataOnlyCLI(DepthCLI):
-        def instantiate_classes(self) -> None:
-            data = self.parser.instantiate(Namespace(data=self.config.data), instantiate_groups=False)
-            self.datamodule = data.data
-
-    with warnings.catch_warnings():
-        # The arguments are this command's own, not a second copy of sys.argv as Lightning fears.
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-        try:
-            cli = _DataOnlyCLI(DepthModule, L.LightningDataModule, subclass_mode_data=True, run=False, args=cli_args,
-                               seed_everything_default=False, parser_kwargs={"prog": "depthlab hints precompute"})
-        except ValueError as exc:
-            # jsonargparse wraps the data module's own one-line ConfigError in a long ValueError.
-            cause = exc.__cause__
-            while cause is not None and not isinstance(cause, ConfigError):
-                cause = cause.__cause__
-            if cause is None:
-                raise
-            raise cause from None
-    return cli.datamodule
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="depthlab hints", description="Depth Hints (Watson et al. 2019) tools",
                                      allow_abbrev=False)
@@ -279,7 +247,7 @@ def main(argv: list[str]) -> int:
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     cli_args = [arg for path in args.config for arg in ("--config", path)] + rest
-    datamodule = datamodule_from_config(cli_args)
+    datamodule = datamodule_from_config(cli_args, prog="depthlab hints precompute")
     hints_root = args.hints_root or getattr(datamodule, "hints_root", None)
     if hints_root is None:
         raise ConfigError("no hints folder: set data.init_args.hints_root in the config or give --hints_root")

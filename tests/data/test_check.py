@@ -114,6 +114,22 @@ def test_data_check_passes_a_clean_tree(tmp_path, capsys):
     assert "val:" not in out  # the val list is the test list: walked once
 
 
+def test_data_check_takes_data_overrides_like_fit(tmp_path, capsys):
+    # the shipped config's placeholder paths, overridden on the command line as for `depthlab fit`
+    tree = build_kitti(tmp_path)
+    from depthlab.data.base import REPO_ROOT
+
+    overrides = ["--data.init_args.raw_root", str(tree.raw_root), "--data.init_args.gt_root", str(tree.gt_root)]
+    for split in ("train", "val", "test"):
+        overrides += [f"--data.init_args.{split}_list", str(tree.list_path)]
+    code = cli_main(["data", "check", "--config", str(REPO_ROOT / "configs" / "kitti.yaml"), *overrides,
+                     "--data.init_args.num_workers", "0", "--split", "train"])
+    out = capsys.readouterr().out
+    assert code == 0 and "train: 4 samples checked" in out and "total: 0 problems" in out
+    assert cli_main(["data", "check", "--config", _config(tmp_path, tree), "--model.lr", "3"]) == 2
+    assert "unknown option --model.lr" in capsys.readouterr().err
+
+
 def test_data_check_config_errors_are_one_line(tmp_path, capsys):
     assert cli_main(["data", "check", "--config", str(tmp_path / "nope.yaml")]) == 2
     err = capsys.readouterr().err
