@@ -13,9 +13,11 @@ import os
 import sys
 import warnings
 
-from jsonargparse import DefaultHelpFormatter
+from jsonargparse import ArgumentError, DefaultHelpFormatter
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from depthlab.config import unwrap_config_error
 from depthlab.errors import ConfigError
 
 EXTRA_COMMANDS = {
@@ -40,6 +42,61 @@ class DepthCLI(LightningCLI):
         parser.formatter_class = _KeepEpilogLines
         parser.epilog = "other commands:\n" + "\n".join(f"  depthlab {k:<7} {v}" for k, v in EXTRA_COMMANDS.items())
         return parser
+
+    def add_arguments_to_parser(self, parser) -> None:
+        # last.ckpt's options (docs/training.md); instantiate_trainer adds the callback itself, unless
+        # trainer.enable_checkpointing is false.
+        from depthlab.checkpointing import LastCheckpoint
+
+        parser.add_class_arguments(LastCheckpoint, "last_checkpoint")
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # Before anything reads the checkpoint: a bad file is one line naming it, and "last" is this
+        # config's latest last.ckpt (Lightning looks only in the new run's empty version directory).
+        from depthlab.checkpointing import prepare_ckpt_path
+
+        prepare_ckpt_path(self.config)
+
+    def instantiate_trainer(self, **kwargs):
+        # depthlab's checkpointing for every config and command: atomic saves, last.ckpt, RNG states
+        # in checkpoints, SIGINT handled like SIGTERM (depthlab.checkpointing).
+        from depthlab.checkpointing import trainer_defaults
+
+        trainer = self._get(self.config_init, "trainer", default={})
+        defaults = trainer_defaults(trainer, self._get(self.config_init, "last_checkpoint"))
+        return super().instantiate_trainer(**{**defaults, **kwargs})
+
+    def _parse_ckpt_path(self) -> None:
+        """With ``--ckpt_path FILE``: unstated model settings come from the checkpoint, stated ones win,
+        and a stated network setting that contradicts it is an error (:mod:`depthlab.config`).
+
+        Replaces Lightning's rule, under which the checkpoint's hyper-parameters silently override
+        whatever the user wrote (``--model.max_depth 5`` would be ignored).
+        """
+        from pathlib import Path
+
+        import torch
+
+        from depthlab.config import model_defaults, resolve_model_settings
+
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or not Path(ckpt_path).is_file():  # "last"/"best" or a missing file: resolved later
+            return
+        try:
+            checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        except Exception as exc:
+            raise ConfigError(f"--ckpt_path {ckpt_path}: not a readable checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        saved = dict(checkpoint.get("hyper_parameters") or {}) if isinstance(checkpoint, dict) else {}
+        saved.pop("_instantiator", None)
+        if not saved:
+            return
+        model = self.config[subcommand]["model"]
+        stated = model.as_dict() if hasattr(model, "as_dict") else dict(model)
+        resolved = resolve_model_settings(stated, model_defaults(self._model_class), saved, str(ckpt_path))
+        self.config = self.parser.parse_object({subcommand: {"model": resolved}}, self.config)
 
     def instantiate_classes(self) -> None:
         # With --ckpt_path the checkpoint supplies every weight: building the network must not
@@ -96,7 +153,8 @@ def run(args: list[str] | None = None) -> DepthCLI:
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
         args=args,
-        parser_kwargs={"prog": "depthlab"},
+        # parse errors raise (one line in main()) instead of printing 60 lines of usage
+        parser_kwargs={"prog": "depthlab", "exit_on_error": False},
     )
 
 
@@ -118,11 +176,21 @@ def main(args: list[str] | None = None) -> int:
         if argv and argv[0] in EXTRA_COMMANDS:
             return _list_plugins(argv[0])
         run(args)
-    except ConfigError as exc:
-        if os.environ.get("DEPTHLAB_TRACEBACK"):
+    except (ConfigError, ArgumentError, ValueError) as exc:
+        # jsonargparse wraps a class's own ConfigError (e.g. a data module's) in a ValueError
+        error = unwrap_config_error(exc)
+        if not isinstance(error, (ConfigError, ArgumentError)) or os.environ.get("DEPTHLAB_TRACEBACK"):
             raise
-        print(f"depthlab: error: {exc}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        hint = f" (options: depthlab {argv[0]} --help)" if isinstance(error, ArgumentError) and argv else ""
+        print(f"depthlab: error: {message}{hint}", file=sys.stderr)
         return 2
+    except SIGTERMException:
+        # How Lightning stops a run on SIGTERM (and depthlab on SIGINT): a SystemExit with status 0.
+        # A scheduler must see an unfinished run.
+        from depthlab.checkpointing import exit_status
+
+        return exit_status()
     return 0
 
 

@@ -108,9 +108,10 @@ def test_dotted_overrides_reach_the_module_and_trainer(tiny_config, tmp_path):
 def _one_line_error(proc: subprocess.CompletedProcess) -> str:
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr, proc.stderr
+    assert "usage:" not in proc.stderr, proc.stderr  # the usage is for --help, not for every mistake
     lines = [ln for ln in proc.stderr.strip().splitlines() if "error" in ln.lower()]
-    assert lines, proc.stderr
-    return lines[-1]
+    assert len(lines) == 1 and lines[0].startswith("depthlab: error: "), proc.stderr
+    return lines[0]
 
 
 def test_unknown_config_key_is_one_clear_line(tiny_config, tmp_path):
@@ -138,6 +139,26 @@ def test_unknown_encoder_is_one_line_naming_it(tiny_config, tmp_path):
     assert "resnet_nope" in line and "model.net.encoder" in line
     errors = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()]
     assert errors == [line], proc.stderr  # exactly one error line
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [(("--model.max_depth", "5"), "model.max_depth: 5.0 is stated, but checkpoint"),
+     (("--model.net.encoder", "resnet34"), "model.net.encoder: 'resnet34' is stated, but checkpoint")],
+)
+def test_a_stated_network_setting_contradicting_the_checkpoint_is_one_error_naming_both(trained, override, expected):
+    work, cfg, ckpt = trained
+    line = _one_line_error(depthlab("test", "--config", str(cfg), "--ckpt_path", str(ckpt), *override, cwd=work))
+    assert expected in line and str(ckpt) in line and ("10.0" in line or "resnet18" in line)
+
+
+def test_stated_evaluation_settings_win_over_the_checkpoint(trained, monkeypatch):
+    work, cfg, ckpt = trained
+    monkeypatch.chdir(work)
+    cli = run(["validate", "--config", str(cfg), "--ckpt_path", str(ckpt), "--model.log_images", "0",
+               "--model.loss", "l1"])
+    assert cli.model.hparams.log_images == 0 and list(cli.model.loss.terms) == ["l1"]  # the checkpoint has silog
+    assert cli.model.hparams.max_depth == 10.0  # unstated: the checkpoint's (and the config's)
 
 
 def test_predict_writes_one_depth_file_per_sample(trained, tmp_path, monkeypatch):
