@@ -138,6 +138,24 @@ def create_encoder(
     kwargs: dict = {"features_only": True}
     if out_indices is not None:
         kwargs["out_indices"] = tuple(out_indices)
+    if fixed_input_size(name) is not None:
+        # ViT-style encoders are built for one size (224x224); timm can resample their position
+        # embeddings to any size and pad to the patch grid, so depth networks keep any input size.
+        kwargs.update(dynamic_img_size=True, dynamic_img_pad=True)
+    try:
+        return _create_encoder(name, pretrained, kwargs)
+    except TypeError as exc:
+        if "dynamic_img" not in str(exc):
+            raise
+        h, w = fixed_input_size(name)
+        raise ConfigError(
+            f"model.net.encoder: {name!r} takes only {h}x{w} inputs (timm's fixed_input_size) and timm cannot "
+            "make it take other sizes (no dynamic_img_size); depth networks need any input size: choose an "
+            "encoder without a fixed size (a resnet, convnext or pvt_v2, or a ViT such as vit_small_patch16_224)"
+        ) from None
+
+
+def _create_encoder(name: str, pretrained: bool | str, kwargs: dict) -> nn.Module:
     source = resolve_pretrained(pretrained)
     if isinstance(source, Path):
         encoder = timm.create_model(name, pretrained=False, **kwargs)
@@ -153,10 +171,20 @@ def create_encoder(
         raise _offline_error(name, ConnectionError(f"{hub_endpoint()} cannot be reached and no cached weights exist"))
     try:
         return timm.create_model(name, pretrained=True, **kwargs)
-    except ConfigError:
+    except (ConfigError, TypeError):  # TypeError: a wrong argument, not the network
         raise
     except Exception as exc:  # hub errors differ by huggingface_hub/httpx/requests version
         raise _offline_error(name, exc) from exc
+
+
+def fixed_input_size(name: str) -> tuple[int, int] | None:
+    """(H, W) that timm's pretrained config of ``name`` fixes the input to (ViTs), else None."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    if cfg is None or not getattr(cfg, "fixed_input_size", False):
+        return None
+    return tuple(cfg.input_size[-2:])
 
 
 # Weight files timm looks for in a Hugging Face hub repository, in its order.

@@ -52,3 +52,21 @@ def test_every_network_normalises_through_normalize(name: str) -> None:
     encoders = [m for m in net.modules() if isinstance(m, Encoder)]
     assert len(timm_models) == len(encoders)  # every timm model sits inside an Encoder
     assert all(any(m is e.model for e in encoders) for m in timm_models)
+
+
+def test_fixed_size_vit_encoders_take_any_input_size():
+    # timm builds ViTs for 224x224; depthlab asks timm to resample their position embeddings
+    from depthlab import models
+
+    net = models.build({"name": "unet", "encoder": "vit_tiny_patch16_224", "decoder_channels": [16, 8]},
+                       min_depth=0.1, max_depth=10.0)
+    for hw in ((96, 128), (90, 130)):
+        assert net(torch.rand(1, 3, *hw)).depth.shape == (1, 1, *hw)
+
+
+def test_a_fixed_size_encoder_timm_cannot_resize_is_refused_at_build_time():
+    from depthlab import models
+    from depthlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model.net.encoder: 'mixer_s16_224' takes only 224x224 inputs"):
+        models.build({"name": "unet", "encoder": "mixer_s16_224"}, min_depth=0.1, max_depth=10.0)
