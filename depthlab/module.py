@@ -94,6 +94,15 @@ class DepthModule(L.LightningModule):
             )
         if scheduler not in ("cosine", "onecycle", "none"):
             raise ConfigError(f"model.scheduler: expected cosine, onecycle or none, got {scheduler!r}")
+        # Checked here, not by torch at the first optimizer step (a traceback after minutes of set-up).
+        if not (math.isfinite(lr) and lr > 0):
+            raise ConfigError(f"model.lr: expected a learning rate > 0, got {lr}")
+        if not (math.isfinite(weight_decay) and weight_decay >= 0):
+            raise ConfigError(f"model.weight_decay: expected a value >= 0, got {weight_decay}")
+        if not all(0 <= b < 1 for b in betas) or len(betas) != 2:
+            raise ConfigError(f"model.betas: expected two values in [0, 1), got {tuple(betas)}")
+        if not 0 <= warmup or not 0 < min_lr_ratio <= 1:
+            raise ConfigError(f"model: need warmup >= 0 and 0 < min_lr_ratio <= 1, got {warmup} and {min_lr_ratio}")
         # eval_protocol belongs to the evaluation, not to the weights: kept out of the checkpoint's
         # hparams, so `depthlab test --ckpt_path X --model.eval_protocol kitti` is not overridden
         # by the value the checkpoint was trained with (LightningCLI re-applies checkpoint hparams).

@@ -86,6 +86,12 @@ def test_bad_module_arguments_are_rejected_naming_the_key():
         DepthModule(net=NET, min_depth=5.0, max_depth=1.0)
     with pytest.raises(ConfigError, match="scheduler"):
         DepthModule(net=NET, scheduler="linear")
+    with pytest.raises(ConfigError, match=r"model.lr: expected a learning rate > 0, got -0.001"):
+        DepthModule(net=NET, lr=-1e-3)
+    with pytest.raises(ConfigError, match=r"model.weight_decay: expected a value >= 0, got -0.1"):
+        DepthModule(net=NET, weight_decay=-0.1)
+    with pytest.raises(ConfigError, match=r"model.betas"):
+        DepthModule(net=NET, betas=(0.9, 1.5))
     with pytest.raises(ConfigError, match="resnet_nope"):
         DepthModule(net={"name": "unet", "encoder": "resnet_nope"})
     with pytest.raises(ConfigError, match="did you mean|Did you mean"):
