@@ -10,7 +10,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
 from depthlab import losses, models
@@ -51,6 +51,11 @@ class DepthModule(L.LightningModule):
         loss_min_depth: metres; ground truth at or below it is also left out of the loss (not of
             the metrics). BTS trains on gt > 0.1 m (NYU) and > 1.0 m (KITTI); ``null``: no extra
             threshold, the loss sees every valid pixel.
+        lr_scaling: ``linear`` multiplies ``lr`` by effective batch / ``base_batch_size`` (Goyal et
+            al. 2017's linear scaling rule, for moving a recipe to more devices); ``none`` (default)
+            uses ``lr`` as given. The effective batch (per-device batch x devices x nodes x gradient
+            accumulation) and the learning rate used are logged at the start of ``fit``.
+        base_batch_size: the batch size ``lr`` was tuned for (``lr_scaling: linear`` needs it).
         max_nonfinite: the non-finite guard. An optimizer step whose loss or gradient holds NaN or
             inf (on any device) is skipped: no weight, no optimizer moment and no BatchNorm running
             statistic changes, and the LR schedule does not advance. Each skip is counted
@@ -83,6 +88,8 @@ class DepthModule(L.LightningModule):
         eval_protocol: str | dict[str, Any] = "none",
         loss_min_depth: float | None = None,
         max_nonfinite: int = 10,
+        lr_scaling: Literal["none", "linear"] = "none",
+        base_batch_size: int | None = None,
     ) -> None:
         super().__init__()
         if not 0 <= min_depth < max_depth:
@@ -94,6 +101,10 @@ class DepthModule(L.LightningModule):
             )
         if scheduler not in ("cosine", "onecycle", "none"):
             raise ConfigError(f"model.scheduler: expected cosine, onecycle or none, got {scheduler!r}")
+        if lr_scaling not in ("none", "linear"):
+            raise ConfigError(f"model.lr_scaling: expected none or linear, got {lr_scaling!r}")
+        if lr_scaling == "linear" and not (isinstance(base_batch_size, int) and base_batch_size >= 1):
+            raise ConfigError(f"model.base_batch_size: lr_scaling linear needs the batch size lr was tuned for, got {base_batch_size!r}")
         # Checked here, not by torch at the first optimizer step (a traceback after minutes of set-up).
         if not (math.isfinite(lr) and lr > 0):
             raise ConfigError(f"model.lr: expected a learning rate > 0, got {lr}")
@@ -191,6 +202,26 @@ class DepthModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self._guard.reset()
+
+    def effective_lr(self) -> tuple[float, str]:
+        """The learning rate this run uses and a one-line account of it (batch sizes, scaling)."""
+        trainer, hp = self.trainer, self.hparams
+        per_device = getattr(trainer.datamodule, "batch_size", None) if trainer.datamodule is not None else None
+        accumulate = trainer.accumulate_grad_batches
+        devices = trainer.world_size  # devices x nodes
+        if per_device is None:
+            batch_line = f"{devices} devices x {accumulate} accumulation (per-device batch unknown)"
+            effective = None
+        else:
+            effective = per_device * devices * accumulate
+            batch_line = f"effective batch {effective} = {per_device} per device x {devices} devices x {accumulate} accumulation"
+        lr = hp.lr
+        if hp.lr_scaling == "linear":
+            if effective is None:
+                raise ConfigError("model.lr_scaling: linear needs the data module's batch_size to compute the effective batch")
+            lr = hp.lr * effective / hp.base_batch_size
+            return lr, f"{batch_line}; lr {lr:g} (linear scaling: {hp.lr:g} x {effective} / {hp.base_batch_size})"
+        return lr, f"{batch_line}; lr {lr:g}"
 
     def on_train_batch_start(self, batch: DepthSample, batch_idx: int) -> None:
         if self._guard.enabled:
@@ -290,14 +321,16 @@ class DepthModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
+        lr, account = self.effective_lr()
+        rank_zero_info(f"depthlab: {account}")
+        optimizer = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
         if hp.scheduler == "none":
             return optimizer
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = int(hp.warmup * total) if hp.warmup < 1 else int(hp.warmup)
         if hp.scheduler == "onecycle":
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=hp.lr, total_steps=total, pct_start=max(warmup, 1) / total
+                optimizer, max_lr=lr, total_steps=total, pct_start=max(warmup, 1) / total
             )
         else:
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, warmup, hp.min_lr_ratio))

@@ -1,0 +1,64 @@
+"""Training on several devices: a 2-process CPU (gloo) fit, and the learning rate it reports and uses."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+
+import lightning as L
+import pytest
+import yaml
+
+from depthlab.cli import run
+from depthlab.data import SyntheticDataModule
+from depthlab.errors import ConfigError
+from depthlab.module import DepthModule
+
+NET = {"name": "unet", "encoder": "resnet18", "decoder_channels": [16, 8, 8, 8]}
+
+
+def test_linear_lr_scaling_uses_the_effective_batch(tmp_path, caplog):
+    caplog.set_level("INFO")
+    module = DepthModule(net=NET, lr=1e-3, lr_scaling="linear", base_batch_size=2)
+    data = SyntheticDataModule(height=32, width=48, train_size=8, val_size=2, test_size=2, batch_size=4, num_workers=0)
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, accumulate_grad_batches=2, limit_val_batches=0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path)
+    trainer.fit(module, data)
+    # 4 per device x 1 device x 2 accumulation = 8 = 4 x the base batch of 2
+    assert trainer.optimizers[0].param_groups[0]["initial_lr"] == pytest.approx(4e-3)
+    assert "effective batch 8 = 4 per device x 1 devices x 2 accumulation; lr 0.004 (linear scaling" in caplog.text
+    with pytest.raises(ConfigError, match="model.base_batch_size"):
+        DepthModule(net=NET, lr_scaling="linear")
+
+
+@pytest.mark.slow
+def test_two_process_ddp_fit_and_one_process_validate_of_its_checkpoint_agree(tmp_path, tiny_config_dict, monkeypatch):
+    config = tiny_config_dict
+    config["trainer"]["logger"] = {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                                   "init_args": {"save_dir": "logs", "name": "ddp"}}
+    config["trainer"]["enable_progress_bar"] = False
+    config["data"]["init_args"].update(train_size=8, val_size=5, batch_size=2)  # 5: odd, the sampler pads
+    path = tmp_path / "ddp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_PORT", "MASTER_ADDR", "DEPTHLAB_TRACEBACK")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "depthlab.cli", "fit", "--config", str(path), "--trainer.strategy", "ddp",
+         "--trainer.accelerator", "cpu", "--trainer.devices", "2"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "effective batch 4 = 2 per device x 2 devices x 1 accumulation" in proc.stdout + proc.stderr
+    version = next((tmp_path / "logs" / "ddp").glob("version_*"))
+    rows = [r for r in csv.DictReader((version / "metrics.csv").open()) if r.get("val/abs_rel")]
+    ddp_final = {k: float(v) for k, v in rows[-1].items() if k.startswith("val/") and v}
+    assert ddp_final["val/images"] == 5  # every image once, the padding repeat has no weight
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = next(version.glob("checkpoints/last.ckpt"))
+    cli = run(["validate", "--config", str(path), "--ckpt_path", str(ckpt), "--trainer.logger", "false"])
+    single = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("val/")}
+    for name in ("val/abs_rel", "val/rmse", "val/delta1", "val/silog", "val/loss"):
+        assert single[name] == pytest.approx(ddp_final[name], rel=1e-5), name
