@@ -1,19 +1,82 @@
-"""The DataLoader plumbing every depthlab data module shares."""
+"""The DataLoader plumbing every depthlab data module shares, and the resumable training order."""
 
 from __future__ import annotations
 
-from typing import Literal
+import itertools
+import os
+from typing import Any, Iterator, Literal
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from depthlab.checkpointing.preemption import worker_init_fn
 
 Split = Literal["train", "val", "test"]
 
 
+class ResumableSampler(DistributedSampler):
+    """The training order: one permutation per epoch, a pure function of (seed, epoch), that a resumed
+    run can enter part-way through an epoch.
+
+    It is ``torch``'s ``DistributedSampler`` (so under DDP Lightning keeps it and each process takes its
+    share of the same permutation; on one process it is the whole permutation) with a start position:
+    :meth:`resume` skips the samples this process already trained on in that epoch. Lightning's
+    ``set_epoch`` at every epoch start moves to the next permutation and clears the start.
+
+    Why not the default shuffling: ``RandomSampler`` draws each epoch's order from the global RNG at
+    that moment, so no checkpoint can say where in which order a run stood.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int = 0) -> None:
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        super().__init__(
+            dataset,
+            num_replicas=torch.distributed.get_world_size() if distributed else 1,
+            rank=torch.distributed.get_rank() if distributed else 0,
+            shuffle=True,
+            seed=seed,
+        )
+        self.start = 0
+
+    def resume(self, epoch: int, start: int) -> None:
+        """Continue epoch ``epoch`` after its first ``start`` samples (of this process's share)."""
+        self.epoch, self.start = epoch, start
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.start = 0
+        super().set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.start, None)
+
+
+def train_position(trainer: L.Trainer) -> tuple[int, int]:
+    """(epoch, batches of it already trained on) where a run saved now would continue.
+
+    Read from Lightning's loop progress, which its checkpoint restores with the same meaning: the
+    batch count is ``processed`` (a batch whose step raised is not, and is trained on again when the run
+    resumes), and the epoch is the one that count belongs to (``started - 1``: ``current_epoch``
+    already moves on in ``on_train_epoch_end`` and ``on_train_end``). A finished epoch continues
+    at the start of the next one.
+    """
+    loop = trainer.fit_loop
+    epoch = max(loop.epoch_progress.current.started - 1, 0)
+    done = loop.epoch_loop.batch_progress.current.processed
+    if done >= trainer.num_training_batches:
+        return epoch + 1, 0
+    return epoch, done
+
+
 class SplitDataModule(L.LightningDataModule):
-    """DataLoaders over ``self.dataset(split)``: train shuffled with full batches only, val/test/
-    predict (predict reads the test split) in order with ``eval_batch_size``.
+    """DataLoaders over ``self.dataset(split)``: train in a :class:`ResumableSampler` order with full
+    batches only, val/test/predict (predict reads the test split) in order with ``eval_batch_size``.
+
+    The training order's seed is ``seed_everything``'s (Lightning's ``PL_GLOBAL_SEED``, 0 without
+    one: the same as Lightning's own DDP sampler). Its position is this module's state, which
+    Lightning saves in every checkpoint and gives back before the loaders are built, so a run resumed
+    from a checkpoint written mid-epoch sees exactly the batches the interrupted one had not.
 
     Subclasses set ``batch_size``, ``eval_batch_size`` and ``num_workers`` and implement
     :meth:`dataset`. No ``save_hyperparameters()`` in data modules: Lightning rejects keys
@@ -24,6 +87,8 @@ class SplitDataModule(L.LightningDataModule):
     batch_size: int
     eval_batch_size: int
     num_workers: int
+    _train_sampler: ResumableSampler | None = None
+    _resume_at: dict[str, int] | None = None
 
     def dataset(self, split: Split) -> Dataset:
         raise NotImplementedError
@@ -36,15 +101,36 @@ class SplitDataModule(L.LightningDataModule):
 
     def _loader(self, split: Split) -> DataLoader:
         train = split == "train"
+        dataset = self.dataset(split)
+        sampler = self._resumable_sampler(dataset) if train else None
         return DataLoader(
-            self.dataset(split),
+            dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
+            sampler=sampler,
             drop_last=train,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
+            worker_init_fn=worker_init_fn,
         )
+
+    def _resumable_sampler(self, dataset: Dataset) -> ResumableSampler:
+        at, self._resume_at = self._resume_at, None  # a later rebuild (reload_dataloaders_every_n_epochs) starts an epoch
+        seed = at["seed"] if at else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        self._train_sampler = ResumableSampler(dataset, seed=seed)
+        if at:
+            self._train_sampler.resume(at["epoch"], at["batches"] * self.batch_size)
+        return self._train_sampler
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the training order stands (saved in every checkpoint by Lightning)."""
+        if self.trainer is None or self._train_sampler is None:
+            return {}
+        epoch, batches = train_position(self.trainer)
+        return {"train_order": {"seed": self._train_sampler.seed, "epoch": epoch, "batches": batches}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_at = state_dict.get("train_order")
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -1,0 +1,131 @@
+"""Stop signals: SIGTERM (a preempted or cancelled job) and SIGINT (Ctrl+C) end ``fit`` cleanly.
+
+Lightning's signal connector turns SIGTERM into a stop at the next step boundary: it raises
+``SIGTERMException`` there, and :class:`~depthlab.checkpointing.LastCheckpoint` writes ``last.ckpt`` on
+it. This module adds what Lightning leaves out:
+
+- SIGINT takes the same path (:class:`GracefulStop`). Lightning's default turns it into a
+  ``KeyboardInterrupt`` wherever the main thread is, possibly half-way through an optimizer step, so
+  the state of that moment is not worth saving. A second Ctrl+C still aborts at once.
+- The exit status says which signal stopped the run (:func:`exit_status`: 128 + signal number, as a
+  shell reports it), so a scheduler sees an unfinished run; ``SIGTERMException`` itself exits with 0.
+- DataLoader workers ignore both signals (:func:`worker_init_fn`): a signal to the whole process group
+  (``scancel``, Ctrl+C in a terminal) otherwise kills them first and the main process dies on "DataLoader
+  worker killed by signal" instead of stopping; ignored, they are shut down by the main process.
+  A worker that ignores SIGTERM cannot be ended by ``multiprocessing``'s own clean-up at exit (it
+  sends SIGTERM, then waits), so a worker whose loader was never shut down would keep the process from
+  exiting: :func:`_kill_workers_ignoring_sigterm` ends those with SIGKILL first.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing.util  # imported (its exit handler registered) before ours below
+import os
+import signal
+import threading
+from typing import Any
+
+import lightning as L
+from lightning.fabric.utilities.seed import pl_worker_init_function
+from lightning.pytorch.utilities import rank_zero_info
+
+# The first stop signal of this process (signals are per process, so is this record).
+_received: int | None = None
+
+
+def received_signal() -> int | None:
+    """The stop signal :class:`GracefulStop` passed on in this process, if any."""
+    return _received
+
+
+def exit_status() -> int:
+    """The exit status of a run stopped by a signal: 128 + its number (130 Ctrl+C, 143 SIGTERM)."""
+    return 128 + int(_received or signal.SIGTERM)
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """DataLoader workers ignore SIGINT and SIGTERM; the main process stops them (see the module docstring).
+
+    Setting a ``worker_init_fn`` stops Lightning from adding its own, so its per-worker seeding
+    (``seed_everything(workers=True)``, which LightningCLI uses) is called from here.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if _CAN_SEE_IGNORED_SIGNALS:  # else the exit clean-up below could not find this worker
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if int(os.environ.get("PL_SEED_WORKERS", 0)):
+        pl_worker_init_function(worker_id)
+
+
+_CAN_SEE_IGNORED_SIGNALS = os.path.exists("/proc/self/status")
+
+
+def _ignores_sigterm(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("SigIgn:"):
+                    return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    except OSError:
+        pass
+    return False
+
+
+def _kill_workers_ignoring_sigterm() -> None:
+    """At exit, SIGKILL the daemonic children that ignore SIGTERM (DataLoader workers, see above).
+
+    Registered after ``multiprocessing``'s own exit handler, so it runs before it (atexit is last in,
+    first out); that handler then finds them gone instead of waiting for them forever.
+    """
+    for child in multiprocessing.active_children():
+        if child.daemon and child.pid is not None and _ignores_sigterm(child.pid):
+            child.kill()
+            child.join(timeout=5)
+
+
+atexit.register(_kill_workers_ignoring_sigterm)
+
+
+class GracefulStop(L.Callback):
+    """During training, SIGINT stops like SIGTERM: at the end of the current step, ``last.ckpt`` written.
+
+    The handler hands the signal to the SIGTERM handler installed at that moment (Lightning's signal
+    connector, which also tells the other DDP processes), so there is one stop path. Installed at
+    ``on_train_start`` (after Lightning's own handlers, which SLURM's requeue signal keeps using) and
+    removed when training ends.
+    """
+
+    def __init__(self) -> None:
+        self._previous: Any = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        global _received
+        _received = None
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            self._previous = signal.signal(signal.SIGINT, self._stop)
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        global _received
+        if _received is not None:  # asked twice: abort now, as Ctrl+C does by default
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        _received = signum
+        rank_zero_info(f"depthlab: {signal.Signals(signum).name}: stopping after the current step "
+                       "and saving last.ckpt (again to abort without saving)")
+        handler = signal.getsignal(signal.SIGTERM)
+        if callable(handler):
+            handler(signum, frame)
+        else:  # no stop path installed (not inside Trainer.fit): behave like the default
+            raise KeyboardInterrupt
+
+    def _restore(self) -> None:
+        if self._previous is not None and threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGINT) == self._stop:
+                signal.signal(signal.SIGINT, self._previous)
+        self._previous = None
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore()
