@@ -52,11 +52,47 @@ class DepthCLI(LightningCLI):
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
+        self._default_logger(parser, evaluation_dir=False)
         # Before anything reads the checkpoint: a bad file is one line naming it, and "last" is this
         # config's latest last.ckpt (Lightning looks only in the new run's empty version directory).
         from depthlab.checkpointing import prepare_ckpt_path
 
         prepare_ckpt_path(self.config)
+        self._default_logger(parser, evaluation_dir=True)
+
+    def _default_logger(self, parser, evaluation_dir: bool) -> None:
+        """Without a configured logger: TensorBoard under ``<default_root_dir>/<config name>``.
+
+        One knob, ``trainer.default_root_dir``, then moves logs and checkpoints. validate/test/
+        predict runs log to ``<config name>/<command>`` (``evaluation_dir``, set once the
+        checkpoint is found), so they never appear as ``version_N`` among the training runs.
+        """
+        subcommand = self.config.get("subcommand")
+        trainer = self.config[subcommand].get("trainer") if subcommand else None
+        if trainer is None:
+            return
+        logger = trainer.get("logger")
+        ours = getattr(getattr(logger, "init_args", None), "name", None) == getattr(self, "_run_name", object())
+        if logger not in (None, True) and not ours:
+            return  # the user's own logger (or logger: false)
+        if not ours:
+            configs = self.config[subcommand].get("config") or []
+            self._run_name = os.path.splitext(os.path.basename(str(configs[-1])))[0] if configs else "depthlab"
+        name = self._run_name
+        if evaluation_dir and subcommand != "fit":
+            name = f"{name}/{subcommand}"
+        spec = {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                "init_args": {"save_dir": str(trainer.get("default_root_dir") or "lightning_logs"), "name": name,
+                              "default_hp_metric": False}}
+        self.config = self.parser.parse_object({subcommand: {"trainer": {"logger": spec}}}, self.config)
+        self._run_name = name
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException:
+            _remove_run_without_checkpoint(self.trainer)
+            raise
 
     def instantiate_trainer(self, **kwargs):
         # depthlab's checkpointing for every config and command: atomic saves, last.ckpt, RNG states
@@ -128,6 +164,30 @@ class DepthCLI(LightningCLI):
         add_default_prediction_writer(self.trainer)
 
 
+def _remove_run_without_checkpoint(trainer) -> None:
+    """A run that failed before writing any checkpoint leaves no ``version_N`` folder behind
+    (only its config and a few events: nothing to resume or look at)."""
+    import glob
+    import shutil
+
+    log_dir = getattr(trainer, "log_dir", None) if trainer is not None else None
+    if not log_dir or not os.path.isdir(log_dir) or not trainer.is_global_zero:
+        return
+    if not glob.glob(os.path.join(log_dir, "**", "*.ckpt"), recursive=True):
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def base_config() -> str:
+    """``configs/base.yaml``: the trainer settings every run starts from (installed copy, else the checkout's)."""
+    from importlib import resources
+    from pathlib import Path
+
+    installed = resources.files("depthlab").joinpath("_configs", "base.yaml")
+    if isinstance(installed, Path) and installed.is_file():
+        return str(installed)
+    return str(Path(__file__).resolve().parents[1] / "configs" / "base.yaml")
+
+
 def _list_plugins(kind: str) -> int:
     if kind == "losses":
         from depthlab.losses import REGISTRY
@@ -154,7 +214,8 @@ def run(args: list[str] | None = None) -> DepthCLI:
         save_config_kwargs={"overwrite": True},
         args=args,
         # parse errors raise (one line in main()) instead of printing 60 lines of usage
-        parser_kwargs={"prog": "depthlab", "exit_on_error": False},
+        parser_kwargs={"prog": "depthlab", "exit_on_error": False,
+                       **{sub: {"default_config_files": [base_config()]} for sub in ("fit", "validate", "test", "predict")}},
     )
 
 

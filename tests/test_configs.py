@@ -10,7 +10,7 @@ import yaml
 from depthlab import losses
 from depthlab.cli import run
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[1] / "configs").glob("*.yaml") if p.name != "base.yaml")
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -43,3 +43,18 @@ def test_depth_hints_configs_loss_is_satisfied_by_their_data(name, stereo):
     # the same loss on data without hints stops with the key named
     with pytest.raises(Exception, match="hint"):
         objective.check_requirements(KITTIDataModule(stereo=True).provides, None, "no hints")
+
+
+def test_the_shared_trainer_block_lives_once_in_base_yaml(capsys):
+    from depthlab.cli import base_config
+
+    base = yaml.safe_load(Path(base_config()).read_text())["trainer"]
+    for path in CONFIGS:
+        trainer = yaml.safe_load(path.read_text())["trainer"]
+        assert "logger" not in trainer and "default_root_dir" not in trainer, path.name
+    # every command starts from base.yaml: its callbacks are in the resolved config
+    with pytest.raises(SystemExit):
+        run(["fit", "--config", str(CONFIGS[0]), "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)["trainer"]
+    assert printed["default_root_dir"] == base["default_root_dir"]
+    assert any("ModelCheckpoint" in c["class_path"] for c in printed["callbacks"])
