@@ -373,8 +373,8 @@ _IMAGE_KEYS = ("image", "image_right")  # network inputs: ground-truth maps may 
 class NonFiniteGuard:
     """State of :class:`DepthModule`'s non-finite guard: counts, and what to restore and report.
 
-    Per optimizer step it keeps the samples' ``index`` (of every micro-batch under gradient
-    accumulation) with a flag for the samples whose input image is not finite, and a copy of the
+    Per optimizer step it keeps the samples' ``index`` and input images (of every micro-batch
+    under gradient accumulation), to name the samples whose image is not finite, and a copy of the
     module's buffers from before the step's first forward: BatchNorm updates its running statistics
     in the forward, before the step can be judged, so a skipped step puts them back.
     """
@@ -392,7 +392,7 @@ class NonFiniteGuard:
         self.total = 0
         self.in_a_row = 0
         self.last_skipped = False
-        self._samples: list[tuple[Tensor | None, Tensor | None, int]] = []
+        self._samples: list[tuple[Tensor | None, list[Tensor], int]] = []
 
     def before_batch(self, module: L.LightningModule, batch: DepthSample, batch_idx: int) -> None:
         if not self._samples:  # the first micro-batch of this optimizer step
@@ -403,12 +403,10 @@ class NonFiniteGuard:
                 self._buffers = [b.detach().clone() for b in buffers]
             elif buffers:
                 torch._foreach_copy_(self._buffers, buffers)
+        # References only (the batch holds them anyway); which samples are not finite is worked
+        # out when a step is skipped, so a taken step pays nothing for the report.
         images = [batch[k] for k in _IMAGE_KEYS if isinstance(batch.get(k), Tensor)]
-        # Per-sample flags stay on the device (no sync); they are read only when a step is skipped.
-        finite = None
-        if images:
-            finite = torch.stack([torch.isfinite(x.flatten(1)).all(1) for x in images]).all(0)
-        self._samples.append((batch.get("index"), finite, batch_idx))
+        self._samples.append((batch.get("index"), images, batch_idx))
 
     def taken(self) -> None:
         self.in_a_row = 0
@@ -450,13 +448,14 @@ class NonFiniteGuard:
     def describe_samples(self) -> str:
         """``samples [3, 17, 42, 8] (non-finite input image: [17])``, or the batch numbers without ``index``."""
         indices, bad, batches = [], [], []
-        for index, finite, batch_idx in self._samples:
+        for index, images, batch_idx in self._samples:
             batches.append(batch_idx)
             if index is None:
                 continue
             ids = index.reshape(-1).tolist()
             indices += ids
-            if finite is not None:
+            if images:
+                finite = torch.stack([torch.isfinite(x.flatten(1)).all(1) for x in images]).all(0)
                 bad += [i for i, ok in zip(ids, finite.tolist()) if not ok]
         if not indices:
             return f"batch {', '.join(map(str, batches))} of the epoch (the batches carry no sample index)"
