@@ -84,6 +84,7 @@ def test_a_preempted_run_resumed_with_ckpt_path_last_is_bit_identical_to_an_unin
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"--ckpt_path last: {last_ckpt(work).relative_to(work)}" in resumed.stderr
     assert not (work / "logs" / "tiny" / "version_1").exists()  # the run continued in its own directory
+    assert "dataloader is not resumable" not in resumed.stderr  # Lightning knows the order is restored
 
     uninterrupted = depthlab_fit(tmp_path, exact_config)
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]

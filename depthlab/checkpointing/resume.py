@@ -94,7 +94,7 @@ def last_checkpoint_pattern(config: Any) -> str | None:
 
     ``last_checkpoint.dirpath`` when set; else where ``ModelCheckpoint`` puts checkpoints: the first
     logger's ``<save_dir>/<name>/<version>/checkpoints`` (any version unless the config fixes one), or
-    ``<default_root_dir>/checkpoints`` without a logger.
+    ``<default_root_dir>/checkpoints`` with ``logger: false``.
     """
     trainer = config.get("trainer") or {}
     dirpath = (config.get("last_checkpoint") or {}).get("dirpath")
@@ -102,9 +102,9 @@ def last_checkpoint_pattern(config: Any) -> str | None:
         return str(Path(dirpath) / "last.ckpt")
     root_dir = Path(trainer.get("default_root_dir") or ".")
     logger = _first_logger(trainer)
-    if logger is None or logger is False:
+    if logger is False:
         return str(root_dir / "checkpoints" / "last.ckpt")
-    if logger is True:  # Lightning's default TensorBoardLogger
+    if logger is None or logger is True:  # Lightning's default TensorBoardLogger
         return str(root_dir / "lightning_logs" / "*" / "checkpoints" / "last.ckpt")
     args = getattr(logger, "init_args", None)
     if args is None or not all(key in args for key in ("save_dir", "name", "version")):

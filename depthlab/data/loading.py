@@ -52,6 +52,19 @@ class ResumableSampler(DistributedSampler):
         return itertools.islice(super().__iter__(), self.start, None)
 
 
+class ResumableDataLoader(DataLoader):
+    """The training DataLoader: resumable mid-epoch through its data module's state (the
+    :class:`ResumableSampler` position in :meth:`SplitDataModule.state_dict`), so it has no state of
+    its own. It still has ``state_dict``/``load_state_dict``: Lightning takes a loader that has them as
+    resumable, and warns on every mid-epoch resume ("your dataloader is not resumable") otherwise."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        pass
+
+
 def train_position(trainer: L.Trainer) -> tuple[int, int]:
     """(epoch, batches of it already trained on) where a run saved now would continue.
 
@@ -103,7 +116,7 @@ class SplitDataModule(L.LightningDataModule):
         train = split == "train"
         dataset = self.dataset(split)
         sampler = self._resumable_sampler(dataset) if train else None
-        return DataLoader(
+        return (ResumableDataLoader if train else DataLoader)(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
             sampler=sampler,
