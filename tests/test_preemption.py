@@ -8,6 +8,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -79,17 +80,18 @@ def test_sigterm_saves_the_step_it_stopped_at_says_so_once_and_exits_143(stopped
 
 def test_a_preempted_run_resumed_with_ckpt_path_last_is_bit_identical_to_an_uninterrupted_one(
         stopped, exact_config, tmp_path):
-    work, _ = stopped
+    work = tmp_path / "resumed"
+    shutil.copytree(stopped[0], work)  # the stopped run stays as it was for the other test
     resumed = depthlab_fit(work, exact_config, "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"--ckpt_path last: {last_ckpt(work).relative_to(work)}" in resumed.stderr
     assert not (work / "logs" / "tiny" / "version_1").exists()  # the run continued in its own directory
     assert "dataloader is not resumable" not in resumed.stderr  # Lightning knows the order is restored
 
-    uninterrupted = depthlab_fit(tmp_path, exact_config)
+    uninterrupted = depthlab_fit(tmp_path / "uninterrupted", exact_config)
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
 
-    got, want = load(last_ckpt(work)), load(last_ckpt(tmp_path))
+    got, want = load(last_ckpt(work)), load(last_ckpt(tmp_path / "uninterrupted"))
     assert got["global_step"] == want["global_step"] == 6
     assert got["state_dict"].keys() == want["state_dict"].keys()
     for name, tensor in want["state_dict"].items():

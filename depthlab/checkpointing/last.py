@@ -64,6 +64,12 @@ class LastCheckpoint(ModelCheckpoint):
             rank_zero_info(f"depthlab: last.ckpt is written by LastCheckpoint; save_last of "
                            f"{len(others)} other ModelCheckpoint(s) switched off")
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        # This state is the path of its own file; from another directory (validate/test runs, a copied
+        # run) there is nothing to restore, and Lightning's "dirpath has changed" warning is noise.
+        if state_dict.get("dirpath") == self.dirpath:
+            super().load_state_dict(state_dict)
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         self._first_step = trainer.global_step
