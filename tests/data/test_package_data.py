@@ -19,8 +19,12 @@ def test_every_package_and_every_split_file_is_in_the_wheel():
     setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     # Every folder with Python code, with or without __init__.py (find also took namespace packages).
     found = {".".join(py.parent.relative_to(REPO).parts) for py in (REPO / "depthlab").rglob("*.py")}
-    assert set(setuptools["packages"]) == found | {SPLITS_PACKAGE}, "list new subpackages in pyproject.toml"
-    assert setuptools["package-dir"] == {SPLITS_PACKAGE: SHIPPED_SPLITS.as_posix()}
+    assert set(setuptools["packages"]) == found | {SPLITS_PACKAGE, "depthlab._configs"}, "list new subpackages in pyproject.toml"
+    assert setuptools["package-dir"] == {SPLITS_PACKAGE: SHIPPED_SPLITS.as_posix(), "depthlab._configs": "configs"}
+    # the configs (base.yaml is read by every command) ship too
+    config_patterns = setuptools["package-data"]["depthlab._configs"]
+    configs = [p.name for p in (REPO / "configs").iterdir() if p.is_file()]
+    assert "base.yaml" in configs and [n for n in configs if not any(fnmatch.fnmatch(n, p) for p in config_patterns)] == []
     patterns = setuptools["package-data"][SPLITS_PACKAGE]
     shipped = sorted(p.name for p in (REPO / SHIPPED_SPLITS).iterdir() if p.is_file())
     assert "eigen_test_files_with_gt.txt" in shipped and "splits.mat" in shipped
