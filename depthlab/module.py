@@ -201,7 +201,7 @@ class DepthModule(L.LightningModule):
     # --- the non-finite guard: a NaN/inf loss or gradient skips the step (NonFiniteGuard) ------
 
     def on_fit_start(self) -> None:
-        self._guard.reset()
+        self._guard.reset(self)  # after the strategy moved the module: the buffers are final
 
     def effective_lr(self) -> tuple[float, str]:
         """The learning rate this run uses and a one-line account of it (batch sizes, scaling)."""
@@ -249,10 +249,16 @@ class DepthModule(L.LightningModule):
         skip = self.trainer.strategy.reduce_boolean_decision(local, all=False)
         if skip:
             guard.skip(self, loss, local)
+            self.log("train/nonfinite_skipped", float(guard.total), batch_size=1)
         else:
             guard.taken()
             optimizer.step(closure=lambda: loss)
-        self.log("train/nonfinite_skipped", float(guard.total), batch_size=1)
+
+    def on_train_epoch_end(self) -> None:
+        # The count once per epoch (and at each skip above), not every step: a self.log per step
+        # would cost about as much as the rest of the guard.
+        if self._guard.enabled:
+            self.log("train/nonfinite_skipped", float(self._guard.total), on_epoch=True, sync_dist=True)
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
         # The schedule follows the optimizer steps taken: a skipped step does not advance it
@@ -381,28 +387,24 @@ class NonFiniteGuard:
 
     def __init__(self, max_nonfinite: int) -> None:
         self.max_nonfinite = max_nonfinite
-        self._buffers: list[Tensor] | None = None
         self.reset()
 
     @property
     def enabled(self) -> bool:
         return self.max_nonfinite > 0
 
-    def reset(self) -> None:
+    def reset(self, module: torch.nn.Module | None = None) -> None:
+        """Zero the counts; with ``module``, take its buffers (once placed on their device) to guard."""
         self.total = 0
         self.in_a_row = 0
         self.last_skipped = False
         self._samples: list[tuple[Tensor | None, list[Tensor], int]] = []
+        self._buffers = [] if module is None else list(module.buffers())
+        self._copies = [b.detach().clone() for b in self._buffers]
 
     def before_batch(self, module: L.LightningModule, batch: DepthSample, batch_idx: int) -> None:
-        if not self._samples:  # the first micro-batch of this optimizer step
-            buffers = list(module.buffers())
-            if self._buffers is None or len(self._buffers) != len(buffers) or any(
-                c.shape != b.shape or c.device != b.device for c, b in zip(self._buffers, buffers)
-            ):
-                self._buffers = [b.detach().clone() for b in buffers]
-            elif buffers:
-                torch._foreach_copy_(self._buffers, buffers)
+        if not self._samples and self._buffers:  # the first micro-batch of this optimizer step
+            torch._foreach_copy_(self._copies, self._buffers)
         # References only (the batch holds them anyway); which samples are not finite is worked
         # out when a step is skipped, so a taken step pays nothing for the report.
         images = [batch[k] for k in _IMAGE_KEYS if isinstance(batch.get(k), Tensor)]
@@ -418,9 +420,8 @@ class NonFiniteGuard:
         self.total += 1
         self.in_a_row += 1
         self.last_skipped = True
-        buffers = list(module.buffers())
-        if self._buffers is not None and len(self._buffers) == len(buffers) and buffers:
-            torch._foreach_copy_(buffers, self._buffers)
+        if self._buffers:
+            torch._foreach_copy_(self._buffers, self._copies)
         trainer = module.trainer
         if local:
             value = None if loss is None else float(loss)
