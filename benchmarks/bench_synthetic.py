@@ -49,7 +49,7 @@ def main() -> None:
 
     def step() -> None:
         opt.zero_grad()
-        loss, _, _ = model._step(batch, "train")
+        loss, _ = model.compute_loss(model(batch["image"]), batch)
         loss.backward()
         opt.step()
 
