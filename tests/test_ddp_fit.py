@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import os
 import subprocess
@@ -36,7 +37,7 @@ def test_linear_lr_scaling_uses_the_effective_batch(tmp_path, caplog):
 
 @pytest.mark.slow
 def test_two_process_ddp_fit_and_one_process_validate_of_its_checkpoint_agree(tmp_path, tiny_config_dict, monkeypatch):
-    config = tiny_config_dict
+    config = copy.deepcopy(tiny_config_dict)  # a session fixture: other tests read it too
     config["trainer"]["logger"] = {"class_path": "lightning.pytorch.loggers.CSVLogger",
                                    "init_args": {"save_dir": "logs", "name": "ddp"}}
     config["trainer"]["enable_progress_bar"] = False
