@@ -77,6 +77,7 @@ def model_from_config(cli_args: list[str], ckpt: dict[str, Any], ckpt_path: str 
     import lightning as L
 
     from depthlab.cli import DepthCLI
+    from depthlab.config import unwrap_config_error
     from depthlab.models.encoders import pretrained_weights_disabled
     from depthlab.module import DepthModule
 
@@ -97,12 +98,10 @@ def model_from_config(cli_args: list[str], ckpt: dict[str, Any], ckpt_path: str 
                                 seed_everything_default=False, parser_kwargs={"prog": "depthlab export"})
         except ValueError as exc:
             # jsonargparse wraps the model's own one-line ConfigError in a long ValueError.
-            cause = exc if isinstance(exc, ConfigError) else exc.__cause__
-            while cause is not None and not isinstance(cause, ConfigError):
-                cause = cause.__cause__
-            if cause is None:
+            error = unwrap_config_error(exc)
+            if not isinstance(error, ConfigError):
                 raise
-            raise cause from None
+            raise error from None
     model = cli.model
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
