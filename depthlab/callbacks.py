@@ -276,3 +276,50 @@ class NetworkSummaryCallback(L.Callback):
         rank_zero_info(str(self.summary))
         for logger in trainer.loggers:
             logger.log_metrics(self.summary.as_metrics(), step=trainer.global_step)
+
+
+class OutputGradientNorm(L.Callback):
+    """Log the norm of the loss gradient at the network's output, ``train/grad_norm_output``.
+
+    The quantity that separates a loss from its square root: with L = sqrt(x), dL/d(pred) =
+    dx/d(pred) / (2 sqrt(x)), which grows as x falls towards 0. A tensor hook on the training
+    forward's ``depth`` (metres) records ||dL/d depth||_2 over the whole batch during backward;
+    the value is logged at every ``log_every_n_steps`` step of the trainer. Evaluation forwards
+    (no gradient) are left alone.
+
+    Args:
+        field: the :class:`~depthlab.models.output.DepthOutput` field to watch: ``depth`` or
+            ``inverse_depth`` (the latter only for networks that predict it).
+    """
+
+    def __init__(self, field: Literal["depth", "inverse_depth"] = "depth") -> None:
+        if field not in ("depth", "inverse_depth"):
+            raise ConfigError(f"OutputGradientNorm.field: expected depth or inverse_depth, got {field!r}")
+        self.field = field
+        self.last: float | None = None
+        self._squares: list[torch.Tensor] = []
+        self._handle = None
+
+    def on_train_start(self, trainer, pl_module) -> None:  # noqa: ANN001
+        self._handle = _network(pl_module).register_forward_hook(self._watch)
+
+    def on_train_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    def _watch(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        value = getattr(output, self.field, None)
+        if value is None and isinstance(output, DepthOutput):
+            raise ConfigError(f"OutputGradientNorm: the network's output has no {self.field!r} field")
+        if isinstance(value, torch.Tensor) and value.requires_grad:
+            value.register_hook(lambda grad: self._squares.append(grad.detach().float().square().sum()))
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:  # noqa: ANN001
+        if not self._squares:
+            return
+        norm = torch.stack(self._squares).sum().sqrt()
+        self._squares.clear()
+        self.last = float(norm)
+        if trainer.global_step % max(trainer.log_every_n_steps, 1) == 0:
+            pl_module.log("train/grad_norm_output", norm, on_step=True, on_epoch=False, batch_size=1)

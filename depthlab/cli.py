@@ -5,6 +5,7 @@
     depthlab losses | depthlab models     # registered plugins with one-line descriptions
     depthlab hints precompute --config configs/kitti.yaml   # Depth Hints proxy labels (docs/hints.md)
     depthlab export --config configs/synthetic.yaml --ckpt_path last.ckpt --format onnx --output net.onnx
+    depthlab experiment run silog_sqrt          # an experiment with its report (docs/experiments/)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ EXTRA_COMMANDS = {
     "data": "data set tools: 'depthlab data check --config X.yaml' validates every file of a split list",
     "hints": "Depth Hints: 'depthlab hints precompute --config X.yaml' computes the SGM proxy labels",
     "export": "deployment: 'depthlab export --config X.yaml --ckpt_path Y.ckpt --format onnx|torchscript|pt2'",
+    "experiment": "experiments with reports and plots: 'depthlab experiment list', 'depthlab experiment run NAME'",
 }
 
 
@@ -234,6 +236,10 @@ def main(args: list[str] | None = None) -> int:
             from depthlab.export import main as export_main
 
             return export_main(argv[1:])
+        if argv and argv[0] == "experiment":
+            from depthlab.experiments import main as experiment_main
+
+            return experiment_main(argv[1:])
         if argv and argv[0] in EXTRA_COMMANDS:
             return _list_plugins(argv[0])
         run(args)

@@ -44,6 +44,10 @@ class DepthModule(L.LightningModule):
             counts as valid (outside it, as for gt <= 0 or non-finite, pixels are masked out of the
             loss and the metrics).
         lr, weight_decay, betas: AdamW.
+        optimizer: ``adamw`` (default) or ``sgd`` (with ``momentum``, as Eigen et al. 2014 trained).
+            With SGD the update size scales with the gradient, so a loss's overall factor (e.g. the
+            1/(2 sqrt(L)) of a square-root loss) acts as a learning-rate factor; AdamW mostly
+            normalises it away.
         scheduler: ``cosine`` (linear warm-up then cosine decay to ``min_lr_ratio * lr``),
             ``onecycle`` (``torch.optim.lr_scheduler.OneCycleLR``) or ``none``; stepped per batch.
         warmup: warm-up length, a fraction of all training steps (< 1) or a number of steps.
@@ -81,6 +85,8 @@ class DepthModule(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 1e-2,
         betas: tuple[float, float] = (0.9, 0.999),
+        optimizer: Literal["adamw", "sgd"] = "adamw",
+        momentum: float = 0.9,
         scheduler: Literal["cosine", "onecycle", "none"] = "cosine",
         warmup: float = 0.05,
         min_lr_ratio: float = 0.01,
@@ -99,6 +105,10 @@ class DepthModule(L.LightningModule):
                 f"model.max_nonfinite: expected an integer >= 0 (skipped steps in a row before the run stops; "
                 f"0 turns the non-finite guard off), got {max_nonfinite!r}"
             )
+        if optimizer not in ("adamw", "sgd"):
+            raise ConfigError(f"model.optimizer: expected adamw or sgd, got {optimizer!r}")
+        if not 0 <= momentum < 1:
+            raise ConfigError(f"model.momentum: expected a value in [0, 1) (sgd only), got {momentum}")
         if scheduler not in ("cosine", "onecycle", "none"):
             raise ConfigError(f"model.scheduler: expected cosine, onecycle or none, got {scheduler!r}")
         if lr_scaling not in ("none", "linear"):
@@ -329,7 +339,10 @@ class DepthModule(L.LightningModule):
         hp = self.hparams
         lr, account = self.effective_lr()
         rank_zero_info(f"depthlab: {account}")
-        optimizer = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
+        if hp.get("optimizer", "adamw") == "sgd":  # Eigen et al. 2014; the update size follows the gradient's scale
+            optimizer = torch.optim.SGD(self.parameters(), lr=lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        else:  # BTS, GLPDepth, AdaBins: Adam's update size is nearly independent of the gradient's scale
+            optimizer = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
         if hp.scheduler == "none":
             return optimizer
         total = max(int(self.trainer.estimated_stepping_batches), 1)

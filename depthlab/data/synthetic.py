@@ -241,6 +241,14 @@ def render_sample(cfg: SceneConfig, seed: int, split: Split, index: int) -> Dept
     return DepthSample(**sample)
 
 
+def scene_scale(scale_range: tuple[float, float], seed: int, split: Split, index: int) -> float:
+    """The global scale of the (seed, split, index)-th scene: log-uniform in ``scale_range``, from
+    its own random stream (the scene itself is the same with or without scaling)."""
+    low, high = scale_range
+    u = np.random.default_rng([seed, _SPLIT_ID[split], index, 7]).random()
+    return float(np.exp(np.log(low) + u * (np.log(high) - np.log(low))))
+
+
 def hint_relpaths(split: Split, index: int) -> tuple[str, str]:
     """The left and right hint files of a sample, relative to hints_root (:data:`HINT_LAYOUT`)."""
     return tuple(f"{split}/{camera}/{index:06d}.npy" for camera in ("image_02", "image_03"))
@@ -288,12 +296,15 @@ class SyntheticStereoDataset(Dataset):
     """
 
     def __init__(self, cfg: SceneConfig, split: Split, length: int, seed: int = 0,
-                 hints: Path | str | None = None) -> None:
+                 hints: Path | str | None = None, scale_range: tuple[float, float] | None = None,
+                 cache: bool = False) -> None:
         if split not in _SPLIT_ID:
             raise ValueError(f"split must be one of {list(_SPLIT_ID)}, got {split!r}")
         if isinstance(hints, str) and hints != "on_the_fly":
             raise ValueError(f"hints must be None, a folder (Path) or 'on_the_fly', got {hints!r}")
         self.cfg, self.split, self.length, self.seed, self.hints = cfg, split, length, seed, hints
+        self.scale_range = scale_range
+        self._cache: dict[int, DepthSample] | None = {} if cache else None
 
     def __len__(self) -> int:
         return self.length
@@ -301,9 +312,18 @@ class SyntheticStereoDataset(Dataset):
     def __getitem__(self, index: int) -> DepthSample:
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} {self.split} samples")
+        if self._cache is not None and index in self._cache:
+            return DepthSample(**self._cache[index])
         sample = render_sample(self.cfg, self.seed, self.split, index)
+        if self.scale_range is not None:
+            s = scene_scale(self.scale_range, self.seed, self.split, index)
+            for key in ("depth", "depth_right", "baseline_m"):
+                sample[key] = sample[key] * s
         if self.hints is not None:
             sample.update(self._hints(sample, index))
+        if self._cache is not None:
+            self._cache[index] = sample
+            return DepthSample(**sample)
         return sample
 
     def _hints(self, sample: DepthSample, index: int) -> dict[str, torch.Tensor]:
@@ -344,6 +364,14 @@ class SyntheticDataModule(SplitDataModule):
             :data:`HINT_LAYOUT`): every sample then carries ``hint`` and ``hint_right``.
         hints_on_the_fly: compute those hints from each rendered pair instead (about 50 ms per
             96x128 pair on one core; no folder). At most one of the two.
+        scale_range: ``[low, high]``: every scene is scaled by its own factor s, drawn log-uniformly
+            from the range (a function of seed, split and index): depth and baseline are multiplied
+            by s and the images stay the same, as for a world scaled with its textures. The
+            monocular scale ambiguity made explicit (valid pixels are those of the unscaled scene,
+            so ground truth spans ``[s * min_depth, s * max_depth]``). Not with hints.
+        cache: keep every rendered sample in memory (about 0.3 MB at 96x128), so each is rendered
+            once: for small training sets run many epochs, with ``num_workers: 0`` (worker
+            processes would each fill, and at every epoch's end lose, their own copy).
     """
 
     def __init__(
@@ -363,8 +391,17 @@ class SyntheticDataModule(SplitDataModule):
         gt_density: float = 1.0,
         hints_root: str | None = None,
         hints_on_the_fly: bool = False,
+        scale_range: tuple[float, float] | None = None,
+        cache: bool = False,
     ) -> None:
         super().__init__()
+        if scale_range is not None:
+            if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1]:
+                raise ConfigError(f"data.scale_range: expected [low, high] with 0 < low <= high, got {list(scale_range)}")
+            if hints_root is not None or hints_on_the_fly:
+                raise ConfigError("data.scale_range: not with Depth Hints (the hints would keep the unscaled baseline)")
+        self.scale_range = None if scale_range is None else (float(scale_range[0]), float(scale_range[1]))
+        self.cache = cache
         if hints_root is not None and hints_on_the_fly:
             raise ConfigError("data: hints_root and hints_on_the_fly exclude each other (read hints or compute them)")
         self.hints_root, self.hints_on_the_fly = hints_root, hints_on_the_fly
@@ -387,7 +424,8 @@ class SyntheticDataModule(SplitDataModule):
             if not hints.is_dir():
                 raise ConfigError(f"data.hints_root: folder {hints} does not exist (run 'depthlab hints precompute')")
             check_hints_data(hints, self.hints_data, "data.hints_root")
-        return SyntheticStereoDataset(self.scene, split, self.sizes[split], self.seed, hints)
+        return SyntheticStereoDataset(self.scene, split, self.sizes[split], self.seed, hints,
+                                      scale_range=self.scale_range, cache=self.cache)
 
     # -- Depth Hints (depthlab hints precompute) ---------------------------------------------------------
     hint_layout = HINT_LAYOUT

@@ -121,3 +121,49 @@ def test_bad_scene_config_is_rejected_with_the_field_name():
         SceneConfig(gt_density=0)
     with pytest.raises(ValueError, match="min_depth"):
         SceneConfig(min_depth=5, max_depth=1)
+
+
+def test_scale_range_scales_depth_and_baseline_but_not_the_images():
+    import numpy as np
+
+    from depthlab.data.synthetic import SyntheticDataModule, render_sample, scene_scale
+
+    dm = SyntheticDataModule(height=24, width=32, train_size=6, scale_range=(0.5, 2.0))
+    dataset = dm.dataset("train")
+    scales = []
+    for index in range(6):
+        plain = render_sample(dm.scene, 0, "train", index)
+        scaled = dataset[index]
+        s = scene_scale((0.5, 2.0), 0, "train", index)
+        scales.append(s)
+        assert 0.5 <= s <= 2.0
+        assert torch.equal(scaled["image"], plain["image"]) and torch.equal(scaled["image_right"], plain["image_right"])
+        assert torch.allclose(scaled["depth"], plain["depth"] * s) and torch.equal(scaled["valid"], plain["valid"])
+        assert float(scaled["baseline_m"]) == pytest.approx(dm.scene.baseline_m * s)
+    assert len(set(np.round(scales, 6))) == 6  # one factor per scene, a function of (seed, split, index)
+    assert scene_scale((0.5, 2.0), 0, "train", 3) == scales[3]
+    assert scene_scale((1.0, 1.0), 0, "train", 3) == 1.0
+
+
+def test_scale_range_and_cache_reject_bad_settings():
+    from depthlab.data.synthetic import SyntheticDataModule
+    from depthlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data.scale_range: expected \[low, high\] with 0 < low <= high, got \[2.0, 1.0\]"):
+        SyntheticDataModule(scale_range=(2.0, 1.0))
+    with pytest.raises(ConfigError, match="data.scale_range: not with Depth Hints"):
+        SyntheticDataModule(scale_range=(0.5, 2.0), hints_on_the_fly=True)
+
+
+def test_cache_renders_each_sample_once(monkeypatch):
+    from depthlab.data import synthetic
+
+    calls = []
+    real = synthetic.render_sample
+    monkeypatch.setattr(synthetic, "render_sample", lambda *a: calls.append(a[-1]) or real(*a))
+    dataset = synthetic.SyntheticDataModule(height=16, width=24, train_size=3, cache=True).dataset("train")
+    first = [dataset[i] for i in range(3)]
+    again = [dataset[i] for i in range(3)]
+    assert calls == [0, 1, 2]
+    for a, b in zip(first, again):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

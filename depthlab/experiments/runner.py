@@ -1,0 +1,190 @@
+"""Run an experiment's variants and seeds through the ordinary ``depthlab fit`` / ``depthlab test``.
+
+Each run is exactly the command line that the report prints (``depthlab fit --config ...
+--seed_everything S``), executed in this process with :func:`depthlab.cli.main`: there is no second
+training loop. Runs land in ``<out>/<scale>/<variant>/seed<S>/`` (fit logs and checkpoints) and
+``.../eval/<evaluation>/`` (test logs); a finished run leaves ``run.json`` and is reused by a
+later ``run`` (``--rerun`` trains it again), so an interrupted experiment resumes where it stopped
+and ``depthlab experiment report`` re-draws a report from the logs alone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from depthlab.errors import ConfigError
+from depthlab.experiments.spec import Experiment, Variant, resolve_callable
+
+RUN_FILE = "run.json"
+
+
+class ExperimentError(ConfigError):
+    """A run of an experiment failed (the message names the variant, the seed and the command)."""
+
+
+def cli_args(args: dict[str, Any]) -> list[str]:
+    """``{"model.lr": 0.01, "model.eval_protocol": {...}}`` -> ``["--model.lr", "0.01", ...]``."""
+    out = []
+    for key, value in args.items():
+        if isinstance(value, (dict, list)):
+            text = json.dumps(value)
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif value is None:
+            text = "null"
+        else:
+            text = str(value)
+        out += [f"--{key}", text]
+    return out
+
+
+def shell_line(args: list[str]) -> str:
+    import shlex
+
+    return "depthlab " + " ".join(shlex.quote(a) for a in args)
+
+
+@dataclass
+class RunRecord:
+    """What ``run.json`` holds for one (variant, seed)."""
+
+    variant: str
+    seed: int
+    scale: str
+    command: list[str]
+    wall_s: float
+    evaluations: dict[str, list[str]] = field(default_factory=dict)
+    eval_wall_s: float = 0.0
+
+    def save(self, folder: Path) -> None:
+        (folder / RUN_FILE).write_text(json.dumps(self.__dict__, indent=1))
+
+    @classmethod
+    def load(cls, folder: Path) -> "RunRecord | None":
+        path = folder / RUN_FILE
+        return cls(**json.loads(path.read_text())) if path.is_file() else None
+
+
+def run_dir(out: Path, scale: str, variant: str, seed: int) -> Path:
+    return out / scale / variant / f"seed{seed}"
+
+
+def last_checkpoint(folder: Path) -> Path:
+    found = sorted(folder.glob("*/version_*/checkpoints/last.ckpt"))
+    if not found:
+        raise ExperimentError(f"{folder}: the fit run wrote no last.ckpt")
+    return found[-1]
+
+
+def _call_cli(args: list[str], what: str) -> None:
+    import warnings
+
+    from depthlab.cli import main
+
+    with warnings.catch_warnings():  # `args` is the whole command line here, not an addition to sys.argv
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        rc = main(args)
+    if rc != 0:
+        raise ExperimentError(f"{what} failed (exit status {rc}): {shell_line(args)}")
+
+
+def _substitute(value: Any, ckpts: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        for name, path in ckpts.items():
+            value = value.replace(f"{{ckpt:{name}}}", path)
+        return value
+    if isinstance(value, dict):
+        return {k: _substitute(v, ckpts) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, ckpts) for v in value]
+    return value
+
+
+def fit_command(exp: Experiment, variant: Variant, scale: str, seed: int, folder: Path,
+                ckpts: dict[str, str], extra_args: dict[str, Any] | None = None) -> list[str]:
+    spec = exp.scale(scale)
+    args = ["fit"]
+    for rel in [*exp.configs, *variant.configs, *spec.configs]:
+        args += ["--config", str(exp.config_path(rel))]
+    args += cli_args(_substitute({**variant.args, **spec.args_for(variant.name), **(extra_args or {})}, ckpts))
+    args += ["--seed_everything", str(seed), "--trainer.default_root_dir", str(folder)]
+    return args
+
+
+def run_variant(exp: Experiment, variant: Variant, scale: str, seed: int, out: Path, *, rerun: bool = False,
+                extra_args: dict[str, Any] | None = None, log: Callable[[str], None] = print) -> RunRecord:
+    """Train (or reuse) one (variant, seed) and run its evaluations."""
+    folder = run_dir(out, scale, variant.name, seed)
+    record = RunRecord.load(folder)
+    if record is not None and not rerun:
+        log(f"experiment {exp.name}: {variant.name} seed {seed}: done before ({folder}), reused")
+        return record
+    if folder.exists():
+        shutil.rmtree(folder)  # an unfinished or re-run attempt starts clean
+    folder.mkdir(parents=True)
+    ckpts = {dep: str(last_checkpoint(run_dir(out, scale, dep, seed))) for dep in variant.after}
+    start = time.perf_counter()
+    if exp.kind == "script":
+        fn = resolve_callable(exp.script, f"experiment {exp.name}: script")
+        settings = _substitute({**variant.args, **exp.scale(scale).args_for(variant.name), **(extra_args or {})}, ckpts)
+        command = ["experiment", "run", exp.name, "--scale", scale, "--seeds", str(seed), "--variant", variant.name]
+        log(f"experiment {exp.name}: {variant.name} seed {seed}: {exp.script}({settings})")
+        fn(out_dir=folder, seed=seed, **settings)
+        record = RunRecord(variant.name, seed, scale, command, time.perf_counter() - start)
+        record.save(folder)
+        return record
+    args = fit_command(exp, variant, scale, seed, folder, ckpts, extra_args)
+    log(f"experiment {exp.name}: {variant.name} seed {seed}: {shell_line(args)}")
+    _call_cli(args, f"experiment {exp.name}, variant {variant.name}, seed {seed}: fit")
+    wall = time.perf_counter() - start
+    ckpt = last_checkpoint(folder)
+    record = RunRecord(variant.name, seed, scale, args, wall)
+    start = time.perf_counter()
+    for evaluation in exp.evaluations:
+        # the fit's own configs and settings (so the network is stated as trained), then the evaluation's
+        test = ["test", *args[1:-4], *cli_args(_substitute(evaluation.args, ckpts))]
+        test += ["--ckpt_path", str(ckpt), "--seed_everything", str(seed),
+                 "--trainer.default_root_dir", str(folder / "eval" / evaluation.name)]
+        _call_cli(test, f"experiment {exp.name}, variant {variant.name}, seed {seed}: evaluation {evaluation.name}")
+        record.evaluations[evaluation.name] = test
+    record.eval_wall_s = time.perf_counter() - start
+    record.save(folder)
+    return record
+
+
+def run_experiment(exp: Experiment, scale: str = "small", seeds: list[int] | None = None, out: str | Path | None = None,
+                   *, rerun: bool = False, variants: list[str] | None = None, extra_args: dict[str, Any] | None = None,
+                   log: Callable[[str], None] = print) -> list[RunRecord]:
+    """Every (variant, seed) of ``exp`` at ``scale`` (variants in spec order, seeds inner), then its extras."""
+    out = Path(out) if out is not None else default_out(exp)
+    seeds = list(seeds) if seeds is not None else list(exp.scale(scale).seeds)
+    chosen = [exp.variant(v) for v in variants] if variants else list(exp.variants)
+    for step in exp.prepare:
+        configs = [a for rel in [*exp.configs, *exp.scale(scale).configs] for a in ("--config", str(exp.config_path(rel)))]
+        data = {k: v for k, v in {**exp.scale(scale).args, **(extra_args or {})}.items() if k.startswith("data.")}
+        command = [*step, *configs, *cli_args(data)]
+        log(f"experiment {exp.name}: prepare: {shell_line(command)}")
+        _call_cli(command, f"experiment {exp.name}: prepare {' '.join(step)}")
+    records = []
+    for variant in chosen:
+        for seed in seeds:
+            records.append(run_variant(exp, variant, scale, seed, out, rerun=rerun, extra_args=extra_args, log=log))
+    for extra in exp.extras:
+        target = out / scale / "extras" / f"{extra.name}.csv"
+        if target.is_file() and not rerun:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        fn = resolve_callable(extra.run, f"experiment {exp.name}: extras.{extra.name}")
+        fn(target, exp=exp, scale=scale, **extra.args)
+        (target.with_suffix(".json")).write_text(json.dumps({"wall_s": time.perf_counter() - start}))
+    return records
+
+
+def default_out(exp: Experiment) -> Path:
+    return Path("lightning_logs") / "experiments" / exp.name

@@ -1,0 +1,170 @@
+"""The experiment mechanism's parts: spec validation, command lines, log reading, the conclusion's
+arithmetic, the toy problem and the output-gradient callback, against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from depthlab.errors import ConfigError
+from depthlab.experiments import load_experiment
+from depthlab.experiments.logs import read_csv_scalars, write_csv_scalars
+from depthlab.experiments.report import Results, Run, compare, mean_curve
+from depthlab.experiments.runner import RunRecord, cli_args, fit_command
+from depthlab.experiments.spec import Experiment, Scale, Variant
+
+
+def _write_spec(folder: Path, spec: dict, configs: dict[str, str] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "experiment.yaml").write_text(yaml.safe_dump(spec))
+    for name, text in (configs or {}).items():
+        (folder / name).write_text(text)
+    return folder
+
+
+BASE = {"title": "t", "question": "q?", "variants": [{"name": "a", "configs": ["a.yaml"]}], "scales": {"small": {"seeds": [0, 1]}}}
+
+
+def test_spec_errors_name_the_file_and_the_key(tmp_path):
+    folder = _write_spec(tmp_path / "e1", {**BASE, "colour": 1}, {"a.yaml": "{}"})
+    with pytest.raises(ConfigError, match=r"e1/experiment.yaml: unknown key\(s\) \['colour'\]"):
+        load_experiment(folder)
+    folder = _write_spec(tmp_path / "e2", BASE)  # a.yaml missing
+    with pytest.raises(ConfigError, match=r"experiment e2: config 'a.yaml' .* does not exist"):
+        load_experiment(folder)
+    spec = {**BASE, "variants": [{"name": "b", "configs": ["a.yaml"], "args": {"model.net.coarse_weights": "{ckpt:a}"}},
+                                 {"name": "a", "configs": ["a.yaml"]}]}
+    folder = _write_spec(tmp_path / "e3", spec, {"a.yaml": "{}"})
+    with pytest.raises(ConfigError, match=r"variant 'b' uses \{ckpt:a\}: 'a' must be a variant listed before it"):
+        load_experiment(folder)
+    folder = _write_spec(tmp_path / "e4", {**BASE, "primary": "rmse", "metrics": ["abs_rel"]}, {"a.yaml": "{}"})
+    with pytest.raises(ConfigError, match="primary 'rmse' is not one of metrics"):
+        load_experiment(folder)
+    folder = _write_spec(tmp_path / "e5", {**BASE, "scales": {"small": {"variant_args": {"zz": {}}}}}, {"a.yaml": "{}"})
+    with pytest.raises(ConfigError, match="variant_args names no variant 'zz'"):
+        load_experiment(folder)
+    with pytest.raises(ConfigError, match="no scale 'huge'"):
+        load_experiment(_write_spec(tmp_path / "e6", BASE, {"a.yaml": "{}"})).scale("huge")
+
+
+def test_cli_args_and_the_fit_command(tmp_path):
+    assert cli_args({"model.lr": 0.01, "model.eval_protocol": {"name": "none", "median_scaling": True},
+                     "trainer.logger": False, "x": None}) == [
+        "--model.lr", "0.01", "--model.eval_protocol", '{"name": "none", "median_scaling": true}',
+        "--trainer.logger", "false", "--x", "null"]
+    folder = _write_spec(tmp_path / "e", BASE, {"a.yaml": "{}", "base.yaml": "{}"})
+    exp = Experiment("e", folder, "t", "q", (Variant("a", ("a.yaml",), {"model.lr": 0.5}),
+                                              Variant("b", ("a.yaml",), {"model.net.coarse_weights": "{ckpt:a}"})),
+                     {"small": Scale(args={"model.lr": 0.1}, variant_args={"b": {"model.lr": 0.2}})}, configs=("base.yaml",))
+    a = fit_command(exp, exp.variants[0], "small", 3, tmp_path / "run", {})
+    assert a == ["fit", "--config", str(folder / "base.yaml"), "--config", str(folder / "a.yaml"), "--model.lr", "0.1",
+                 "--seed_everything", "3", "--trainer.default_root_dir", str(tmp_path / "run")]
+    b = fit_command(exp, exp.variants[1], "small", 0, tmp_path / "run", {"a": "/x/last.ckpt"})
+    assert b[b.index("--model.net.coarse_weights") + 1] == "/x/last.ckpt"
+    assert b[b.index("--model.lr") + 1] == "0.2"  # the scale's per-variant args win
+
+
+def test_csv_logs_both_layouts(tmp_path):
+    write_csv_scalars(tmp_path / "m.csv", [(0, "train/m", 1.9), (1, "train/m", 1.903), (1, "final", 0.25)])
+    assert read_csv_scalars(tmp_path / "m.csv") == {"train/m": [(0, 1.9), (1, 1.903)], "final": [(1, 0.25)]}
+    (tmp_path / "wide.csv").write_text("epoch,step,train/loss,val/abs_rel\n0,9,0.5,\n0,19,0.4,0.3\n")
+    assert read_csv_scalars(tmp_path / "wide.csv") == {"train/loss": [(9, 0.5), (19, 0.4)], "val/abs_rel": [(19, 0.3)]}
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="bad.csv: no 'step' column"):
+        read_csv_scalars(tmp_path / "bad.csv")
+
+
+def _results(values: dict[str, list[float]], tmp_path: Path) -> Results:
+    folder = _write_spec(tmp_path / "r", {**BASE, "variants": [{"name": v, "configs": ["a.yaml"]} for v in values]},
+                         {"a.yaml": "{}"})
+    exp = load_experiment(folder)
+    runs = {v: [Run(v, s, RunRecord(v, s, "small", [], 1.0, {"test": []}), {}, {"test": {"test/abs_rel": [(10, x)]}})
+                for s, x in enumerate(xs)] for v, xs in values.items()}
+    return Results(exp, "small", [0, 1, 2], runs)
+
+
+def test_conclusion_compares_the_gap_with_the_seed_spread(tmp_path):
+    # a: mean 0.2, std 0.01; b: mean 0.25 (gap 0.05 > 2 x 0.01); c: mean 0.205, within the spread
+    r = _results({"a": [0.19, 0.2, 0.21], "b": [0.24, 0.25, 0.26], "c": [0.195, 0.205, 0.215]}, tmp_path)
+    assert r.summary("a", "abs_rel") == pytest.approx((0.2, 0.01, 3))
+    assert "a is better than b on abs_rel (0.2000 vs 0.2500; gap 0.0500, more than twice" in compare(r, "a", "b", "abs_rel")
+    assert "within the seed spread (0.0100): no difference" in compare(r, "c", "a", "abs_rel")
+    r = _results({"a": [0.2, 0.2, 0.2], "b": [0.215, 0.2, 0.23]}, tmp_path / "2")  # gap 0.015, spread 0.015: within
+    assert "within the seed spread" in compare(r, "a", "b", "abs_rel")
+    r = _results({"a": [0.2, 0.2, 0.2], "b": [0.225, 0.21, 0.24]}, tmp_path / "3")  # gap 0.025 in (0.015, 0.03]
+    assert "a weak difference" in compare(r, "a", "b", "abs_rel")
+
+
+def test_mean_curve_uses_the_steps_every_seed_logged():
+    steps, mean, lo, hi = mean_curve([[(0, 1.0), (5, 3.0), (10, 5.0)], [(0, 3.0), (10, 7.0)]])
+    assert steps == [0, 10] and mean == [2.0, 6.0] and lo == [1.0, 5.0] and hi == [3.0, 7.0]
+
+
+def test_toy_first_steps_by_hand():
+    from depthlab.experiments.toy import descend
+
+    mae = descend("mae", steps=2)
+    root = descend("root_mae", steps=1)
+    # e = 1.9 * 3 - 6 = -0.3; MAE's gradient is x sign(e) = -3, so m moves up by lr x = 0.003
+    assert mae[0]["error"] == pytest.approx(0.3) and mae[0]["grad"] == pytest.approx(3.0)
+    assert mae[1]["m"] == pytest.approx(1.903) and mae[2]["m"] == pytest.approx(1.906)
+    # root: |d sqrt(|e|)/dm| = x / (2 sqrt(|e|)) = 3 / (2 sqrt(0.3))
+    assert root[0]["grad"] == pytest.approx(3 / (2 * math.sqrt(0.3)))
+    assert root[1]["m"] == pytest.approx(1.9 + 1e-3 * 3 / (2 * math.sqrt(0.3)))
+    with pytest.raises(ValueError, match="loss must be mae or root_mae"):
+        descend("mse")
+
+
+def test_output_gradient_norm_callback_by_hand():
+    import lightning as L
+
+    from depthlab.callbacks import OutputGradientNorm
+    from depthlab.models.output import DepthOutput
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor(2.0))
+
+        def forward(self, x):
+            return DepthOutput(depth=self.w * x)
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = Net()
+            self.logged = {}
+
+        def log(self, name, value, **kwargs):
+            self.logged[name] = float(value)
+
+    class Trainer:
+        global_step, log_every_n_steps = 0, 1
+
+    module, callback = Module(), OutputGradientNorm()
+    callback.on_train_start(None, module)
+    x = torch.arange(1.0, 5.0).reshape(1, 1, 2, 2)
+    # L = sum(depth^2) / 2: dL/d depth = depth = 2 x, norm 2 sqrt(1 + 4 + 9 + 16) = 2 sqrt(30)
+    (module.net(x).depth.square().sum() / 2).backward()
+    with torch.no_grad():
+        module.net(x)  # an evaluation forward is not counted
+    callback.on_before_optimizer_step(Trainer(), module, None)
+    assert module.logged["train/grad_norm_output"] == pytest.approx(2 * math.sqrt(30))
+    callback.on_train_end(None, module)
+    module.net(x).depth.sum().backward()
+    assert not callback._squares  # the hook is gone
+    with pytest.raises(ConfigError, match="field: expected depth or inverse_depth"):
+        OutputGradientNorm("disparity")
+
+
+def test_sgd_optimizer_option():
+    from depthlab.module import DepthModule
+
+    with pytest.raises(ConfigError, match="model.optimizer: expected adamw or sgd, got 'adam'"):
+        DepthModule(net={"name": "unet", "encoder": "resnet18", "pretrained": False}, optimizer="adam")
+    with pytest.raises(ConfigError, match=r"model.momentum: expected a value in \[0, 1\)"):
+        DepthModule(net={"name": "unet", "encoder": "resnet18", "pretrained": False}, optimizer="sgd", momentum=1.0)
