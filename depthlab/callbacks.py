@@ -283,9 +283,9 @@ class OutputGradientNorm(L.Callback):
 
     The quantity that separates a loss from its square root: with L = sqrt(x), dL/d(pred) =
     dx/d(pred) / (2 sqrt(x)), which grows as x falls towards 0. A tensor hook on the training
-    forward's ``depth`` (metres) records ||dL/d depth||_2 over the whole batch during backward;
-    the value is logged at every ``log_every_n_steps`` step of the trainer. Evaluation forwards
-    (no gradient) are left alone.
+    forward's ``depth`` (metres) records ||dL/d depth||_2 over the whole batch during backward
+    (summed over accumulated batches); Lightning writes it at the trainer's ``log_every_n_steps``,
+    as every training value. Evaluation forwards (no gradient) are left alone.
 
     Args:
         field: the :class:`~depthlab.models.output.DepthOutput` field to watch: ``depth`` or
@@ -321,5 +321,5 @@ class OutputGradientNorm(L.Callback):
         norm = torch.stack(self._squares).sum().sqrt()
         self._squares.clear()
         self.last = float(norm)
-        if trainer.global_step % max(trainer.log_every_n_steps, 1) == 0:
-            pl_module.log("train/grad_norm_output", norm, on_step=True, on_epoch=False, batch_size=1)
+        # Lightning writes it at its own logging steps (trainer.log_every_n_steps), as every train/ value
+        pl_module.log("train/grad_norm_output", norm, on_step=True, on_epoch=False, batch_size=1)

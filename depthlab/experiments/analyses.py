@@ -50,10 +50,7 @@ def silog_sqrt(results: Results, assets: Path) -> dict[str, Any]:
             paragraphs.append(
                 f"**Is the root a learning-rate change?** At the first logged step the root's output gradient is "
                 f"{fmt(ratio, 2)} times Eigen's (the matched lr uses 10.88, measured at initialisation). "
-                + ("With that lr Eigen's form " + ("is as good as the root" if "within the seed spread" in compare(results, "root", "eigen_matched", "abs_rel")
-                   else "differs from the root: " + compare(results, "root", "eigen_matched", "abs_rel").rstrip("."))
-                   + ". Under SGD most of the root's effect is its larger step; what remains is that the factor "
-                     "10 / (2 sqrt(L)) changes as L falls, which a fixed lr does not copy."))
+                + _lr_change(results))
     for variant, other in (("root", "eigen"), ("root_fit", "eigen_matched_fit")):
         if not _has(results, variant, other):
             continue
@@ -85,6 +82,21 @@ def silog_sqrt(results: Results, assets: Path) -> dict[str, Any]:
     return {"paragraphs": paragraphs}
 
 
+def _lr_change(results: Results) -> str:
+    verdict = _verdict(results, "root", "eigen_matched", "abs_rel")
+    sentence = compare(results, "root", "eigen_matched", "abs_rel")
+    if verdict == "same":
+        return sentence + " With its learning rate matched, Eigen's form does what the root does: the root is a learning-rate change."
+    if verdict == "worse":
+        return (sentence + " Eigen's form with the matched lr does better than the root: what the root adds over Eigen at "
+                "the same lr is a larger step, and a constant larger lr gives more of it. The root's own factor "
+                "10 / (2 sqrt(L)) keeps growing as L falls, against the schedule's decay.")
+    if verdict == "better":
+        return (sentence + " The root does more than a constant lr change: its factor 10 / (2 sqrt(L)) grows as L falls, "
+                "which a fixed lr does not copy.")
+    return sentence
+
+
 def toy_root_mae(results: Results, assets: Path) -> dict[str, Any]:
     paragraphs = []
     if _has(results, "mae", "root_mae"):
@@ -112,9 +124,9 @@ def _verdict(results: Results, a: str, b: str, metric: str, evaluation: str | No
     """'better', 'worse' or 'same' for ``a`` against ``b`` (a difference must exceed the seed spread)."""
     ma, sa, na = results.summary(a, metric, evaluation)
     mb, sb, nb = results.summary(b, metric, evaluation)
-    if min(na, nb) == 0 or math.isnan(ma) or math.isnan(mb):
+    if min(na, nb) < 2 or math.isnan(ma) or math.isnan(mb):  # one seed: the spread is unknown
         return "unknown"
-    if min(na, nb) > 1 and abs(ma - mb) <= max(sa, sb):
+    if abs(ma - mb) <= max(sa, sb):
         return "same"
     higher = results.exp.metric_higher_is_better(metric)
     return "better" if (ma > mb) == higher else "worse"
@@ -135,8 +147,10 @@ def losses(results: Results, assets: Path) -> dict[str, Any]:
             f"Against {results.label(o)}: " + ", ".join(f"{m} {v}" for m, v in against[o].items()) + "." for o in against)
         wins = sum(v == "better" for o in against.values() for v in o.values())
         losses_ = sum(v == "worse" for o in against.values() for v in o.values())
-        text += " " + _claim(None if wins == losses_ == 0 else wins > 0 and losses_ == 0,
-                             "The claim that berHu beats L2 and L1 on every metric")
+        every = [v for o in against.values() for v in o.values()]
+        text += " " + _claim(None if "unknown" in every else all(v == "better" for v in every),
+                             f"The claim that berHu beats L2 and L1 on every metric ({wins} of {len(every)} comparisons better, "
+                             f"{losses_} worse, the rest within the seed spread)")
         paragraphs.append(text)
     if _has(results, "silog_l05", "silog_l0"):
         verdicts = {m: _verdict(results, "silog_l05", "silog_l0", m) for m in results.exp.metrics}
@@ -145,7 +159,7 @@ def losses(results: Results, assets: Path) -> dict[str, Any]:
         paragraphs.append(
             f"**SiLog lambda 0.5 vs 0 (Eigen et al.).** lambda 0.5 is better on {', '.join(better) or 'no metric'}, worse on "
             f"{', '.join(worse) or 'no metric'}, the same within the seed spread on the rest. "
-            + _claim(None if not better and not worse else not worse and len(better) > 0,
+            + _claim(None if "unknown" in verdicts.values() else len(better) == len(verdicts),
                      "The claim that the scale-invariant term improves every metric"))
     if _has(results, "silog_l1", "silog_l05"):
         paragraphs.append(
@@ -245,7 +259,24 @@ def depth_hints(results: Results, assets: Path) -> dict[str, Any]:
     if _has(results, "hard_uncertainty", "hard"):
         paragraphs.append("**Uncertainty.** " + compare(results, "hard_uncertainty", "hard", "abs_rel"))
     rows = results.extras.get("hint_quality")
+    figures = []
     if rows:
+        from depthlab.experiments.report import _matplotlib
+
+        plt = _matplotlib()
+        fig, ax = plt.subplots(figsize=(7.2, 4.0), dpi=100)
+        x = list(range(len(rows)))
+        ax.bar([i - 0.2 for i in x], [float(r["coverage"]) for r in rows], width=0.4, label="coverage")
+        ax.bar([i + 0.2 for i in x], [float(r["within_5pct"]) for r in rows], width=0.4, label="within 5 % (of all gt pixels)")
+        ax.set_xticks(x, [r["hints"] for r in rows], rotation=60, ha="right", fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_title("Hints of each SGM setting and fused, against ground truth", fontsize=10)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(assets / "hint_quality.png")
+        plt.close(fig)
+        figures.append(("hint_quality.png", "coverage and accuracy of each SGM setting and of the fused hints"))
         singles = [r for r in rows if r["hints"] != "fused"]
         fused = next((r for r in rows if r["hints"] == "fused"), None)
         if fused and singles:
@@ -261,4 +292,4 @@ def depth_hints(results: Results, assets: Path) -> dict[str, Any]:
                 f"({fmt(float(best_rel['abs_rel']))}). Fusion covers every pixel some setting covers, so its coverage is "
                 f"the largest by construction; what it has to show is accuracy. "
                 + _claim(beats, "The claim that fused hints are better labels than any single setting (pixels within 5 %)"))
-    return {"paragraphs": paragraphs}
+    return {"paragraphs": paragraphs, "figures": figures}

@@ -23,8 +23,9 @@ def test_every_package_and_every_split_file_is_in_the_wheel():
     assert setuptools["package-dir"] == {SPLITS_PACKAGE: SHIPPED_SPLITS.as_posix(), "depthlab._configs": "configs"}
     # the configs (base.yaml is read by every command) ship too
     config_patterns = setuptools["package-data"]["depthlab._configs"]
-    configs = [p.name for p in (REPO / "configs").iterdir() if p.is_file()]
-    assert "base.yaml" in configs and [n for n in configs if not any(fnmatch.fnmatch(n, p) for p in config_patterns)] == []
+    configs = [p.relative_to(REPO / "configs").as_posix() for p in (REPO / "configs").rglob("*") if p.is_file()]
+    assert "base.yaml" in configs and "experiments/silog_sqrt/experiment.yaml" in configs
+    assert [n for n in configs if not any(fnmatch.fnmatch(n, p) for p in config_patterns)] == []
     patterns = setuptools["package-data"][SPLITS_PACKAGE]
     shipped = sorted(p.name for p in (REPO / SHIPPED_SPLITS).iterdir() if p.is_file())
     assert "eigen_test_files_with_gt.txt" in shipped and "splits.mat" in shipped

@@ -50,16 +50,19 @@ def _table(report: str, heading: str | None = None) -> tuple[list[str], dict[str
     text = report.split("## Results", 1)[1]
     if heading:
         text = text.split(f"**{heading}**", 1)[1]
-    lines = [line for line in text.splitlines() if line.startswith("|")]
+    all_lines = text.splitlines()
+    start = next(i for i, line in enumerate(all_lines) if line.startswith("|"))
+    lines = []
+    for line in all_lines[start:]:  # the first block of table lines only
+        if not line.startswith("|"):
+            break
+        lines.append(line)
     columns = [c.strip() for c in lines[0].strip("|").split("|")]
     rows = {}
     for line in lines[2:]:
-        if line.startswith("|---"):
-            break
         cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
-        if len(cells) != len(columns):
-            break
-        rows[cells[0]] = cells[1:]
+        assert len(cells) == len(columns), line
+        rows[cells[0]] = [c.split(" ± ")[0] for c in cells[1:]]
     return columns, rows
 
 

@@ -143,7 +143,7 @@ def test_output_gradient_norm_callback_by_hand():
             self.logged[name] = float(value)
 
     class Trainer:
-        global_step, log_every_n_steps = 0, 1
+        global_step, log_every_n_steps = 3, 10
 
     module, callback = Module(), OutputGradientNorm()
     callback.on_train_start(None, module)
