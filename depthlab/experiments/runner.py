@@ -60,6 +60,7 @@ class RunRecord:
     wall_s: float
     evaluations: dict[str, list[str]] = field(default_factory=dict)
     eval_wall_s: float = 0.0
+    fingerprint: str = ""
 
     def save(self, folder: Path) -> None:
         (folder / RUN_FILE).write_text(json.dumps(self.__dict__, indent=1))
@@ -116,14 +117,32 @@ def fit_command(exp: Experiment, variant: Variant, scale: str, seed: int, folder
     return args
 
 
+def fingerprint(exp: Experiment, variant: Variant, scale: str, extra_args: dict[str, Any] | None) -> str:
+    """What decides a run's result: its settings and the text of every config file it reads."""
+    import hashlib
+
+    spec = exp.scale(scale)
+    files = [*exp.configs, *variant.configs, *spec.configs] if exp.kind == "fit" else []
+    parts = [json.dumps([exp.kind, exp.script, variant.args, spec.args_for(variant.name), extra_args or {},
+                         [e.__dict__ for e in exp.evaluations]], sort_keys=True, default=str)]
+    parts += [exp.config_path(rel).read_text() for rel in files]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
 def run_variant(exp: Experiment, variant: Variant, scale: str, seed: int, out: Path, *, rerun: bool = False,
                 extra_args: dict[str, Any] | None = None, log: Callable[[str], None] = print) -> RunRecord:
-    """Train (or reuse) one (variant, seed) and run its evaluations."""
+    """Train (or reuse) one (variant, seed) and run its evaluations.
+
+    A finished run is reused unless ``rerun`` or its configs or settings changed since (then it is
+    trained again, with a message)."""
     folder = run_dir(out, scale, variant.name, seed)
     record = RunRecord.load(folder)
+    stamp = fingerprint(exp, variant, scale, extra_args)
     if record is not None and not rerun:
-        log(f"experiment {exp.name}: {variant.name} seed {seed}: done before ({folder}), reused")
-        return record
+        if record.fingerprint == stamp:
+            log(f"experiment {exp.name}: {variant.name} seed {seed}: done before ({folder}), reused")
+            return record
+        log(f"experiment {exp.name}: {variant.name} seed {seed}: its configs or settings changed since {folder} ran; training again")
     if folder.exists():
         shutil.rmtree(folder)  # an unfinished or re-run attempt starts clean
     folder.mkdir(parents=True)
@@ -135,7 +154,7 @@ def run_variant(exp: Experiment, variant: Variant, scale: str, seed: int, out: P
         command = ["experiment", "run", exp.name, "--scale", scale, "--seeds", str(seed), "--variant", variant.name]
         log(f"experiment {exp.name}: {variant.name} seed {seed}: {exp.script}({settings})")
         fn(out_dir=folder, seed=seed, **settings)
-        record = RunRecord(variant.name, seed, scale, command, time.perf_counter() - start)
+        record = RunRecord(variant.name, seed, scale, command, time.perf_counter() - start, fingerprint=stamp)
         record.save(folder)
         return record
     args = fit_command(exp, variant, scale, seed, folder, ckpts, extra_args)
@@ -143,7 +162,7 @@ def run_variant(exp: Experiment, variant: Variant, scale: str, seed: int, out: P
     _call_cli(args, f"experiment {exp.name}, variant {variant.name}, seed {seed}: fit")
     wall = time.perf_counter() - start
     ckpt = last_checkpoint(folder)
-    record = RunRecord(variant.name, seed, scale, args, wall)
+    record = RunRecord(variant.name, seed, scale, args, wall, fingerprint=stamp)
     start = time.perf_counter()
     for evaluation in exp.evaluations:
         # the fit's own configs and settings (so the network is stated as trained), then the evaluation's

@@ -168,3 +168,24 @@ def test_sgd_optimizer_option():
         DepthModule(net={"name": "unet", "encoder": "resnet18", "pretrained": False}, optimizer="adam")
     with pytest.raises(ConfigError, match=r"model.momentum: expected a value in \[0, 1\)"):
         DepthModule(net={"name": "unet", "encoder": "resnet18", "pretrained": False}, optimizer="sgd", momentum=1.0)
+
+
+def test_finished_runs_are_reused_until_their_settings_change(tmp_path):
+    from depthlab.experiments.logs import read_csv_scalars
+    from depthlab.experiments.runner import run_experiment
+
+    spec = {"title": "t", "question": "q?", "kind": "script", "script": "depthlab.experiments.toy:run",
+            "variants": [{"name": "mae", "args": {"loss": "mae", "steps": 3}}], "scales": {"small": {"seeds": [0]}},
+            "metrics": ["final_error"]}
+    exp = load_experiment(_write_spec(tmp_path / "toy", spec))
+    messages = []
+    run_experiment(exp, "small", out=tmp_path / "runs", log=messages.append)
+    csv = tmp_path / "runs" / "small" / "mae" / "seed0" / "metrics.csv"
+    assert max(s for s, _ in read_csv_scalars(csv)["train/m"]) == 3
+    run_experiment(exp, "small", out=tmp_path / "runs", log=messages.append)
+    assert "done before" in messages[-1] and "reused" in messages[-1]
+    spec["variants"][0]["args"]["steps"] = 5
+    exp = load_experiment(_write_spec(tmp_path / "toy", spec))
+    run_experiment(exp, "small", out=tmp_path / "runs", log=messages.append)
+    assert any("changed since" in m for m in messages)
+    assert max(s for s, _ in read_csv_scalars(csv)["train/m"]) == 5
