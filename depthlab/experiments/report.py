@@ -143,6 +143,9 @@ def compare(results: Results, a: str, b: str, metric: str, evaluation: str | Non
         verdict = f"larger than the seed spread ({fmt(spread)}), but less than twice it: a weak difference"
     else:
         verdict = f"within the seed spread ({fmt(spread)}): no difference at this scale"
+    if min(na, nb) >= 2 and gap <= spread:
+        return (f"{results.label(a)} and {results.label(b)} do not differ on {metric} ({fmt(ma)} vs {fmt(mb)}; gap {fmt(gap)}, "
+                f"{verdict}).")
     return (f"{results.label(better)} is better than {results.label(worse)} on {metric} "
             f"({fmt(results.summary(better, metric, evaluation)[0])} vs {fmt(results.summary(worse, metric, evaluation)[0])}; "
             f"gap {fmt(gap)}, {verdict}).")

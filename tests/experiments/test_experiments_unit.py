@@ -189,3 +189,16 @@ def test_finished_runs_are_reused_until_their_settings_change(tmp_path):
     run_experiment(exp, "small", out=tmp_path / "runs", log=messages.append)
     assert any("changed since" in m for m in messages)
     assert max(s for s, _ in read_csv_scalars(csv)["train/m"]) == 5
+
+
+def test_cli_errors_are_one_line_naming_the_experiment_or_scale(capsys):
+    from depthlab.cli import main
+
+    assert main(["experiment", "run", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert "experiment 'nosuch': no " in err and "experiments: depth_hints, eigen_coarse_fine, losses" in err
+    assert main(["experiment", "run", "losses", "--scale", "huge"]) == 2
+    assert "experiment losses: no scale 'huge' (scales: small, full, tiny)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["experiment", "run", "losses", "--seeds", "0,x"])
+    assert "expected comma-separated integers such as 0,1,2, got '0,x'" in capsys.readouterr().err
