@@ -136,10 +136,27 @@ def _verdict(results: Results, a: str, b: str, metric: str, evaluation: str | No
     return "better" if (ma > mb) == higher else "worse"
 
 
-def _claim(supported: bool | None, text: str) -> str:
-    if supported is None:
-        return f"{text}: not decided at this scale."
-    return f"{text}: {'agrees' if supported else '**disagrees**'} with the paper here."
+def _claim(supported: bool | str | None, text: str) -> str:
+    """``True``/``"agrees"``, ``False``/``"disagrees"`` (the measurement goes against the claim),
+    ``"not confirmed"`` (no difference beyond the seed spread) or ``None`` (not decided: one seed)."""
+    status = {True: "agrees", False: "disagrees"}.get(supported, supported) if isinstance(supported, bool) else supported
+    if status is None:
+        return f"{text}: not decided at this scale (one seed, no spread)."
+    if status == "agrees":
+        return f"{text}: agrees with the paper here."
+    if status == "not confirmed":
+        return f"{text}: **not confirmed** here (the differences are within the seed spread)."
+    return f"{text}: **disagrees** with the paper here."
+
+
+def _status(verdicts: list[str], want: str = "better") -> str | None:
+    """The claim 'every comparison is ``want``' against the verdicts of :func:`_verdict`."""
+    if not verdicts or "unknown" in verdicts:
+        return None
+    if all(v == want for v in verdicts):
+        return "agrees"
+    opposite = {"better": "worse", "worse": "better"}[want]
+    return "disagrees" if opposite in verdicts else "not confirmed"
 
 
 def losses(results: Results, assets: Path) -> dict[str, Any]:
@@ -152,7 +169,7 @@ def losses(results: Results, assets: Path) -> dict[str, Any]:
         wins = sum(v == "better" for o in against.values() for v in o.values())
         losses_ = sum(v == "worse" for o in against.values() for v in o.values())
         every = [v for o in against.values() for v in o.values()]
-        text += " " + _claim(None if "unknown" in every else all(v == "better" for v in every),
+        text += " " + _claim(_status(every),
                              f"The claim that berHu beats L2 and L1 on every metric ({wins} of {len(every)} comparisons better, "
                              f"{losses_} worse, the rest within the seed spread)")
         paragraphs.append(text)
@@ -163,8 +180,7 @@ def losses(results: Results, assets: Path) -> dict[str, Any]:
         paragraphs.append(
             f"**SiLog lambda 0.5 vs 0 (Eigen et al.).** lambda 0.5 is better on {', '.join(better) or 'no metric'}, worse on "
             f"{', '.join(worse) or 'no metric'}, the same within the seed spread on the rest. "
-            + _claim(None if "unknown" in verdicts.values() else len(better) == len(verdicts),
-                     "The claim that the scale-invariant term improves every metric"))
+            + _claim(_status(list(verdicts.values())), "The claim that the scale-invariant term improves every metric"))
     if _has(results, "silog_l1", "silog_l05"):
         paragraphs.append(
             "**lambda 1.** " + compare(results, "silog_l05", "silog_l1", "abs_rel")
@@ -262,7 +278,8 @@ def scale_invariance(results: Results, assets: Path) -> dict[str, Any]:
             paragraphs.append(
                 f"lambda 0.5 against lambda 0: metric abs_rel {keeps if keeps != 'same' else 'the same within the seed spread'}, "
                 f"median-scaled abs_rel {gains if gains != 'same' else 'the same within the seed spread'}. "
-                + _claim(None if not decided else keeps in ("same", "better") and gains == "better",
+                + _claim(None if not decided else "disagrees" if keeps == "worse" or gains == "worse" else
+                         "agrees" if gains == "better" else "not confirmed",
                          "Eigen et al.'s argument for lambda 0.5 (keeps absolute-scale accuracy, improves the relative one)"))
     return {"paragraphs": paragraphs, "figures": figures}
 
@@ -276,7 +293,7 @@ def eigen_coarse_fine(results: Results, assets: Path) -> dict[str, Any]:
             f"**Stage-wise, as in the paper.** The fine stack takes abs_rel from {fmt(c)} (coarse) to {fmt(f)} "
             f"({100 * (c - f) / c:+.1f} % relative; the paper reports 0.228 -> 0.215 on NYU, +5.7 %). "
             + compare(results, "stagewise", "coarse", "abs_rel") + " "
-            + _claim(None if verdict == "unknown" else verdict == "better", "The claim that the fine stack improves on the coarse output"))
+            + _claim(_status([verdict]), "The claim that the fine stack improves on the coarse output"))
     if _has(results, "joint", "coarse"):
         paragraphs.append("**Joint training.** " + compare(results, "joint", "coarse", "abs_rel")
                           + (" " + compare(results, "joint", "stagewise", "abs_rel") if _has(results, "stagewise") else ""))
@@ -295,7 +312,7 @@ def depth_hints(results: Results, assets: Path) -> dict[str, Any]:
         verdicts = {o: _verdict(results, "hint", o, "abs_rel") for o in ("self", "sum", "hard")}
         paragraphs.append(
             "**Supervision modes.** " + " ".join(compare(results, "hint", o, "abs_rel") for o in ("self", "sum", "hard")) + " "
-            + _claim(None if "unknown" in verdicts.values() else all(v == "better" for v in verdicts.values()),
+            + _claim(_status(list(verdicts.values())),
                      "The claim that the hint mode beats self-supervision, the sum and the hard labels"))
     if _has(results, "hard_uncertainty", "hard"):
         paragraphs.append("**Uncertainty.** " + compare(results, "hard_uncertainty", "hard", "abs_rel"))
