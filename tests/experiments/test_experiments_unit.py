@@ -202,3 +202,48 @@ def test_cli_errors_are_one_line_naming_the_experiment_or_scale(capsys):
     with pytest.raises(SystemExit):
         main(["experiment", "run", "losses", "--seeds", "0,x"])
     assert "expected comma-separated integers such as 0,1,2, got '0,x'" in capsys.readouterr().err
+
+
+def _leaves(tree, prefix=""):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _leaves(value, f"{prefix}.{key}" if prefix else key)
+    else:
+        yield prefix, tree
+
+
+def test_every_variant_parses_at_full_scale_and_keeps_what_it_varies(capsys):
+    """`--scale full` is not run here, but each of its command lines must parse (jsonargparse checks every
+    key against the classes), and the scale's configs must not undo what the variant sets."""
+    from depthlab.cli import main
+    from depthlab.experiments import list_experiments
+    from depthlab.experiments.runner import fit_command
+
+    checked = 0
+    for name in list_experiments():
+        exp = load_experiment(name)
+        if exp.kind != "fit":
+            continue
+        for variant in exp.variants:
+            args = fit_command(exp, variant, "full", 0, Path("unused"), {d: "coarse.ckpt" for d in variant.after})
+            capsys.readouterr()
+            with pytest.raises(SystemExit) as exit_:  # --print_config prints the resolved config and exits
+                main([*args, "--print_config"])
+            assert exit_.value.code in (0, None), (name, variant.name, capsys.readouterr().err)
+            resolved = yaml.safe_load(capsys.readouterr().out)["model"]
+            overrides = {k.removeprefix("model."): v for k, v in {**variant.args, **exp.scale("full").args_for(variant.name)}.items()}
+            shared = {}
+            for rel in exp.configs:
+                shared.update(_leaves(yaml.safe_load(exp.config_path(rel).read_text()).get("model") or {}))
+            for rel in variant.configs:
+                own = yaml.safe_load(exp.config_path(rel).read_text()).get("model") or {}
+                for key, value in _leaves(own):
+                    if key in shared and shared[key] == value:
+                        continue  # restated, not varied (a model.net mapping is replaced whole)
+                    node = resolved
+                    for part in key.split("."):
+                        node = node[part]
+                    expected = overrides.get(key, value)
+                    assert node == expected or (isinstance(node, list) and list(node) == list(expected)), (name, variant.name, key)
+            checked += 1
+    assert checked >= 30
