@@ -284,7 +284,8 @@ class OutputGradientNorm(L.Callback):
     The quantity that separates a loss from its square root: with L = sqrt(x), dL/d(pred) =
     dx/d(pred) / (2 sqrt(x)), which grows as x falls towards 0. A tensor hook on the training
     forward's ``depth`` (metres) records ||dL/d depth||_2 over the whole batch during backward
-    (summed over accumulated batches); Lightning writes it at the trainer's ``log_every_n_steps``,
+    (summed over accumulated batches; under ``16-mixed`` divided by the GradScaler's scale, so it is
+    the loss's own gradient); Lightning writes it at the trainer's ``log_every_n_steps``,
     as every training value. Evaluation forwards (no gradient) are left alone.
 
     Args:
@@ -320,6 +321,10 @@ class OutputGradientNorm(L.Callback):
             return
         norm = torch.stack(self._squares).sum().sqrt()
         self._squares.clear()
+        # Under 16-mixed the hooks saw the GradScaler's scaled gradients: report the loss's own
+        scaler = getattr(getattr(trainer, "precision_plugin", None), "scaler", None)
+        if scaler is not None and scaler.is_enabled():
+            norm = norm / scaler.get_scale()
         self.last = float(norm)
         # Lightning writes it at its own logging steps (trainer.log_every_n_steps), as every train/ value
         pl_module.log("train/grad_norm_output", norm, on_step=True, on_epoch=False, batch_size=1)

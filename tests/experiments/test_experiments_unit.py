@@ -154,6 +154,22 @@ def test_output_gradient_norm_callback_by_hand():
         module.net(x)  # an evaluation forward is not counted
     callback.on_before_optimizer_step(Trainer(), module, None)
     assert module.logged["train/grad_norm_output"] == pytest.approx(2 * math.sqrt(30))
+    # under a GradScaler (16-mixed) the hook sees gradients times the scale: the logged norm is the loss's own
+    class Scaler:
+        def is_enabled(self):
+            return True
+
+        def get_scale(self):
+            return 1024.0
+
+    class Precision:
+        scaler = Scaler()
+
+    (1024.0 * module.net(x).depth.square().sum() / 2).backward()
+    mixed = Trainer()
+    mixed.precision_plugin = Precision()
+    callback.on_before_optimizer_step(mixed, module, None)
+    assert module.logged["train/grad_norm_output"] == pytest.approx(2 * math.sqrt(30))
     callback.on_train_end(None, module)
     module.net(x).depth.sum().backward()
     assert not callback._squares  # the hook is gone
