@@ -11,7 +11,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from depthlab.experiments.report import Results, compare, fmt, mean_curve, ranking
+from depthlab.experiments.report import Results, compare, figure, fmt, mean_curve, ranking
 
 
 def _mean_series(results: Results, variant: str, tag: str) -> tuple[list[int], list[float]]:
@@ -203,60 +203,45 @@ def losses(results: Results, assets: Path) -> dict[str, Any]:
 
 def _metric_map(results: Results, assets: Path, exclude: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """A heat map: per metric (column), how far each variant's mean is from the best one, in % of the best."""
-    from depthlab.experiments.report import _matplotlib
-
     variants = [v for v in results.runs if results.runs[v] and v not in exclude]
     metrics = list(results.exp.metrics)
     if len(variants) < 2:
         return []
-    gaps = []
-    for v in variants:
-        row = []
-        for m in metrics:
-            best = ranking(results, m, variants=variants)[0][1]
-            mean = results.summary(v, m)[0]
-            row.append(abs(mean - best) / abs(best) * 100 if best else 0.0)
-        gaps.append(row)
-    plt = _matplotlib()
-    fig, ax = plt.subplots(figsize=(7.2, 0.45 * len(variants) + 1.6), dpi=100)
-    image = ax.imshow(gaps, cmap="viridis_r", aspect="auto")
-    ax.set_xticks(range(len(metrics)), metrics, fontsize=8)
-    ax.set_yticks(range(len(variants)), [results.label(v) for v in variants], fontsize=8)
-    for i, row in enumerate(gaps):
-        for j, value in enumerate(row):
-            ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7, color="w" if value > max(map(max, gaps)) / 2 else "k")
-    ax.set_title("% behind the best variant, per metric (0: best)" + (f"; without {', '.join(results.label(v) for v in exclude if v in results.runs)}" if exclude else ""), fontsize=9)
-    fig.colorbar(image, ax=ax, fraction=0.03)
-    fig.tight_layout()
-    fig.savefig(assets / "metrics_by_variant.png")
-    plt.close(fig)
+    best = {m: ranking(results, m, variants=variants)[0][1] for m in metrics}
+    gaps = [[abs(results.summary(v, m)[0] - best[m]) / abs(best[m]) * 100 if best[m] else 0.0 for m in metrics]
+            for v in variants]
+    with figure(assets / "metrics_by_variant.png", (7.2, 0.45 * len(variants) + 1.6)) as (fig, ax):
+        image = ax.imshow(gaps, cmap="viridis_r", aspect="auto")
+        ax.set_xticks(range(len(metrics)), metrics, fontsize=8)
+        ax.set_yticks(range(len(variants)), [results.label(v) for v in variants], fontsize=8)
+        for i, row in enumerate(gaps):
+            for j, value in enumerate(row):
+                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7,
+                        color="w" if value > max(map(max, gaps)) / 2 else "k")
+        ax.set_title("% behind the best variant, per metric (0: best)" + (
+            f"; without {', '.join(results.label(v) for v in exclude if v in results.runs)}" if exclude else ""), fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.03)
     return [("metrics_by_variant.png", "how far each variant is from the best, per metric")]
 
 
 def scale_invariance(results: Results, assets: Path) -> dict[str, Any]:
-    from depthlab.experiments.report import _matplotlib
-
     variants = [v for v in results.runs if results.runs[v]]
     lambdas = [float(results.label(v).split("=")[-1]) for v in variants]  # labels "l=0.25"
     figures = []
     paragraphs = []
     rows = {e: [results.summary(v, "abs_rel", e) for v in variants] for e in ("metric", "median")}
     if all(rows[e] for e in rows):
-        plt = _matplotlib()
-        fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-        for e, label in (("metric", "metric depth"), ("median", "median scaled")):
-            means = [r[0] for r in rows[e]]
-            stds = [r[1] for r in rows[e]]
-            ax.errorbar(lambdas, means, yerr=stds, marker="o", capsize=3, label=label)
-        ax.set_yscale("log")
-        ax.set_xlabel("SiLog lambda")
-        ax.set_ylabel("test abs_rel (log scale)")
-        ax.set_title("abs_rel against lambda (mean and std over seeds)", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(assets / "abs_rel_vs_lambda.png")
-        plt.close(fig)
+        with figure(assets / "abs_rel_vs_lambda.png") as (fig, ax):
+            for e, label in (("metric", "metric depth"), ("median", "median scaled")):
+                means = [r[0] for r in rows[e]]
+                stds = [r[1] for r in rows[e]]
+                ax.errorbar(lambdas, means, yerr=stds, marker="o", capsize=3, label=label)
+            ax.set_yscale("log")
+            ax.set_xlabel("SiLog lambda")
+            ax.set_ylabel("test abs_rel (log scale)")
+            ax.set_title("abs_rel against lambda (mean and std over seeds)", fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
         figures.append(("abs_rel_vs_lambda.png", "abs_rel against lambda, metric and median scaled"))
         metric_best = min(zip(variants, rows["metric"]), key=lambda x: x[1][0])
         median_best = min(zip(variants, rows["median"]), key=lambda x: x[1][0])
@@ -319,21 +304,15 @@ def depth_hints(results: Results, assets: Path) -> dict[str, Any]:
     rows = results.extras.get("hint_quality")
     figures = []
     if rows:
-        from depthlab.experiments.report import _matplotlib
-
-        plt = _matplotlib()
-        fig, ax = plt.subplots(figsize=(7.2, 4.0), dpi=100)
-        x = list(range(len(rows)))
-        ax.bar([i - 0.2 for i in x], [float(r["coverage"]) for r in rows], width=0.4, label="coverage")
-        ax.bar([i + 0.2 for i in x], [float(r["within_5pct"]) for r in rows], width=0.4, label="within 5 % (of all gt pixels)")
-        ax.set_xticks(x, [r["hints"] for r in rows], rotation=60, ha="right", fontsize=7)
-        ax.set_ylim(0, 1)
-        ax.set_title("Hints of each SGM setting and fused, against ground truth", fontsize=10)
-        ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(assets / "hint_quality.png")
-        plt.close(fig)
+        with figure(assets / "hint_quality.png", (7.2, 4.0)) as (fig, ax):
+            x = list(range(len(rows)))
+            ax.bar([i - 0.2 for i in x], [float(r["coverage"]) for r in rows], width=0.4, label="coverage")
+            ax.bar([i + 0.2 for i in x], [float(r["within_5pct"]) for r in rows], width=0.4, label="within 5 % (of all gt pixels)")
+            ax.set_xticks(x, [r["hints"] for r in rows], rotation=60, ha="right", fontsize=7)
+            ax.set_ylim(0, 1)
+            ax.set_title("Hints of each SGM setting and fused, against ground truth", fontsize=10)
+            ax.grid(alpha=0.3, axis="y")
+            ax.legend(fontsize=8)
         figures.append(("hint_quality.png", "coverage and accuracy of each SGM setting and of the fused hints"))
         singles = [r for r in rows if r["hints"] != "fused"]
         fused = next((r for r in rows if r["hints"] == "fused"), None)

@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from depthlab.experiments.runner import cli_args
+from depthlab.experiments.runner import shared_args
 from depthlab.experiments.spec import Experiment
 
 
@@ -18,9 +18,7 @@ def experiment_datamodule(exp: Experiment, scale: str) -> Any:
     """The data module of the experiment's shared configs at ``scale`` (as its runs build it)."""
     from depthlab.config import datamodule_from_config
 
-    args = [a for rel in [*exp.configs, *exp.scale(scale).configs] for a in ("--config", str(exp.config_path(rel)))]
-    args += cli_args({k: v for k, v in exp.scale(scale).args.items() if k.startswith("data.")})
-    return datamodule_from_config(args, prog=f"depthlab experiment {exp.name}")
+    return datamodule_from_config(shared_args(exp, scale), prog=f"depthlab experiment {exp.name}")
 
 
 def hint_quality(target: Path, exp: Experiment, scale: str, split: str = "test", pairs: int | None = None) -> None:

@@ -8,6 +8,7 @@ kept when the report is written again.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -195,6 +196,20 @@ def _matplotlib():
     return plt
 
 
+@contextlib.contextmanager
+def figure(path: Path, size: tuple[float, float] = (6.4, 4.0)):
+    """``with figure(path) as (fig, ax): ...``: one matplotlib figure, laid out and written to ``path``
+    as PNG on exit (and closed either way)."""
+    plt = _matplotlib()
+    fig, ax = plt.subplots(figsize=size, dpi=100)
+    try:
+        yield fig, ax
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+
+
 def mean_curve(curves: list[list[tuple[int, float]]]) -> tuple[list[int], list[float], list[float], list[float]]:
     """Steps every seed logged, the mean over seeds there, and the min and max."""
     if not curves:
@@ -207,31 +222,24 @@ def mean_curve(curves: list[list[tuple[int, float]]]) -> tuple[list[int], list[f
 
 def plot_tag(results: Results, tag: str, path: Path, title: str = "", log_y: bool = False, ylabel: str = "",
              variants: list[str] | None = None) -> bool:
-    plt = _matplotlib()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    drawn = False
-    for variant in variants or list(results.runs):
-        steps, mean, lo, hi = mean_curve(results.series(variant, tag))
-        if not steps:
-            continue
-        (line,) = ax.plot(steps, mean, label=results.label(variant), linewidth=1.4)
-        if len(results.runs[variant]) > 1:
-            ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.18, linewidth=0)
-        drawn = True
-    if not drawn:
-        plt.close(fig)
+    """One line per variant (mean over seeds, min-max band); False, and no file, when no variant logged ``tag``."""
+    curves = {v: mean_curve(results.series(v, tag)) for v in variants or list(results.runs)}
+    curves = {v: c for v, c in curves.items() if c[0]}
+    if not curves:
         return False
-    if log_y:
-        ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel(ylabel or tag)
-    n = len(results.seeds)
-    ax.set_title(f"{title or tag}" + (f" (mean of {n} seeds, band: min-max)" if n > 1 else ""), fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with figure(path) as (fig, ax):
+        for variant, (steps, mean, lo, hi) in curves.items():
+            (line,) = ax.plot(steps, mean, label=results.label(variant), linewidth=1.4)
+            if len(results.runs[variant]) > 1:
+                ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.18, linewidth=0)
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel or tag)
+        n = len(results.seeds)
+        ax.set_title(f"{title or tag}" + (f" (mean of {n} seeds, band: min-max)" if n > 1 else ""), fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     return True
 
 
@@ -328,13 +336,17 @@ def write_report(results: Results, docs: str | Path = "docs/experiments") -> Pat
             lines += [f"**{_evaluation_label(exp, evaluation)}**", ""]
         lines += ["| variant | " + " | ".join(exp.metrics) + " |", "|---" * (len(exp.metrics) + 1) + "|"]
         table: dict[str, dict[str, list[float]]] = {}
+        best = {}  # metric -> the variant to set in bold (only when there is something to compare)
+        for metric in exp.metrics:
+            ranked = ranking(results, metric, evaluation)
+            if len(ranked) > 1:
+                best[metric] = ranked[0][0]
         for variant in results.runs:
             cells, table[variant] = [], {}
             for metric in exp.metrics:
                 mean, std, n = results.summary(variant, metric, evaluation)
                 table[variant][metric] = [mean, std, n]
-                best = ranking(results, metric, evaluation)
-                mark = best and best[0][0] == variant and len(best) > 1
+                mark = best.get(metric) == variant
                 cell = fmt(mean) + (f" ± {fmt(std)}" if n > 1 else "")
                 cells.append(f"**{cell}**" if mark else cell)
             lines.append(f"| {results.label(variant)} | " + " | ".join(cells) + " |")

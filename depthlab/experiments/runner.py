@@ -106,15 +106,38 @@ def _substitute(value: Any, ckpts: dict[str, str]) -> Any:
     return value
 
 
+def run_configs(exp: Experiment, variant: Variant, scale: str) -> list[str]:
+    """The config files of one run, in order (relative to the experiment's folder)."""
+    return [*exp.configs, *variant.configs, *exp.scale(scale).configs]
+
+
+def config_args(exp: Experiment, relative: list[str]) -> list[str]:
+    return [a for rel in relative for a in ("--config", str(exp.config_path(rel)))]
+
+
+def run_settings(exp: Experiment, variant: Variant, scale: str, extra_args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The variant's args, then the scale's (and its per-variant ones), then the caller's."""
+    return {**variant.args, **exp.scale(scale).args_for(variant.name), **(extra_args or {})}
+
+
+def shared_args(exp: Experiment, scale: str, extra_args: dict[str, Any] | None = None) -> list[str]:
+    """What every run of the experiment reads about its data: the shared configs and the ``data.*`` settings
+    (for the ``prepare`` commands and the extras, which build the data module without a variant)."""
+    data = {k: v for k, v in {**exp.scale(scale).args, **(extra_args or {})}.items() if k.startswith("data.")}
+    return [*config_args(exp, [*exp.configs, *exp.scale(scale).configs]), *cli_args(data)]
+
+
+def run_args(exp: Experiment, variant: Variant, scale: str, ckpts: dict[str, str],
+             extra_args: dict[str, Any] | None = None) -> list[str]:
+    """A run's ``--config`` files and settings, shared by its fit and its test commands."""
+    return [*config_args(exp, run_configs(exp, variant, scale)),
+            *cli_args(_substitute(run_settings(exp, variant, scale, extra_args), ckpts))]
+
+
 def fit_command(exp: Experiment, variant: Variant, scale: str, seed: int, folder: Path,
                 ckpts: dict[str, str], extra_args: dict[str, Any] | None = None) -> list[str]:
-    spec = exp.scale(scale)
-    args = ["fit"]
-    for rel in [*exp.configs, *variant.configs, *spec.configs]:
-        args += ["--config", str(exp.config_path(rel))]
-    args += cli_args(_substitute({**variant.args, **spec.args_for(variant.name), **(extra_args or {})}, ckpts))
-    args += ["--seed_everything", str(seed), "--trainer.default_root_dir", str(folder)]
-    return args
+    return ["fit", *run_args(exp, variant, scale, ckpts, extra_args),
+            "--seed_everything", str(seed), "--trainer.default_root_dir", str(folder)]
 
 
 def fingerprint(exp: Experiment, variant: Variant, scale: str, extra_args: dict[str, Any] | None) -> str:
@@ -122,7 +145,7 @@ def fingerprint(exp: Experiment, variant: Variant, scale: str, extra_args: dict[
     import hashlib
 
     spec = exp.scale(scale)
-    files = [*exp.configs, *variant.configs, *spec.configs] if exp.kind == "fit" else []
+    files = run_configs(exp, variant, scale) if exp.kind == "fit" else []
     parts = [json.dumps([exp.kind, exp.script, variant.args, spec.args_for(variant.name), extra_args or {},
                          [e.__dict__ for e in exp.evaluations]], sort_keys=True, default=str)]
     parts += [exp.config_path(rel).read_text() for rel in files]
@@ -150,7 +173,7 @@ def run_variant(exp: Experiment, variant: Variant, scale: str, seed: int, out: P
     start = time.perf_counter()
     if exp.kind == "script":
         fn = resolve_callable(exp.script, f"experiment {exp.name}: script")
-        settings = _substitute({**variant.args, **exp.scale(scale).args_for(variant.name), **(extra_args or {})}, ckpts)
+        settings = _substitute(run_settings(exp, variant, scale, extra_args), ckpts)
         command = ["experiment", "run", exp.name, "--scale", scale, "--seeds", str(seed), "--variant", variant.name]
         log(f"experiment {exp.name}: {variant.name} seed {seed}: {exp.script}({settings})")
         fn(out_dir=folder, seed=seed, **settings)
@@ -166,7 +189,7 @@ def run_variant(exp: Experiment, variant: Variant, scale: str, seed: int, out: P
     start = time.perf_counter()
     for evaluation in exp.evaluations:
         # the fit's own configs and settings (so the network is stated as trained), then the evaluation's
-        test = ["test", *args[1:-4], *cli_args(_substitute(evaluation.args, ckpts))]
+        test = ["test", *run_args(exp, variant, scale, ckpts, extra_args), *cli_args(_substitute(evaluation.args, ckpts))]
         test += ["--ckpt_path", str(ckpt), "--seed_everything", str(seed),
                  "--trainer.default_root_dir", str(folder / "eval" / evaluation.name)]
         _call_cli(test, f"experiment {exp.name}, variant {variant.name}, seed {seed}: evaluation {evaluation.name}")
@@ -184,9 +207,7 @@ def run_experiment(exp: Experiment, scale: str = "small", seeds: list[int] | Non
     seeds = list(seeds) if seeds is not None else list(exp.scale(scale).seeds)
     chosen = [exp.variant(v) for v in variants] if variants else list(exp.variants)
     for step in exp.prepare:
-        configs = [a for rel in [*exp.configs, *exp.scale(scale).configs] for a in ("--config", str(exp.config_path(rel)))]
-        data = {k: v for k, v in {**exp.scale(scale).args, **(extra_args or {})}.items() if k.startswith("data.")}
-        command = [*step, *configs, *cli_args(data)]
+        command = [*step, *shared_args(exp, scale, extra_args)]
         log(f"experiment {exp.name}: prepare: {shell_line(command)}")
         _call_cli(command, f"experiment {exp.name}: prepare {' '.join(step)}")
     records = []
