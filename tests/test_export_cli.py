@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from depthlab.cli import main
 from depthlab.export import model_from_config, read_checkpoint
 from depthlab.module import DepthModule
+from module_files import save_checkpoint, write_small_config
 
 EXPORT_SIZE = (64, 96)
 # the traced shape, then a batch and a size (not multiples of 32) the tracer never saw
@@ -22,23 +21,14 @@ RTOL = 1e-4
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, tiny_config_dict):
     """(config, checkpoint): a tiny U-Net whose weights differ from any fresh initialisation."""
-    import lightning as L
-
     work = tmp_path_factory.mktemp("export")
-    config = copy.deepcopy(tiny_config_dict)
-    config["model"]["net"]["decoder_channels"] = [16, 8, 8, 8]
-    cfg = work / "tiny.yaml"
-    cfg.write_text(yaml.safe_dump(config))
+    config, cfg = write_small_config(work, tiny_config_dict)
     torch.manual_seed(1)
     model = DepthModule(**config["model"])
     with torch.no_grad():  # not the weights a seeded build from the config would have
         for p in model.net.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, accelerator="cpu", devices=1)
-    trainer.strategy.connect(model)
-    ckpt = work / "tiny.ckpt"
-    trainer.save_checkpoint(ckpt)
-    return cfg, ckpt
+    return cfg, save_checkpoint(model, work / "tiny.ckpt")
 
 
 def _run_exported(path: Path, fmt: str):

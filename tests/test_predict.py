@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import cv2
@@ -10,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 
 from depthlab.callbacks import DepthPredictionWriter
 from depthlab.cli import main, run
@@ -19,14 +17,13 @@ from depthlab.data.readers import DataError
 from depthlab.errors import ConfigError
 from depthlab.models.output import DepthOutput
 from depthlab.module import DepthModule
+from module_files import save_checkpoint, write_small_config
 
 IMAGES = {"a.png": (64, 96), "sub/b.jpg": (50, 30), "c.png": (33, 47)}  # name -> (H, W)
 
 
 def write_checkpoint(work: Path, config: dict) -> Path:
     """A checkpoint of the config's model, untrained but with depth that varies across the image."""
-    import lightning as L
-
     torch.manual_seed(0)
     model = DepthModule(**config["model"])
     # A random init predicts nearly one depth everywhere; widen the logits so that resizing and
@@ -34,21 +31,14 @@ def write_checkpoint(work: Path, config: dict) -> Path:
     last = [m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels == 1][-1]
     with torch.no_grad():
         last.weight.mul_(30.0)
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, accelerator="cpu", devices=1)
-    trainer.strategy.connect(model)
-    path = work / "tiny.ckpt"
-    trainer.save_checkpoint(path)
-    return path
+    return save_checkpoint(model, work / "tiny.ckpt")
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, tiny_config_dict):
     """(workdir, config path, checkpoint, folder of three images of different sizes)."""
     work = tmp_path_factory.mktemp("predict")
-    config = copy.deepcopy(tiny_config_dict)
-    config["model"]["net"]["decoder_channels"] = [16, 8, 8, 8]
-    cfg = work / "tiny.yaml"
-    cfg.write_text(yaml.safe_dump(config))
+    config, cfg = write_small_config(work, tiny_config_dict)
     ckpt = write_checkpoint(work, config)
     images = work / "images"
     rng = np.random.default_rng(0)
