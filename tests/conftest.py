@@ -48,3 +48,28 @@ def tiny_config(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY_CONFIG))
     return path
+
+
+# --- test tiers -------------------------------------------------------------------------------------
+# `pytest -m "not slow"` is the tier a developer runs while editing (under 60 s here). A test that
+# starts a Lightning run (fit/validate/test/predict) or a subprocess belongs to the `slow` tier; an
+# unmarked one that does either fails here with a line saying so, so the fast tier stays fast.
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_guard(request, monkeypatch):
+    if request.node.get_closest_marker("slow") is not None:
+        yield
+        return
+    import subprocess
+
+    from lightning.pytorch import Trainer
+
+    def refuse(what):
+        def _refused(*args, **kwargs):
+            raise AssertionError(f"{request.node.nodeid} {what}: mark it @pytest.mark.slow (tests/conftest.py)")
+        return _refused
+
+    monkeypatch.setattr(Trainer, "_run", refuse("starts a Lightning run"))
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("starts a subprocess"))
+    yield
