@@ -19,6 +19,7 @@ from depthlab.errors import ConfigError
 from depthlab.eval import build_protocol
 from depthlab.eval.distributed import RepeatTracker
 from depthlab.eval.evaluator import Evaluator, report_stage
+from depthlab.losses.base import safe_batch
 from depthlab.metrics import valid_depth_mask
 from depthlab.models.output import DepthOutput
 from depthlab.visualize import depth_panel
@@ -181,19 +182,15 @@ class DepthModule(L.LightningModule):
         """The objective on one batch: ``(total, {term: unweighted value})``.
 
         Losses get :meth:`loss_mask` (all False for a batch without ``depth``: self-supervised
-        terms do not use it). Ground truth at masked pixels is replaced by 1 m before any loss sees
-        it: 0 * NaN is NaN, masking afterwards is not enough.
+        terms do not use it). Every depth-like map is made safe once before any loss sees it
+        (:func:`~depthlab.losses.base.safe_batch`: 1 m at masked ground truth and missing hints).
         """
         if not self._requirements_checked:  # a data module that declares nothing: check the first batch
             self.loss.check_requirements(batch.keys(), None, "the batch")
             self.loss.check_requirements(None, out.available(), f"network {type(self.net).__name__}")
             self._requirements_checked = True
-        if "depth" in batch:
-            mask = self.loss_mask(batch)
-            batch = {**batch, "depth": torch.where(mask, batch["depth"], torch.ones_like(batch["depth"]))}
-        else:
-            mask = torch.zeros_like(out.depth, dtype=torch.bool)
-        return self.loss(out, batch, mask)
+        mask = self.loss_mask(batch) if "depth" in batch else torch.zeros_like(out.depth, dtype=torch.bool)
+        return self.loss(out, safe_batch(batch, {"depth": mask}), mask)
 
     # --- steps --------------------------------------------------------------------------------
 

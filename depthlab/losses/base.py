@@ -8,11 +8,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from depthlab.data.keys import VIEW_KEYS, VIEWS
 from depthlab.errors import ConfigError
 from depthlab.models.output import DepthOutput
 
 LOG_EPS = 1e-7  # smallest depth (m) that enters a log or a reciprocal; ZoeDepth adds the same 1e-7
 SQRT_EPS = 1e-8  # added inside square roots: caps d sqrt(x)/dx = 1/(2 sqrt(x)) at 5e3 as x -> 0
+SAFE_FILL = 1.0  # metres stored at invalid pixels of every depth-like map before a loss sees it
 
 
 class DepthLoss(nn.Module):
@@ -21,8 +23,9 @@ class DepthLoss(nn.Module):
     - ``out``: the network's :class:`~depthlab.models.output.DepthOutput` (``out.depth`` (B, 1, H, W)
       metres; ``inverse_depth``, ``log_variance``, ``scales`` where the network predicts them);
     - ``batch``: the whole :class:`~depthlab.data.DepthSample` batch (``image``, ``depth``,
-      ``image_right``, ``intrinsics``, ``baseline_m``, ...). Ground truth at invalid pixels has
-      already been replaced by 1 m, so nothing stored there (0, NaN, inf) reaches a value or a gradient;
+      ``image_right``, ``intrinsics``, ``baseline_m``, ...). Every depth-like map (ground truth,
+      Depth Hints; :func:`safe_batch`) holds 1 m at its invalid pixels, so nothing stored there (0,
+      NaN, inf) reaches a value or a gradient;
     - ``mask``: (B, 1, H, W) bool, the pixels whose ground truth counts for the loss (valid, inside
       the depth range and above ``loss_min_depth``); all False when the batch has no ground truth.
 
@@ -58,12 +61,46 @@ class SupervisedLoss(DepthLoss):
         raise NotImplementedError
 
 
+def fill_invalid(values: Tensor, valid: Tensor, fill: float = SAFE_FILL) -> Tensor:
+    """``values`` with ``fill`` wherever ``valid`` is False: the one rule that makes a target safe.
+
+    Whatever a data set stores at invalid pixels (0, NaN, inf) then never reaches a value or a
+    gradient: ``0 * NaN`` is NaN, masking after the fact is not enough.
+    """
+    return torch.where(valid.bool(), values, torch.full_like(values, fill))
+
+
+def safe_batch(batch: Mapping[str, Any], masks: Mapping[str, Tensor] | None = None, fill: float = SAFE_FILL) -> dict[str, Any]:
+    """A copy of ``batch`` whose depth-like maps hold ``fill`` (1 m) at their invalid pixels.
+
+    Driven by the per-view key table (:data:`depthlab.data.keys.VIEW_KEYS`): every depth-kind map
+    present (``depth``, ``hint`` and their ``_right`` views) is filled where its validity mask is
+    False: ``masks[key]`` when given (e.g. ``{"depth": loss_mask}``: the pixels whose ground truth
+    counts for the loss), else the batch's own validity key (``valid``, ``hint_valid``, ...), else
+    where the map is finite and > 0. Images and every other key are passed through.
+    """
+    masks = masks or {}
+    out = dict(batch)
+    for vk in VIEW_KEYS:
+        if vk.kind != "depth":
+            continue
+        for view in VIEWS:
+            key = vk.key(view)
+            if key not in batch:
+                continue
+            valid = masks.get(key, batch.get(vk.valid_key(view)))
+            if valid is None:
+                valid = torch.isfinite(batch[key]) & (batch[key] > 0)
+            out[key] = fill_invalid(batch[key], valid, fill)
+    return out
+
+
 def check_inputs(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Validate shapes; return ``(pred, target, mask)`` with a bool mask and a finite target.
 
-    Target values at invalid pixels are replaced by 1 so that whatever a data set stores there (0,
-    NaN, inf) can never reach a value or a gradient: ``0 * NaN`` is NaN, masking after the fact is
-    not enough. Half-precision inputs (mixed-precision training) are computed in float32: the
+    Target values at invalid pixels are replaced by 1 (:func:`fill_invalid`, the rule
+    :func:`safe_batch` applies to a whole batch), so that the functional forms are safe on their
+    own too. Half-precision inputs (mixed-precision training) are computed in float32: the
     guards' epsilons and the variances of log depths need its range and precision.
     """
     if pred.shape != target.shape or pred.shape != mask.shape:
@@ -74,8 +111,7 @@ def check_inputs(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Te
     mask = mask.bool()
     dtype = torch.promote_types(torch.promote_types(pred.dtype, target.dtype), torch.float32)
     pred, target = pred.to(dtype), target.to(dtype)
-    target = torch.where(mask, target, torch.ones_like(target))
-    return pred, target, mask
+    return pred, fill_invalid(target, mask), mask
 
 
 def safe_log(depth: Tensor) -> Tensor:

@@ -68,7 +68,7 @@ from torch import Tensor
 
 from depthlab.errors import ConfigError
 from depthlab.geometry import depth_to_disparity, reprojection_error, stereo_calibration, warp_horizontal
-from depthlab.losses.base import DepthLoss, masked_mean, safe_reciprocal
+from depthlab.losses.base import DepthLoss, fill_invalid, masked_mean, safe_reciprocal
 from depthlab.losses.uncertainty import log_depth_nll
 from depthlab.models.output import DepthOutput
 
@@ -308,7 +308,7 @@ class DepthHintsLoss(DepthLoss):
         hint = valid = None
         if self.mode != "self":  # the one place the hint is completed: the fill where it has no value
             valid = batch["hint_valid"].bool()
-            hint = torch.where(valid, batch["hint"], torch.full_like(batch["hint"], self.missing_hint_fill))
+            hint = fill_invalid(batch["hint"], valid, self.missing_hint_fill)
             stats["hint_fraction"] = valid.float().mean()
         if self.mode == "hard":
             terms = [masked_mean(torch.log1p((hint - d).abs()), valid) for d in depths]
