@@ -1,13 +1,28 @@
-"""Edge-aware smoothness of inverse depth (Godard et al., Monodepth, CVPR 2017; monodepth2 ``layers.py``)."""
+"""Edge-aware smoothness of inverse depth (Godard et al., Monodepth, CVPR 2017; monodepth2 ``layers.py``).
+
+Two forms (``scales``):
+
+- ``finest`` (depthlab's default): the term of the finest prediction only (``out``);
+- ``all`` (monodepth2's ``compute_losses``): per scale s (``out`` then each of ``out.scales``) the
+  term of that scale's mean-normalised inverse depth at its own resolution, edge-aware with the
+  image resized to that resolution, weighted 1/2^s, and averaged over the scales:
+  (1/S) sum_s L_s / 2^s. Monodepth2 adds ``disparity_smoothness * L_s / 2^s`` to each scale's loss
+  and divides the total by the number of scales, so its published weight (1e-3) carries over as
+  this term's weight. Monodepth2's loader resizes the image with PIL's antialiasing (Lanczos);
+  depthlab averages the pixels each coarse pixel covers (``area``), equal for a constant image.
+  Monodepth2 normalises its sigmoid output, depthlab the inverse depth in 1/m (an affine map of it).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Literal
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from collections.abc import Mapping
-from typing import Any
-
+from depthlab.errors import ConfigError
 from depthlab.losses.base import DepthLoss, check_inputs, masked_mean, safe_reciprocal
 from depthlab.models.output import DepthOutput
 
@@ -53,6 +68,23 @@ def edge_smoothness(inverse_depth: Tensor, mask: Tensor, image: Tensor, masked: 
     return edge_aware_smoothness(disp, image.to(disp.dtype), mask if masked else None)
 
 
+def multi_scale_edge_smoothness(inverse_depths: list[Tensor], image: Tensor) -> Tensor:
+    """Monodepth2's multi-scale smoothness: (1/S) sum_s L_s / 2^s over ``inverse_depths`` (finest first,
+    each (B, 1, H_s, W_s) 1/m), L_s the unmasked :func:`edge_smoothness` at scale s with ``image``
+    resized to (H_s, W_s) by area averaging (unchanged at the image's own size)."""
+    terms = []
+    for s, inverse in enumerate(inverse_depths):
+        size = tuple(inverse.shape[-2:])
+        scaled = image if tuple(image.shape[-2:]) == size else F.interpolate(image, size=size, mode="area")
+        everywhere = torch.ones_like(inverse, dtype=torch.bool)
+        terms.append(edge_smoothness(inverse, everywhere, scaled, masked=False) / 2**s)
+    return torch.stack(terms).mean()
+
+
+def _inverse(out: DepthOutput) -> Tensor:
+    return out.inverse_depth if out.inverse_depth is not None else safe_reciprocal(out.depth)
+
+
 class EdgeAwareSmoothnessLoss(DepthLoss):
     """Edge-aware smoothness of mean-normalised inverse depth, weighted by exp(-|image gradient|) (Monodepth).
 
@@ -64,14 +96,27 @@ class EdgeAwareSmoothnessLoss(DepthLoss):
     Args:
         masked: only pairs of valid pixels count (default, so an all-invalid mask gives 0); False
             regularises every pixel, which suits sparse ground truth such as KITTI's.
+        scales: ``finest`` (default): the finest prediction only; ``all``: monodepth2's multi-scale
+            form over ``out`` and ``out.scales`` (:func:`multi_scale_edge_smoothness`; weight 1/2^s,
+            averaged over the scales, every pixel: needs ``masked: false``), under which
+            monodepth2's published weight 1e-3 carries over.
     """
 
     requires = frozenset({"image"})
 
-    def __init__(self, masked: bool = True) -> None:
+    def __init__(self, masked: bool = True, scales: Literal["finest", "all"] = "finest") -> None:
         super().__init__()
+        if scales not in ("finest", "all"):
+            raise ConfigError(f"edge_smoothness: scales must be 'finest' or 'all', got {scales!r}")
+        if scales == "all" and masked:
+            raise ConfigError("edge_smoothness: scales: all is monodepth2's form over every pixel; set masked: false")
         self.masked = masked
+        self.scales = scales
 
     def forward(self, out: DepthOutput, batch: Mapping[str, Any], mask: Tensor) -> Tensor:
-        inverse = out.inverse_depth if out.inverse_depth is not None else safe_reciprocal(out.depth)
-        return edge_smoothness(inverse, mask, batch["image"], self.masked)
+        if self.scales == "all":
+            return multi_scale_edge_smoothness([_inverse(level) for level in (out, *out.scales)], batch["image"])
+        return edge_smoothness(_inverse(out), mask, batch["image"], self.masked)
+
+    def extra_repr(self) -> str:
+        return f"masked={self.masked}, scales={self.scales}"

@@ -85,3 +85,42 @@ def test_reads_the_image_and_the_networks_own_inverse_depth():
     assert same.item() == pytest.approx(0.5 * 2 / (2 + 1e-7 / 2), rel=1e-9)
     flat = loss(DepthOutput(depth=pred, inverse_depth=torch.ones_like(pred)), {"image": image}, mask)
     assert flat.item() == 0.0
+
+
+def test_multi_scale_form_equals_a_hand_computation_of_two_scales():
+    # 1x1x4x4 inverse depth and a 2x2 coarser scale; a 1-channel image (mean over channels = itself)
+    # monodepth2: (1/S) sum_s smooth(disp_s / mean(disp_s), image at scale s) / 2^s, S = 2
+    np = pytest.importorskip("numpy")
+    fine = np.array([[1, 2, 4, 4], [1, 3, 3, 5], [2, 2, 6, 1], [4, 1, 2, 2]], dtype=np.float64)
+    coarse = np.array([[1, 3], [2, 5]], dtype=np.float64)
+    image = np.array([[0, 0, 1, 1], [0, 0.5, 1, 1], [0.2, 0.2, 0, 0], [0.2, 0.2, 0, 0.4]], dtype=np.float64)
+    small = image.reshape(2, 2, 2, 2).mean(axis=(1, 3))  # area: the mean of each 2x2 block
+
+    def smooth(disp, img):
+        d = disp / (disp.mean() + 1e-7)
+        gx = np.abs(np.diff(d, axis=1)) * np.exp(-np.abs(np.diff(img, axis=1)))
+        gy = np.abs(np.diff(d, axis=0)) * np.exp(-np.abs(np.diff(img, axis=0)))
+        return gx.mean() + gy.mean()
+
+    expected = (smooth(fine, image) / 1 + smooth(coarse, small) / 2) / 2
+    t = lambda a: torch.tensor(a).view(1, 1, *a.shape)  # noqa: E731
+    out = DepthOutput(depth=1 / t(fine), inverse_depth=t(fine), scales=[DepthOutput(depth=1 / t(coarse), inverse_depth=t(coarse))])
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    value = losses.build("edge_smoothness", masked=False, scales="all")(out, {"image": t(image)}, mask)
+    assert value.item() == pytest.approx(expected, rel=1e-12)
+    # the default form is the finest scale's term alone (today's behaviour)
+    finest = losses.build("edge_smoothness", masked=False)(out, {"image": t(image)}, mask)
+    assert finest.item() == pytest.approx(smooth(fine, image), rel=1e-12)
+    # without coarser scales both forms agree
+    alone = DepthOutput(depth=1 / t(fine), inverse_depth=t(fine))
+    assert losses.build("edge_smoothness", masked=False, scales="all")(alone, {"image": t(image)}, mask).item() == pytest.approx(
+        smooth(fine, image), rel=1e-12)
+
+
+def test_multi_scale_form_needs_masked_false_and_a_known_name():
+    from depthlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="set masked: false"):
+        losses.build("edge_smoothness", scales="all")
+    with pytest.raises(ConfigError, match="scales must be 'finest' or 'all'"):
+        losses.build("edge_smoothness", masked=False, scales="coarse")
