@@ -136,3 +136,146 @@ def test_requirements_per_mode_and_bad_mode():
     assert "image_right" not in losses.build("depth_hints", mode="hard").requires
     with pytest.raises(ConfigError, match="mode must be one of"):
         losses.build("depth_hints", mode="soft")
+
+
+# --- one loop over candidates, and the peers' conventions as options ---------------------------------
+
+from depthlab.losses.photometric import (  # noqa: E402
+    Candidate,
+    DepthHintsLoss,
+    PhotometricLoss,
+    hint_error,
+    photometric_term,
+    select_minimum,
+)
+
+
+def _two_scales(stereo):
+    depth = stereo["depth"].clamp_min(0.5) * 1.2
+    return DepthOutput(depth=depth, scales=[DepthOutput(depth=torch.nn.functional.avg_pool2d(depth, 2) * 0.9)])
+
+
+@pytest.mark.parametrize("options", [{}, {"automask": False}, {"automask_average": "all", "inside_mask": False},
+                                     {"identity_noise": 1e-5, "seed": 3}, {"use_scales": False}])
+def test_photometric_is_depth_hints_mode_self_one_code_path(stereo, options):
+    photometric = losses.build("photometric", **options)
+    self_mode = losses.build("depth_hints", mode="self", **options)
+    assert isinstance(photometric, DepthHintsLoss) and photometric.mode == "self"
+    assert type(photometric).forward is DepthHintsLoss.forward  # no second loop
+    value, stats = photometric(_two_scales(stereo), stereo, stereo["valid"])
+    other, other_stats = self_mode(_two_scales(stereo), stereo, stereo["valid"])
+    assert value.item() == other.item() and stats.keys() == other_stats.keys()
+    assert all(stats[k].item() == other_stats[k].item() for k in stats)
+
+
+def _maps(*rows):
+    return [torch.tensor(r, dtype=torch.float64).view(1, 1, 1, -1) for r in rows]
+
+
+def test_minimum_and_both_averages_on_hand_built_error_maps():
+    warp, identity, hint = _maps([0.2, 0.5, 0.3, 0.9, 0.4], [0.4, 0.1, 0.3, 0.8, 0.4], [1.0, 1.0, 0.1, 0.5, 0.4])
+    hint_ok = torch.tensor([True, True, True, False, True]).view(1, 1, 1, -1)
+    inside = torch.tensor([True, True, True, True, False]).view(1, 1, 1, -1)
+    selection = select_minimum([Candidate("warp", "prediction", warp, inside), Candidate("identity", "identity", identity),
+                                Candidate("hint", "hint", hint, hint_ok)])
+    # px0 warp; px1 identity; px2 hint (0.1); px3 identity (the hint has no value: +1000);
+    # px4 a three-way tie goes to the warp (the published argmin's order), but it warps from outside
+    assert selection.winner.flatten().tolist() == [0, 1, 2, 1, 0]
+    assert photometric_term(selection, "kept").item() == pytest.approx((0.2 + 0.3) / 2)  # px0, px2
+    assert photometric_term(selection, "all").item() == pytest.approx((0.2 + 0.1 + 0.3 + 0.8) / 4)  # px0..3
+    # without the identity, the hint still needs to beat the warp; without a hint nothing else changes
+    no_identity = select_minimum([Candidate("warp", "prediction", warp), Candidate("hint", "hint", hint, hint_ok)])
+    assert no_identity.winner.flatten().tolist() == [0, 0, 2, 0, 0]
+    assert photometric_term(no_identity, "all").item() == pytest.approx(warp.mean().item())
+    # several prediction candidates (e.g. temporal frames): their per-pixel minimum, valid where the winner is
+    other = _maps([0.1, 0.6, 0.6, 0.6, 0.5])[0]
+    two = select_minimum([Candidate("a", "prediction", warp, inside), Candidate("b", "prediction", other)])
+    assert two.error.flatten().tolist() == pytest.approx([0.1, 0.5, 0.3, 0.6, 0.4])
+    assert two.valid.flatten().tolist() == [True, True, True, True, False]  # px4: a wins, from outside
+    with pytest.raises(ValueError, match="role must be one of"):
+        Candidate("x", "target", warp)
+
+
+def _hand(stereo, depth, fill=1.0, inside_mask=True, average="kept", automask=True):
+    """The hint-mode loss of one scale, from the geometry primitives and the published rules."""
+    error, inside = _hand_errors(depth, stereo)
+    valid = stereo["hint_valid"]
+    hint = torch.where(valid, stereo["hint"], torch.full_like(stereo["hint"], fill))
+    fx, baseline = stereo["intrinsics"][:, 0], stereo["baseline_m"]
+    warped, hint_inside = warp_horizontal(stereo["image_right"], depth_to_disparity(hint, fx, baseline))
+    if fill == 0:  # depth-hints' projection of depth 0 reads the right image's top-left pixel
+        warped = torch.where(valid, warped, stereo["image_right"][..., :1, :1].expand_as(warped))
+    h_err = reprojection_error(warped, stereo["image"])
+    h_ok = valid & hint_inside & (hint > 0) if inside_mask else valid
+    h_err = torch.where(h_ok, h_err, h_err + 1000)
+    identity = reprojection_error(stereo["image_right"], stereo["image"]) if automask else torch.full_like(error, 1e9)
+    ident_wins = (identity < error) & (identity <= h_err)
+    use = (h_err < error) & (h_err < identity)
+    region = inside if inside_mask else torch.ones_like(inside)
+    if average == "kept":
+        photo = _mean(error, region & ~ident_wins)
+    else:
+        photo = _mean(torch.where(ident_wins, identity, error), region)
+    return photo + _mean(torch.log1p((hint - depth).abs()), use), use.float().mean()
+
+
+@pytest.mark.parametrize("fill", [1.0, 0.0, 3.0])
+@pytest.mark.parametrize("inside_mask", [True, False])
+@pytest.mark.parametrize("average", ["kept", "all"])
+def test_fill_inside_mask_and_averaging_options_against_the_hand_rules(stereo, fill, inside_mask, average):
+    depth = stereo["depth"].clamp_min(0.5) * 1.2
+    expected, fraction = _hand(stereo, depth, fill, inside_mask, average)
+    loss = losses.build("depth_hints", mode="hint", missing_hint_fill=fill, inside_mask=inside_mask, automask_average=average)
+    value, stats = loss(DepthOutput(depth=depth), stereo, stereo["valid"])
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert stats["hint_fraction"].item() == pytest.approx(fraction.item(), abs=1e-7)
+
+
+def test_the_fill_changes_valid_neighbours_through_the_ssim_window(stereo):
+    # with 30 % of the hints missing, what is warped there changes where valid neighbours' hints win
+    depth = stereo["depth"].clamp_min(0.5) * 1.2
+    fractions = {}
+    for fill in (1.0, 0.0):
+        _, stats = losses.build("depth_hints", mode="hint", missing_hint_fill=fill)(DepthOutput(depth=depth), stereo, stereo["valid"])
+        fractions[fill] = stats["hint_fraction"].item()
+    assert fractions[1.0] != fractions[0.0]
+    # the default is depthlab's 1 m: building it explicitly changes nothing
+    default, _ = losses.build("depth_hints", mode="hint")(DepthOutput(depth=depth), stereo, stereo["valid"])
+    explicit, _ = losses.build("depth_hints", mode="hint", missing_hint_fill=1.0)(DepthOutput(depth=depth), stereo, stereo["valid"])
+    assert default.item() == explicit.item()
+
+
+def test_fill_zero_reads_the_top_left_pixel_of_the_right_image_where_there_is_no_hint(stereo):
+    valid = stereo["hint_valid"]
+    hint = torch.where(valid, stereo["hint"], torch.zeros_like(stereo["hint"]))
+    error, _ = hint_error(stereo, hint, valid)
+    corner = stereo["image_right"][..., :1, :1].expand_as(stereo["image"]).clone()
+    # a batch whose right image is that corner colour everywhere warps it anywhere: the same error map
+    flat = {**stereo, "image_right": corner}
+    flat_error, _ = hint_error(flat, torch.zeros_like(hint), torch.zeros_like(valid))
+    no_hint_anywhere = {**stereo, "hint_valid": torch.zeros_like(valid)}
+    all_missing, _ = hint_error(no_hint_anywhere, torch.zeros_like(hint), torch.zeros_like(valid))
+    assert torch.equal(all_missing, flat_error)
+    assert not torch.equal(error, all_missing)
+
+
+@pytest.mark.parametrize("bad", [{"missing_hint_fill": -1.0}, {"automask_average": "some"}, {"identity_noise": -1e-5},
+                                 {"missing_hint_fill": float("nan")}])
+def test_bad_convention_options_are_one_line_errors(bad):
+    with pytest.raises(ConfigError, match=f"depth_hints: {next(iter(bad))} must"):
+        losses.build("depth_hints", **bad)
+
+
+def test_identity_noise_is_seeded_and_of_its_stated_size(stereo):
+    depth = stereo["depth"].clamp_min(0.5) * 1.2
+    out = DepthOutput(depth=depth)
+    noisy = lambda seed: losses.build("photometric", identity_noise=1e-5, seed=seed, automask_average="all")  # noqa: E731
+    first = noisy(7)(out, stereo, stereo["valid"])[0]
+    assert noisy(7)(out, stereo, stereo["valid"])[0].item() == first.item()  # same seed, same loss
+    assert noisy(8)(out, stereo, stereo["valid"])[0].item() != first.item()
+    plain = losses.build("photometric", automask_average="all")(out, stereo, stereo["valid"])[0]
+    assert 0 < abs(first.item() - plain.item()) < 1e-5  # min(identity + noise, warp) moves by less than the noise
+    draws = PhotometricLoss(identity_noise=1e-5, seed=7)._noise(torch.zeros(200_000, dtype=torch.float64))
+    assert draws.std().item() == pytest.approx(1e-5, rel=0.01) and abs(draws.mean().item()) < 1e-7
+    expected = 1e-5 * torch.randn(200_000, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    assert torch.equal(draws, expected)  # a generator seeded with `seed` on the tensors' device
