@@ -5,7 +5,8 @@ import torch
 
 from depthlab.errors import ConfigError
 from depthlab.models.output import DepthOutput
-from depthlab.module import DepthModule, warmup_cosine
+from depthlab.module import DepthModule
+from depthlab.training import warmup_cosine
 
 NET = {"name": "unet", "encoder": "resnet18", "decoder_channels": [16, 8, 8, 8]}
 

@@ -23,7 +23,8 @@ from depthlab.errors import ConfigError
 from depthlab.eval import build_protocol, format_table, report_dict
 from depthlab.eval.evaluator import Evaluator
 from depthlab.models.output import DepthOutput
-from depthlab.module import DepthModule, NonFiniteStepWarning, NonFiniteTrainingError, nonfinite, warmup_cosine
+from depthlab.module import DepthModule
+from depthlab.training import NonFiniteStepWarning, NonFiniteTrainingError, nonfinite, warmup_cosine
 
 NET = {"name": "unet", "encoder": "resnet18", "pretrained": False, "decoder_channels": [16, 8, 8, 8]}
 STEPS = 6  # 12 training samples in batches of 2
