@@ -137,10 +137,9 @@ class DepthModule(L.LightningModule):
                 f"0 turns the non-finite guard off), got {max_nonfinite!r}"
             )
         optimizer_fn = optim.from_spec(optimizer, "model.optimizer")
-        if isinstance(optimizer_fn, str) and optimizer_fn not in optim.SHORT_OPTIMIZERS:
-            raise ConfigError(f"model.optimizer: expected adamw, sgd or a class path (torch.optim.SGD), got {optimizer!r}")
-        if not (isinstance(optimizer_fn, str) or callable(optimizer_fn)):
-            raise ConfigError(f"model.optimizer: expected adamw, sgd or a class path (torch.optim.SGD), got {optimizer!r}")
+        if optimizer_fn not in optim.SHORT_OPTIMIZERS and (isinstance(optimizer_fn, str) or not callable(optimizer_fn)):
+            raise ConfigError(f"model.optimizer: expected adamw or sgd, got {optimizer!r} "
+                              "(or an optimizer's class path, e.g. torch.optim.SGD)")
         if not (lr_scheduler is None or callable(optim.from_spec(lr_scheduler, "model.lr_scheduler"))):
             raise ConfigError(f"model.lr_scheduler: expected a class path (torch.optim.lr_scheduler.StepLR), got {lr_scheduler!r}")
         if lr_scheduler_interval not in ("step", "epoch"):

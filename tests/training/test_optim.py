@@ -182,7 +182,7 @@ def test_the_encoder_of_each_network(net, prefix):
     ({"param_groups": [{"pattern": "bias", "lr_mult": -1}]}, r"model.param_groups\[0\].lr_mult: expected a number >= 0"),
     ({"encoder_lr_mult": 0}, r"model.encoder_lr_mult: expected a number > 0, got 0"),
     ({"freeze_encoder_steps": 2.5}, r"model.freeze_encoder_steps: expected an integer >= 0, got 2.5"),
-    ({"optimizer": "adam"}, r"model.optimizer: expected adamw, sgd or a class path"),
+    ({"optimizer": "adam"}, r"model.optimizer: expected adamw or sgd, got 'adam' \(or an optimizer's class path"),
     ({"optimizer": {"class_path": "torch.optim.Nope"}}, r"model.optimizer: cannot import 'torch.optim.Nope'"),
     ({"lr_scheduler_interval": "batch"}, r"model.lr_scheduler_interval: expected step or epoch"),
 ])
