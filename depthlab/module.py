@@ -6,7 +6,6 @@ Evaluation is :class:`depthlab.eval.evaluator.Evaluator`'s, the non-finite guard
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import lightning as L
@@ -136,31 +135,10 @@ class DepthModule(L.LightningModule):
                 f"model.max_nonfinite: expected an integer >= 0 (skipped steps in a row before the run stops; "
                 f"0 turns the non-finite guard off), got {max_nonfinite!r}"
             )
-        optimizer_fn = optim.from_spec(optimizer, "model.optimizer")
-        if optimizer_fn not in optim.SHORT_OPTIMIZERS and (isinstance(optimizer_fn, str) or not callable(optimizer_fn)):
-            raise ConfigError(f"model.optimizer: expected adamw or sgd, got {optimizer!r} "
-                              "(or an optimizer's class path, e.g. torch.optim.SGD)")
-        if not (lr_scheduler is None or callable(optim.from_spec(lr_scheduler, "model.lr_scheduler"))):
-            raise ConfigError(f"model.lr_scheduler: expected a class path (torch.optim.lr_scheduler.StepLR), got {lr_scheduler!r}")
-        if lr_scheduler_interval not in ("step", "epoch"):
-            raise ConfigError(f"model.lr_scheduler_interval: expected step or epoch, got {lr_scheduler_interval!r}")
-        if not 0 <= momentum < 1:
-            raise ConfigError(f"model.momentum: expected a value in [0, 1) (sgd only), got {momentum}")
-        if scheduler not in ("cosine", "onecycle", "none"):
-            raise ConfigError(f"model.scheduler: expected cosine, onecycle or none, got {scheduler!r}")
-        if lr_scaling not in ("none", "linear"):
-            raise ConfigError(f"model.lr_scaling: expected none or linear, got {lr_scaling!r}")
-        if lr_scaling == "linear" and not (isinstance(base_batch_size, int) and base_batch_size >= 1):
-            raise ConfigError(f"model.base_batch_size: lr_scaling linear needs the batch size lr was tuned for, got {base_batch_size!r}")
-        # Checked here, not by torch at the first optimizer step (a traceback after minutes of set-up).
-        if not (math.isfinite(lr) and lr > 0):
-            raise ConfigError(f"model.lr: expected a learning rate > 0, got {lr}")
-        if not (math.isfinite(weight_decay) and weight_decay >= 0):
-            raise ConfigError(f"model.weight_decay: expected a value >= 0, got {weight_decay}")
-        if not all(0 <= b < 1 for b in betas) or len(betas) != 2:
-            raise ConfigError(f"model.betas: expected two values in [0, 1), got {tuple(betas)}")
-        if not 0 <= warmup or not 0 < min_lr_ratio <= 1:
-            raise ConfigError(f"model: need warmup >= 0 and 0 < min_lr_ratio <= 1, got {warmup} and {min_lr_ratio}")
+        optim.check_settings(optimizer=optimizer, lr=lr, weight_decay=weight_decay, betas=betas, momentum=momentum,
+                             scheduler=scheduler, warmup=warmup, min_lr_ratio=min_lr_ratio, lr_scheduler=lr_scheduler,
+                             lr_scheduler_interval=lr_scheduler_interval, lr_scaling=lr_scaling,
+                             base_batch_size=base_batch_size)
         # eval_protocol is a hyper-parameter like the others: with --ckpt_path, depthlab's settings
         # precedence rule (stated settings win, unstated ones come from the checkpoint) decides it, so
         # `test --ckpt_path X` evaluates as validation did and `--model.eval_protocol kitti` still wins.

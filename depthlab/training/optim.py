@@ -129,6 +129,39 @@ def _call_text(fn: Any, extra: Mapping[str, Any] = ()) -> str:
     return f"{class_name(fn)}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
 
 
+def check_settings(
+    *, optimizer: Any, lr: float, weight_decay: float, betas: Sequence[float], momentum: float, scheduler: str,
+    warmup: float, min_lr_ratio: float, lr_scheduler: Any, lr_scheduler_interval: str, lr_scaling: str,
+    base_batch_size: int | None,
+) -> None:
+    """The model's optimisation settings, checked when the model is built: one line naming the bad key
+    (not a traceback from torch at the first optimizer step, after minutes of set-up)."""
+    optimizer_fn = from_spec(optimizer, "model.optimizer")
+    if optimizer_fn not in SHORT_OPTIMIZERS and (isinstance(optimizer_fn, str) or not callable(optimizer_fn)):
+        raise ConfigError(f"model.optimizer: expected adamw or sgd, got {optimizer!r} "
+                          "(or an optimizer's class path, e.g. torch.optim.SGD)")
+    if not (lr_scheduler is None or callable(from_spec(lr_scheduler, "model.lr_scheduler"))):
+        raise ConfigError(f"model.lr_scheduler: expected a class path (torch.optim.lr_scheduler.StepLR), got {lr_scheduler!r}")
+    if lr_scheduler_interval not in ("step", "epoch"):
+        raise ConfigError(f"model.lr_scheduler_interval: expected step or epoch, got {lr_scheduler_interval!r}")
+    if not 0 <= momentum < 1:
+        raise ConfigError(f"model.momentum: expected a value in [0, 1) (sgd only), got {momentum}")
+    if scheduler not in SHORT_SCHEDULERS:
+        raise ConfigError(f"model.scheduler: expected cosine, onecycle or none, got {scheduler!r}")
+    if lr_scaling not in ("none", "linear"):
+        raise ConfigError(f"model.lr_scaling: expected none or linear, got {lr_scaling!r}")
+    if lr_scaling == "linear" and not (isinstance(base_batch_size, int) and base_batch_size >= 1):
+        raise ConfigError(f"model.base_batch_size: lr_scaling linear needs the batch size lr was tuned for, got {base_batch_size!r}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"model.lr: expected a learning rate > 0, got {lr}")
+    if not (math.isfinite(weight_decay) and weight_decay >= 0):
+        raise ConfigError(f"model.weight_decay: expected a value >= 0, got {weight_decay}")
+    if not all(0 <= b < 1 for b in betas) or len(betas) != 2:
+        raise ConfigError(f"model.betas: expected two values in [0, 1), got {tuple(betas)}")
+    if not 0 <= warmup or not 0 < min_lr_ratio <= 1:
+        raise ConfigError(f"model: need warmup >= 0 and 0 < min_lr_ratio <= 1, got {warmup} and {min_lr_ratio}")
+
+
 # --- the learning rate ------------------------------------------------------------------------------
 
 
