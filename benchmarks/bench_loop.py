@@ -184,7 +184,8 @@ def run_guard_work(net: dict, batches: list[dict], repeats: int) -> dict:
     """ms of the guard's own work per step, on the main job's network with real gradients."""
     import torch
 
-    from depthlab.module import DepthModule, NonFiniteGuard, nonfinite
+    from depthlab.module import DepthModule
+    from depthlab.training.guard import NonFiniteGuard, nonfinite
 
     torch.manual_seed(0)
     batch = batches[0]

@@ -1,17 +1,19 @@
-"""``DepthModule``: the one LightningModule of depthlab (network + loss + metrics + optimiser)."""
+"""``DepthModule``: the one LightningModule of depthlab (network + loss; it trains).
+
+Evaluation is :class:`depthlab.eval.evaluator.Evaluator`'s, the non-finite guard
+:mod:`depthlab.training.guard`'s, the optimiser, schedule and parameter groups
+:mod:`depthlab.training.optim`'s; this module's hooks are thin calls into them."""
 
 from __future__ import annotations
 
-import math
-import warnings
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from torch import Tensor
+from torch import Tensor, nn
 
 from depthlab import losses, models
 from depthlab.data.batch import DepthSample
@@ -22,6 +24,9 @@ from depthlab.eval.evaluator import Evaluator, report_stage
 from depthlab.losses.base import safe_batch
 from depthlab.metrics import valid_depth_mask
 from depthlab.models.output import DepthOutput
+from depthlab.training import optim
+from depthlab.training.guard import NonFiniteGuard
+from depthlab.training.protocol import protocol_in_force, protocol_spec
 from depthlab.visualize import depth_panel
 
 Stage = Literal["val", "test"]
@@ -44,14 +49,31 @@ class DepthModule(L.LightningModule):
         min_depth, max_depth: metres. The network's output range, and the ground-truth range that
             counts as valid (outside it, as for gt <= 0 or non-finite, pixels are masked out of the
             loss and the metrics).
-        lr, weight_decay, betas: AdamW.
+        lr, weight_decay, betas: AdamW (``lr`` for every optimizer, unless its class path states one).
         optimizer: ``adamw`` (default) or ``sgd`` (with ``momentum``, as Eigen et al. 2014 trained).
             With SGD the update size scales with the gradient, so a loss's overall factor (e.g. the
             1/(2 sqrt(L)) of a square-root loss) acts as a learning-rate factor; AdamW mostly
-            normalises it away.
+            normalises it away. Or any optimizer by class path (``--model.optimizer torch.optim.SGD
+            --model.optimizer.lr 0.01``): its own arguments apply (not ``weight_decay``/``betas``/
+            ``momentum`` above); its ``lr``, when stated, wins over ``lr``.
         scheduler: ``cosine`` (linear warm-up then cosine decay to ``min_lr_ratio * lr``),
             ``onecycle`` (``torch.optim.lr_scheduler.OneCycleLR``) or ``none``; stepped per batch.
+        lr_scheduler: any scheduler by class path (``--model.lr_scheduler
+            torch.optim.lr_scheduler.StepLR --model.lr_scheduler.step_size 1000``); it replaces
+            ``scheduler`` (``warmup``/``min_lr_ratio`` do not apply). Stepped per optimizer step, or
+            per epoch with ``lr_scheduler_interval: epoch`` (ReduceLROnPlateau: per epoch on
+            ``val/loss``). A ``total_steps`` left unset (OneCycleLR) is the run's length.
         warmup: warm-up length, a fraction of all training steps (< 1) or a number of steps.
+        encoder_lr_mult: the pretrained encoder's learning rate as a multiple of the rest's (e.g.
+            0.1 to fine-tune); the encoder is the network's ``depthlab.models.encoders.Encoder``
+            (``net.encoder.*`` of unet and glpn, ``net.coarse.layers.backbone.*`` of eigen2014).
+        freeze_encoder_steps: the encoder's weights do not change for the first N optimizer steps
+            (its gradients are dropped before each step: no update, no weight decay, no optimizer
+            state; its BatchNorm statistics still follow the data), then it trains.
+        param_groups: more parameter groups by name: ``[{pattern: regex, lr_mult: x, weight_decay:
+            y, freeze_steps: n, name: label}]`` (``re.search`` on names such as
+            ``net.decoder.0.conv.weight``; the first matching rule wins, the encoder's after these).
+            The groups are logged at the start of ``fit``.
         log_images: how many image | ground truth | prediction panels to log per validation.
         loss_min_depth: metres; ground truth at or below it is also left out of the loss (not of
             the metrics). BTS trains on gt > 0.1 m (NYU) and > 1.0 m (KITTI); ``null``: no extra
@@ -72,7 +94,10 @@ class DepthModule(L.LightningModule):
         eval_protocol: how validation and test metrics are computed: ``none`` (this model's depth
             range, no crop), ``nyu``, ``kitti``, or a mapping ``{name: kitti, crop: eigen,
             kb_crop: true, median_scaling: false, flip: monodepth, averaging: image, ...}``
-            (see :class:`depthlab.eval.EvalProtocol`). Under DDP every evaluation image is counted
+            (see :class:`depthlab.eval.EvalProtocol`). The default: a data module with an
+            ``eval_protocol`` of its own uses that for its splits (:mod:`depthlab.training.protocol`).
+            Saved in checkpoints (the one validation used), so ``test --ckpt_path`` evaluates as
+            validation did unless another is stated. Under DDP every evaluation image is counted
             exactly once: the samples Lightning's DistributedSampler repeats to pad the last
             batch get zero weight in the metrics and in ``val/loss``.
     """
@@ -86,11 +111,16 @@ class DepthModule(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 1e-2,
         betas: tuple[float, float] = (0.9, 0.999),
-        optimizer: Literal["adamw", "sgd"] = "adamw",
+        optimizer: Literal["adamw", "sgd"] | OptimizerCallable = "adamw",
         momentum: float = 0.9,
         scheduler: Literal["cosine", "onecycle", "none"] = "cosine",
         warmup: float = 0.05,
         min_lr_ratio: float = 0.01,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        lr_scheduler_interval: Literal["step", "epoch"] = "step",
+        encoder_lr_mult: float = 1.0,
+        freeze_encoder_steps: int = 0,
+        param_groups: list[dict[str, Any]] | None = None,
         log_images: int = 4,
         eval_protocol: str | dict[str, Any] = "none",
         loss_min_depth: float | None = None,
@@ -106,37 +136,28 @@ class DepthModule(L.LightningModule):
                 f"model.max_nonfinite: expected an integer >= 0 (skipped steps in a row before the run stops; "
                 f"0 turns the non-finite guard off), got {max_nonfinite!r}"
             )
-        if optimizer not in ("adamw", "sgd"):
-            raise ConfigError(f"model.optimizer: expected adamw or sgd, got {optimizer!r}")
-        if not 0 <= momentum < 1:
-            raise ConfigError(f"model.momentum: expected a value in [0, 1) (sgd only), got {momentum}")
-        if scheduler not in ("cosine", "onecycle", "none"):
-            raise ConfigError(f"model.scheduler: expected cosine, onecycle or none, got {scheduler!r}")
-        if lr_scaling not in ("none", "linear"):
-            raise ConfigError(f"model.lr_scaling: expected none or linear, got {lr_scaling!r}")
-        if lr_scaling == "linear" and not (isinstance(base_batch_size, int) and base_batch_size >= 1):
-            raise ConfigError(f"model.base_batch_size: lr_scaling linear needs the batch size lr was tuned for, got {base_batch_size!r}")
-        # Checked here, not by torch at the first optimizer step (a traceback after minutes of set-up).
-        if not (math.isfinite(lr) and lr > 0):
-            raise ConfigError(f"model.lr: expected a learning rate > 0, got {lr}")
-        if not (math.isfinite(weight_decay) and weight_decay >= 0):
-            raise ConfigError(f"model.weight_decay: expected a value >= 0, got {weight_decay}")
-        if not all(0 <= b < 1 for b in betas) or len(betas) != 2:
-            raise ConfigError(f"model.betas: expected two values in [0, 1), got {tuple(betas)}")
-        if not 0 <= warmup or not 0 < min_lr_ratio <= 1:
-            raise ConfigError(f"model: need warmup >= 0 and 0 < min_lr_ratio <= 1, got {warmup} and {min_lr_ratio}")
-        # eval_protocol belongs to the evaluation, not to the weights: kept out of the checkpoint's
-        # hparams, so `depthlab test --ckpt_path X --model.eval_protocol kitti` is not overridden
-        # by the value the checkpoint was trained with (LightningCLI re-applies checkpoint hparams).
-        self.save_hyperparameters(ignore=["eval_protocol"])
+        optim.check_settings(optimizer=optimizer, lr=lr, weight_decay=weight_decay, betas=betas, momentum=momentum,
+                             scheduler=scheduler, warmup=warmup, min_lr_ratio=min_lr_ratio, lr_scheduler=lr_scheduler,
+                             lr_scheduler_interval=lr_scheduler_interval, lr_scaling=lr_scaling,
+                             base_batch_size=base_batch_size)
+        # eval_protocol is a hyper-parameter like the others: with --ckpt_path, depthlab's settings
+        # precedence rule (stated settings win, unstated ones come from the checkpoint) decides it, so
+        # `test --ckpt_path X` evaluates as validation did and `--model.eval_protocol kitti` still wins.
+        self.save_hyperparameters()
         self.net = models.build(net, min_depth=max(min_depth, 1e-3), max_depth=max_depth)
         self.loss = losses.build_objective(loss)
         self.protocol = build_protocol(eval_protocol, min_depth=min_depth, max_depth=max_depth)
         self.evaluator = Evaluator(self.protocol, list(self.loss.terms))
+        # the evaluator of each stage: the model's, or one for a data module's own protocol (setup)
+        self.stage_evaluators = nn.ModuleDict({"val": self.evaluator, "test": self.evaluator})
         self._repeats = RepeatTracker()
         self._requirements_checked = False
         self._eval_loss = True
         self._guard = NonFiniteGuard(max_nonfinite)
+        # checked now (a bad pattern, or no encoder to match, is one line before any data is read)
+        optim.group_rules(self, param_groups, encoder_lr_mult, freeze_encoder_steps)
+        self._groups: list[optim.ParamGroup] = []
+        self._step_interval = True
 
     def forward(self, image: Tensor) -> DepthOutput:
         return self.net(image)
@@ -153,8 +174,14 @@ class DepthModule(L.LightningModule):
         ``fit`` stops with a :class:`ConfigError` naming the missing key. ``validate``/``test`` only
         need the loss for ``<stage>/loss``: on data without its inputs (e.g. a stereo-trained model
         tested on monocular frames) the metrics are computed and the loss is left out, with a warning.
+        ``predict`` evaluates no loss: nothing is checked. Each evaluation stage gets the protocol in
+        force (:func:`depthlab.training.protocol.protocol_in_force`).
         """
+        stage = str(getattr(stage, "value", stage))  # Lightning passes a TrainerFn
+        if stage == "predict":
+            return
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        self._set_protocols(datamodule, ("val",) if stage in ("fit", "validate") else ("test",))
         provides = getattr(datamodule, "provides", None)
         head = getattr(self.net, "head", None)
         outputs = head.provides if isinstance(getattr(head, "provides", None), frozenset) else None
@@ -169,7 +196,19 @@ class DepthModule(L.LightningModule):
             if stage == "fit":
                 raise
             self._eval_loss = False
-            rank_zero_warn(f"{stage}: the loss is not evaluated ({exc}); the metrics are")
+            rank_zero_warn(f"{stage}: the loss is not evaluated ({exc}); the metrics are computed")
+
+    def _set_protocols(self, datamodule: Any, stages: tuple[Stage, ...]) -> None:
+        hp = self.hparams
+        for stage in stages:
+            protocol, source = protocol_in_force(self.protocol, datamodule, stage, hp.min_depth, hp.max_depth)
+            current = self.stage_evaluators[stage]
+            if protocol != current.protocol:
+                self.stage_evaluators[stage] = (
+                    self.evaluator if protocol == self.protocol else Evaluator(protocol, list(self.loss.terms))
+                )
+            if source != "model.eval_protocol":
+                rank_zero_info(f"depthlab: {stage} protocol from the {source}: {protocol.describe()}")
 
     def loss_mask(self, batch: DepthSample) -> Tensor:
         """Pixels whose ground truth counts for the loss: :meth:`valid_mask`, above ``loss_min_depth`` when set."""
@@ -205,64 +244,32 @@ class DepthModule(L.LightningModule):
                 self.log(f"train/loss_{name}", value, batch_size=bs)
         return total
 
-    # --- the non-finite guard: a NaN/inf loss or gradient skips the step (NonFiniteGuard) ------
+    # --- optimisation: depthlab.training (the guard, the optimiser, schedule and parameter groups) -
+
+    def configure_optimizers(self) -> Any:
+        setup = optim.configure(self)
+        optim.log_setup(setup)  # rank zero: lr, optimizer, schedule, parameter groups
+        self._groups = [g for g in setup.groups if g.freeze_steps]
+        self._step_interval = setup.step_interval
+        return setup.config
 
     def on_fit_start(self) -> None:
         self._guard.reset(self)  # after the strategy moved the module: the buffers are final
-
-    def effective_lr(self) -> tuple[float, str]:
-        """The learning rate this run uses and a one-line account of it (batch sizes, scaling)."""
-        trainer, hp = self.trainer, self.hparams
-        per_device = getattr(trainer.datamodule, "batch_size", None) if trainer.datamodule is not None else None
-        accumulate = trainer.accumulate_grad_batches
-        devices = trainer.world_size  # devices x nodes
-        if per_device is None:
-            batch_line = f"{devices} devices x {accumulate} accumulation (per-device batch unknown)"
-            effective = None
-        else:
-            effective = per_device * devices * accumulate
-            batch_line = f"effective batch {effective} = {per_device} per device x {devices} devices x {accumulate} accumulation"
-        lr = hp.lr
-        if hp.lr_scaling == "linear":
-            if effective is None:
-                raise ConfigError("model.lr_scaling: linear needs the data module's batch_size to compute the effective batch")
-            lr = hp.lr * effective / hp.base_batch_size
-            return lr, f"{batch_line}; lr {lr:g} (linear scaling: {hp.lr:g} x {effective} / {hp.base_batch_size})"
-        return lr, f"{batch_line}; lr {lr:g}"
 
     def on_train_batch_start(self, batch: DepthSample, batch_idx: int) -> None:
         if self._guard.enabled:
             self._guard.before_batch(self, batch, batch_idx)
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
-        """Lightning's step, unless the loss or a gradient is not finite on some device (then skipped).
-
-        The closure (training_step, zero_grad, backward) is run here first, so the decision is
-        taken before the optimizer sees the gradients: AdamW's weight decay and moment updates
-        would move every weight even with the gradients zeroed, so the step itself is left out.
-        The optimizer then gets the closure's result instead of the closure (AdamW calls it once).
-        """
-        guard = self._guard
-        if not guard.enabled or optimizer_closure is None:
-            optimizer.step(closure=optimizer_closure)
-            return
-        loss = optimizer_closure()
-        # Under a GradScaler (16-mixed) the gradients are still scaled here, and the scaler skips
-        # the steps whose gradients overflow by itself: only a non-finite loss is our error then.
-        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
-        grads = [] if scaler is not None else [p.grad for p in self.parameters() if p.grad is not None]
-        local = bool(nonfinite(loss, grads))
-        # Every device takes the same decision (DDP replicas stay identical): skip when any is bad.
-        skip = self.trainer.strategy.reduce_boolean_decision(local, all=False)
-        if skip:
-            guard.skip(self, loss, local)
-            self.log("train/nonfinite_skipped", float(guard.total), batch_size=1)
-        else:
-            guard.taken()
-            optimizer.step(closure=lambda: loss)
+        """Lightning's step through the non-finite guard (:meth:`NonFiniteGuard.step`); frozen groups'
+        gradients are dropped before a step taken while they are frozen."""
+        step = self.global_step
+        frozen = [g for g in self._groups if step < g.freeze_steps]
+        before = (lambda: optim.drop_frozen_grads(frozen, step)) if frozen else None
+        self._guard.step(self, optimizer, optimizer_closure, before)
 
     def on_train_epoch_end(self) -> None:
-        # The count once per epoch (and at each skip above), not every step: a self.log per step
+        # The count once per epoch (and at each skip), not every step: a self.log per step
         # would cost about as much as the rest of the guard.
         if self._guard.enabled:
             self.log("train/nonfinite_skipped", float(self._guard.total), on_epoch=True, sync_dist=True)
@@ -270,9 +277,16 @@ class DepthModule(L.LightningModule):
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
         # The schedule follows the optimizer steps taken: a skipped step does not advance it
         # (OneCycleLR would also fail past its total_steps otherwise).
-        if self._guard.last_skipped:
+        if self._guard.last_skipped and self._step_interval:
             return
         super().lr_scheduler_step(scheduler, metric)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The protocol validation used is the checkpoint's eval_protocol (a data module's own, if it had one).
+        protocol = self.stage_evaluators["val"].protocol
+        hparams = checkpoint.get("hyper_parameters")
+        if protocol is not self.protocol and isinstance(hparams, dict):
+            hparams["eval_protocol"] = protocol_spec(protocol)
 
     # --- evaluation steps ---------------------------------------------------------------------
 
@@ -293,7 +307,8 @@ class DepthModule(L.LightningModule):
         loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
         loader = loaders[dataloader_idx] if isinstance(loaders, (list, tuple)) else loaders
         real = self._repeats.real(loader, dataloader_idx, batch["image"].shape[0], self.trainer.world_size, self.device)
-        return self.evaluator.step(stage, batch, self.net, self.compute_loss if self._eval_loss else None, real)
+        evaluator = self.stage_evaluators[stage]
+        return evaluator.step(stage, batch, self.net, self.compute_loss if self._eval_loss else None, real)
 
     def on_validation_epoch_start(self) -> None:
         self._repeats.reset()
@@ -308,7 +323,8 @@ class DepthModule(L.LightningModule):
         self._log_metrics("test")
 
     def _log_metrics(self, stage: Stage) -> None:
-        values = self.evaluator.compute(stage)
+        evaluator = self.stage_evaluators[stage]
+        values = evaluator.compute(stage)
         for name, value in values.items():
             # Already summed over devices by compute(); sync_dist averages equal numbers (a no-op)
             # and keeps Lightning from warning about unsynced epoch-level values.
@@ -316,7 +332,7 @@ class DepthModule(L.LightningModule):
         if self.trainer.state.fn in (TrainerFn.VALIDATING, TrainerFn.TESTING) and not self.trainer.sanity_checking:
             log_dir = self.trainer.log_dir or self.trainer.default_root_dir  # log_dir: call on every rank
             if self.trainer.is_global_zero:
-                report_stage(values, stage, self.protocol, log_dir, self.trainer.ckpt_path, self.trainer.world_size)
+                report_stage(values, stage, evaluator.protocol, log_dir, self.trainer.ckpt_path, self.trainer.world_size)
 
     def _log_panels(self, batch: DepthSample, out: DepthOutput) -> None:
         experiment = getattr(self.logger, "experiment", None)
@@ -331,156 +347,3 @@ class DepthModule(L.LightningModule):
         ]
         name = "val/image_gt_pred" + ("_sigma" if log_var is not None else "")
         experiment.add_image(name, torch.cat(rows, dim=1), self.global_step)
-
-    def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        lr, account = self.effective_lr()
-        rank_zero_info(f"depthlab: {account}")
-        if hp.get("optimizer", "adamw") == "sgd":  # Eigen et al. 2014; the update size follows the gradient's scale
-            optimizer = torch.optim.SGD(self.parameters(), lr=lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-        else:  # BTS, GLPDepth, AdaBins: Adam's update size is nearly independent of the gradient's scale
-            optimizer = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
-        if hp.scheduler == "none":
-            return optimizer
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = int(hp.warmup * total) if hp.warmup < 1 else int(hp.warmup)
-        if hp.scheduler == "onecycle":
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=lr, total_steps=total, pct_start=max(warmup, 1) / total
-            )
-        else:
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, warmup, hp.min_lr_ratio))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-class NonFiniteTrainingError(ConfigError):
-    """Training stopped after ``model.max_nonfinite`` skipped steps in a row.
-
-    A :class:`ConfigError` so that the CLI prints it as one line: what to change is configuration
-    (learning rate, clipping, precision) or data.
-    """
-
-
-class NonFiniteStepWarning(UserWarning):
-    """An optimizer step was skipped because its loss or a gradient was NaN or inf."""
-
-
-def nonfinite(loss: Tensor | None, grads: Sequence[Tensor] = ()) -> Tensor:
-    """0-dim bool tensor: the loss or any gradient holds NaN or +-inf.
-
-    One 2-norm over all gradients (foreach kernels, no per-tensor check): NaN and inf propagate
-    into it. A gradient whose 2-norm overflows float32 (entries above ~1e19) counts as non-finite
-    too; AdamW would square it into an infinite second moment anyway.
-    """
-    bad = torch.tensor(False) if loss is None else ~torch.isfinite(loss.detach()).all()
-    if grads:
-        get_total_norm = getattr(torch.nn.utils, "get_total_norm", None)  # torch >= 2.6
-        if get_total_norm is not None:
-            norm = get_total_norm(grads, 2.0)
-        else:
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-        bad = bad.to(norm.device) | ~torch.isfinite(norm)
-    return bad
-
-
-_IMAGE_KEYS = ("image", "image_right")  # network inputs: ground-truth maps may hold NaN (they are masked)
-
-
-class NonFiniteGuard:
-    """State of :class:`DepthModule`'s non-finite guard: counts, and what to restore and report.
-
-    Per optimizer step it keeps the samples' ``index`` and input images (of every micro-batch
-    under gradient accumulation), to name the samples whose image is not finite, and a copy of the
-    module's buffers from before the step's first forward: BatchNorm updates its running statistics
-    in the forward, before the step can be judged, so a skipped step puts them back.
-    """
-
-    def __init__(self, max_nonfinite: int) -> None:
-        self.max_nonfinite = max_nonfinite
-        self.reset()
-
-    @property
-    def enabled(self) -> bool:
-        return self.max_nonfinite > 0
-
-    def reset(self, module: torch.nn.Module | None = None) -> None:
-        """Zero the counts; with ``module``, take its buffers (once placed on their device) to guard."""
-        self.total = 0
-        self.in_a_row = 0
-        self.last_skipped = False
-        self._samples: list[tuple[Tensor | None, list[Tensor], int]] = []
-        self._buffers = [] if module is None else list(module.buffers())
-        self._copies = [b.detach().clone() for b in self._buffers]
-
-    def before_batch(self, module: L.LightningModule, batch: DepthSample, batch_idx: int) -> None:
-        if not self._samples and self._buffers:  # the first micro-batch of this optimizer step
-            torch._foreach_copy_(self._copies, self._buffers)
-        # References only (the batch holds them anyway); which samples are not finite is worked
-        # out when a step is skipped, so a taken step pays nothing for the report.
-        images = [batch[k] for k in _IMAGE_KEYS if isinstance(batch.get(k), Tensor)]
-        self._samples.append((batch.get("index"), images, batch_idx))
-
-    def taken(self) -> None:
-        self.in_a_row = 0
-        self.last_skipped = False
-        self._samples = []
-
-    def skip(self, module: L.LightningModule, loss: Tensor | None, local: bool) -> None:
-        """Count a skipped step, undo the forward's buffer updates, warn, and stop after too many in a row."""
-        self.total += 1
-        self.in_a_row += 1
-        self.last_skipped = True
-        if self._buffers:
-            torch._foreach_copy_(self._buffers, self._copies)
-        trainer = module.trainer
-        if local:
-            value = None if loss is None else float(loss)
-            cause = "non-finite gradient" if value is None or math.isfinite(value) else f"non-finite loss ({value})"
-            where = self.describe_samples()
-        else:  # the rank that found it names its samples in its own warning
-            cause, where = "non-finite loss or gradient on another device", "see that rank's warning for the samples"
-        self._samples = []
-        rank = f"rank {trainer.global_rank}: " if trainer.world_size > 1 else ""
-        if local or trainer.is_global_zero:
-            warnings.warn(
-                f"{rank}step {module.global_step} skipped: {cause}; {where}; {self.in_a_row} in a row, "
-                f"{self.total} in total (the run stops after model.max_nonfinite={self.max_nonfinite} in a row)",
-                NonFiniteStepWarning,
-                stacklevel=3,
-            )
-        if self.in_a_row >= self.max_nonfinite:
-            raise NonFiniteTrainingError(
-                f"training stopped: {self.in_a_row} optimizer steps in a row had a non-finite loss or gradient "
-                f"(model.max_nonfinite={self.max_nonfinite}; last: {where}); try a lower model.lr, check those samples "
-                "with 'depthlab data check --config <your config>', clip gradients (trainer.gradient_clip_val: 1.0), "
-                "or trainer.precision: bf16-mixed instead of 16-mixed"
-            )
-
-    def describe_samples(self) -> str:
-        """``samples [3, 17, 42, 8] (non-finite input image: [17])``, or the batch numbers without ``index``."""
-        indices, bad, batches = [], [], []
-        for index, images, batch_idx in self._samples:
-            batches.append(batch_idx)
-            if index is None:
-                continue
-            ids = index.reshape(-1).tolist()
-            indices += ids
-            if images:
-                finite = torch.stack([torch.isfinite(x.flatten(1)).all(1) for x in images]).all(0)
-                bad += [i for i, ok in zip(ids, finite.tolist()) if not ok]
-        if not indices:
-            return f"batch {', '.join(map(str, batches))} of the epoch (the batches carry no sample index)"
-        text = f"samples {indices}"
-        return text + (f" (non-finite input image: {bad})" if bad else "")
-
-
-def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float):
-    """LR factor: linear from 1/warmup to 1 over ``warmup_steps``, then cosine to ``min_ratio``."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor

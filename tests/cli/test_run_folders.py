@@ -22,6 +22,7 @@ def config(tmp_path, tiny_config_dict):
     return path
 
 
+@pytest.mark.slow
 def test_default_root_dir_alone_moves_logs_and_checkpoints_and_evaluations_live_apart(config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run(["fit", "--config", str(config), "--trainer.default_root_dir", "elsewhere"])
@@ -35,6 +36,7 @@ def test_default_root_dir_alone_moves_logs_and_checkpoints_and_evaluations_live_
     assert sorted(p.name for p in (tmp_path / "elsewhere" / "tiny").iterdir()) == ["test", "version_0"]
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_before_any_checkpoint_leaves_nothing(config, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     # fails at start-up, after the logger and its config.yaml exist: the loss needs an output the network lacks

@@ -20,6 +20,7 @@ from depthlab.module import DepthModule
 NET = {"name": "unet", "encoder": "resnet18", "decoder_channels": [16, 8, 8, 8]}
 
 
+@pytest.mark.slow
 def test_linear_lr_scaling_uses_the_effective_batch(tmp_path, caplog):
     caplog.set_level("INFO")
     module = DepthModule(net=NET, lr=1e-3, lr_scaling="linear", base_batch_size=2)

@@ -1,4 +1,4 @@
-"""The non-finite guard (DepthModule.max_nonfinite) and the evaluator's count of non-finite predictions.
+"""The non-finite guard (depthlab.training.guard, DepthModule.max_nonfinite).
 
 Training runs are tiny (32x48 images, a 16-8-8-8 decoder, a few steps) and use Lightning directly.
 """
@@ -20,10 +20,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from depthlab.data import SyntheticDataModule
 from depthlab.errors import ConfigError
-from depthlab.eval import build_protocol, format_table, report_dict
-from depthlab.eval.evaluator import Evaluator
-from depthlab.models.output import DepthOutput
-from depthlab.module import DepthModule, NonFiniteStepWarning, NonFiniteTrainingError, nonfinite, warmup_cosine
+from depthlab.module import DepthModule
+from depthlab.training import NonFiniteStepWarning, NonFiniteTrainingError, nonfinite, warmup_cosine
 
 NET = {"name": "unet", "encoder": "resnet18", "pretrained": False, "decoder_channels": [16, 8, 8, 8]}
 STEPS = 6  # 12 training samples in batches of 2
@@ -104,6 +102,7 @@ def _has_nan(batch) -> bool:
     return not torch.isfinite(batch["image"]).all()
 
 
+@pytest.mark.slow
 def test_nan_samples_skip_their_steps_name_their_indices_and_train_as_if_never_seen():
     bad = {2, 7}  # steps 1 and 3 of 6
     module, recorder = _module(), _Recorder()
@@ -148,6 +147,7 @@ def test_nan_samples_skip_their_steps_name_their_indices_and_train_as_if_never_s
         torch.testing.assert_close(module.state_dict()[name], value, rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow
 def test_max_nonfinite_steps_in_a_row_stop_the_run_saying_what_to_try():
     module = _module(max_nonfinite=3)
     initial = _state(module)
@@ -167,6 +167,7 @@ def test_max_nonfinite_steps_in_a_row_stop_the_run_saying_what_to_try():
     assert _same(initial, _state(module))
 
 
+@pytest.mark.slow
 def test_max_nonfinite_0_turns_the_guard_off_and_bad_values_are_rejected():
     module = _module(max_nonfinite=0)
     with warnings.catch_warnings():
@@ -190,6 +191,7 @@ def test_nonfinite_sees_nan_and_inf_in_the_loss_or_any_gradient():
         assert nonfinite(torch.tensor(0.5), g)
 
 
+@pytest.mark.slow
 def test_fp16_overflow_is_left_to_the_grad_scaler_and_not_counted():
     # A scale so large that every scaled gradient overflows: the scaler skips each step and
     # halves the scale. Those are not errors: no warning, no stop (max_nonfinite 2 < 3 steps).
@@ -206,6 +208,7 @@ def test_fp16_overflow_is_left_to_the_grad_scaler_and_not_counted():
     assert all(torch.equal(initial[k], v) for k, v in module.state_dict().items() if k in params)
 
 
+@pytest.mark.slow
 def test_fp16_nan_loss_is_counted_and_does_not_lower_the_scale():
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
     module = _module()
@@ -261,39 +264,3 @@ def test_every_ddp_rank_skips_the_step_that_one_rank_found_nonfinite(tmp_path):
     assert [r["skipped"] for r in ranks] == [1, 1]
     assert _same(ranks[0]["params"], ranks[1]["params"])  # the replicas did not drift apart
     assert all(torch.isfinite(v).all() for v in ranks[0]["params"].values())
-
-
-# --- evaluation -----------------------------------------------------------------------------
-
-
-def _nan_net(bad_pixels: int):
-    """A 'network' predicting 2 m everywhere, with NaN in the first ``bad_pixels`` of image 0."""
-
-    def net(image: torch.Tensor) -> DepthOutput:
-        depth = torch.full((image.shape[0], 1, *image.shape[-2:]), 2.0)
-        depth.view(image.shape[0], -1)[0, :bad_pixels] = math.nan
-        return DepthOutput(depth=depth)
-
-    return net
-
-
-@pytest.mark.parametrize("protocol", ["none", {"name": "none", "median_scaling": True}])
-def test_evaluation_reports_and_warns_about_nonfinite_predictions(protocol):
-    evaluator = Evaluator(build_protocol(protocol, min_depth=1e-3, max_depth=10.0))
-    depth = torch.full((3, 1, 8, 12), 3.0)
-    batch = {"image": torch.rand(3, 3, 8, 12), "depth": depth, "valid": torch.ones_like(depth, dtype=torch.bool)}
-    evaluator.step("test", batch, _nan_net(5))
-    evaluator.step("test", batch, _nan_net(0))
-    with pytest.warns(UserWarning, match="5 non-finite depth values .* in 1 images"):
-        values = evaluator.compute("test")
-    assert float(values["nonfinite_pixels"]) == 5 and float(values["nonfinite_images"]) == 1
-    table = format_table(values)
-    assert "5 nonfinite_pixels, 1 nonfinite_images" in table and "WARNING" in table
-    report = report_dict(values)
-    assert report["nonfinite_pixels"] == 5 and report["nonfinite_images"] == 1
-
-    evaluator.step("test", batch, _nan_net(0))  # the counts were reset; a clean network: no warning
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        clean = evaluator.compute("test")
-    assert float(clean["nonfinite_pixels"]) == 0 and "WARNING" not in format_table(clean)
