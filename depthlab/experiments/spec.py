@@ -21,8 +21,9 @@ The folder holds ordinary depthlab configs (each run can be repeated alone with 
     scales:
       small: {seeds: [0, 1]}             # this machine's size: the committed reports
       full: {configs: [full.yaml], seeds: [0, 1, 2]}
-      tiny: {args: {trainer.max_steps: 2}, seeds: [0]}   # the test suite's size
-    # a scale's configs come after the variant's; ``variant_args: {variant: {key: value}}`` last of all
+      tiny: {args: {trainer.max_steps: 2}, seeds: [0], variants: [eigen]}   # the test suite's size
+    # a scale's configs come after the variant's; ``variant_args: {variant: {key: value}}`` last of all;
+    # ``variants`` (optional) runs and reports only those variants at that scale
     analysis: depthlab.experiments.analyses:silog_sqrt   # optional: paragraphs and plots of its own
 
 ``kind: script`` experiments (``script: module:function``) run a Python function per variant and
@@ -95,6 +96,7 @@ class Scale:
     seeds: tuple[int, ...] = (0,)
     note: str = ""
     variant_args: dict[str, dict[str, Any]] = field(default_factory=dict)  # per variant, after args
+    variants: tuple[str, ...] = ()  # the variants run at this scale (empty: all)
 
     def args_for(self, variant: str) -> dict[str, Any]:
         return {**self.args, **self.variant_args.get(variant, {})}
@@ -140,6 +142,11 @@ class Experiment:
             if variant.name == name:
                 return variant
         raise ConfigError(f"experiment {self.name}: no variant {name!r} (variants: {', '.join(v.name for v in self.variants)})")
+
+    def variants_at(self, scale: str) -> list[Variant]:
+        """The variants run (and reported) at ``scale``, in spec order."""
+        chosen = self.scale(scale).variants
+        return [v for v in self.variants if not chosen or v.name in chosen]
 
     def scale(self, name: str) -> Scale:
         if name not in self.scales:
@@ -204,13 +211,19 @@ def load_experiment(name: str | Path, root: Path | None = None) -> Experiment:
     scales = {}
     for scale_name, s in (raw.get("scales") or {}).items():
         s = s or {}
-        _known(s, {"configs", "args", "seeds", "note", "variant_args"}, f"{where}: scales.{scale_name}")
+        _known(s, {"configs", "args", "seeds", "note", "variant_args", "variants"}, f"{where}: scales.{scale_name}")
         seeds = tuple(int(x) for x in (s.get("seeds") or [0]))
         per_variant = {str(k): dict(v or {}) for k, v in (s.get("variant_args") or {}).items()}
-        scales[str(scale_name)] = Scale(tuple(s.get("configs") or ()), dict(s.get("args") or {}), seeds, s.get("note", ""), per_variant)
+        scales[str(scale_name)] = Scale(tuple(s.get("configs") or ()), dict(s.get("args") or {}), seeds, s.get("note", ""), per_variant,
+                                        tuple(str(v) for v in (s.get("variants") or ())))
     for scale_name, scale in scales.items():
-        for unknown in set(scale.variant_args) - set(names):
-            raise ConfigError(f"{where}: scales.{scale_name}.variant_args names no variant {unknown!r} (variants: {', '.join(names)})")
+        for key, named in (("variant_args", scale.variant_args), ("variants", scale.variants)):
+            for unknown in sorted(set(named) - set(names)):
+                raise ConfigError(f"{where}: scales.{scale_name}.{key} names no variant {unknown!r} (variants: {', '.join(names)})")
+        for v in variants if scale.variants else ():
+            for dep in v.after if v.name in scale.variants else ():
+                if dep not in scale.variants:
+                    raise ConfigError(f"{where}: scales.{scale_name}.variants: {v.name!r} uses {{ckpt:{dep}}}: list {dep!r} too")
     evaluations = tuple(Evaluation(str(e["name"]), dict(e.get("args") or {}), e.get("label", ""))
                         for e in _items(raw, "evaluations", where)) or (Evaluation("test"),)
     plots = []

@@ -1,13 +1,13 @@
 """The experiment mechanism's parts: spec validation, command lines, log reading, the conclusion's
-arithmetic, the toy problem and the output-gradient callback, against hand-computed values."""
+arithmetic, the toy problem, where the report goes, against hand-computed values."""
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from depthlab.errors import ConfigError
@@ -49,6 +49,32 @@ def test_spec_errors_name_the_file_and_the_key(tmp_path):
         load_experiment(folder)
     with pytest.raises(ConfigError, match="no scale 'huge'"):
         load_experiment(_write_spec(tmp_path / "e6", BASE, {"a.yaml": "{}"})).scale("huge")
+    folder = _write_spec(tmp_path / "e7", {**BASE, "scales": {"tiny": {"variants": ["a", "zz"]}}}, {"a.yaml": "{}"})
+    with pytest.raises(ConfigError, match=r"e7/experiment.yaml: scales.tiny.variants names no variant 'zz'"):
+        load_experiment(folder)
+    two = [{"name": "a", "configs": ["a.yaml"]}, {"name": "b", "configs": ["a.yaml"], "args": {"model.net.coarse_weights": "{ckpt:a}"}}]
+    folder = _write_spec(tmp_path / "e8", {**BASE, "variants": two, "scales": {"tiny": {"variants": ["b"]}}}, {"a.yaml": "{}"})
+    with pytest.raises(ConfigError, match=r"scales.tiny.variants: 'b' uses \{ckpt:a\}: list 'a' too"):
+        load_experiment(folder)
+
+
+def test_a_scale_runs_its_own_variants(tmp_path):
+    two = [{"name": "a", "configs": ["a.yaml"]}, {"name": "b", "configs": ["a.yaml"]}, {"name": "c", "configs": ["a.yaml"]}]
+    exp = load_experiment(_write_spec(tmp_path / "e", {**BASE, "variants": two, "scales": {"small": {}, "tiny": {"variants": ["c", "a"]}}},
+                                      {"a.yaml": "{}"}))
+    assert [v.name for v in exp.variants_at("small")] == ["a", "b", "c"]
+    assert [v.name for v in exp.variants_at("tiny")] == ["a", "c"]  # spec order
+
+
+def test_the_tiny_scale_trains_at_most_two_runs_per_experiment():
+    """The test suite runs every experiment at `tiny` (tests/experiments/test_experiments_run.py): one or two
+    short fits each keep it within its budget; the script experiments (no training) may run every variant."""
+    from depthlab.experiments import list_experiments
+
+    for name in list_experiments():
+        exp = load_experiment(name)
+        if exp.kind == "fit":
+            assert 1 <= len(exp.variants_at("tiny")) * len(exp.scale("tiny").seeds) <= 2, name
 
 
 def test_cli_args_and_the_fit_command(tmp_path):
@@ -119,64 +145,6 @@ def test_toy_first_steps_by_hand():
         descend("mse")
 
 
-def test_output_gradient_norm_callback_by_hand():
-    import lightning as L
-
-    from depthlab.callbacks import OutputGradientNorm
-    from depthlab.models.output import DepthOutput
-
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.tensor(2.0))
-
-        def forward(self, x):
-            return DepthOutput(depth=self.w * x)
-
-    class Module(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.net = Net()
-            self.logged = {}
-
-        def log(self, name, value, **kwargs):
-            self.logged[name] = float(value)
-
-    class Trainer:
-        global_step, log_every_n_steps = 3, 10
-
-    module, callback = Module(), OutputGradientNorm()
-    callback.on_train_start(None, module)
-    x = torch.arange(1.0, 5.0).reshape(1, 1, 2, 2)
-    # L = sum(depth^2) / 2: dL/d depth = depth = 2 x, norm 2 sqrt(1 + 4 + 9 + 16) = 2 sqrt(30)
-    (module.net(x).depth.square().sum() / 2).backward()
-    with torch.no_grad():
-        module.net(x)  # an evaluation forward is not counted
-    callback.on_before_optimizer_step(Trainer(), module, None)
-    assert module.logged["train/grad_norm_output"] == pytest.approx(2 * math.sqrt(30))
-    # under a GradScaler (16-mixed) the hook sees gradients times the scale: the logged norm is the loss's own
-    class Scaler:
-        def is_enabled(self):
-            return True
-
-        def get_scale(self):
-            return 1024.0
-
-    class Precision:
-        scaler = Scaler()
-
-    (1024.0 * module.net(x).depth.square().sum() / 2).backward()
-    mixed = Trainer()
-    mixed.precision_plugin = Precision()
-    callback.on_before_optimizer_step(mixed, module, None)
-    assert module.logged["train/grad_norm_output"] == pytest.approx(2 * math.sqrt(30))
-    callback.on_train_end(None, module)
-    module.net(x).depth.sum().backward()
-    assert not callback._squares  # the hook is gone
-    with pytest.raises(ConfigError, match="field: expected depth or inverse_depth"):
-        OutputGradientNorm("disparity")
-
-
 def test_sgd_optimizer_option():
     from depthlab.module import DepthModule
 
@@ -184,6 +152,10 @@ def test_sgd_optimizer_option():
         DepthModule(net={"name": "unet", "encoder": "resnet18", "pretrained": False}, optimizer="adam")
     with pytest.raises(ConfigError, match=r"model.momentum: expected a value in \[0, 1\)"):
         DepthModule(net={"name": "unet", "encoder": "resnet18", "pretrained": False}, optimizer="sgd", momentum=1.0)
+
+
+def _no_commands(argv):
+    raise AssertionError(f"a script experiment ran a depthlab command: {argv}")
 
 
 def test_finished_runs_are_reused_until_their_settings_change(tmp_path):
@@ -195,14 +167,14 @@ def test_finished_runs_are_reused_until_their_settings_change(tmp_path):
             "metrics": ["final_error"]}
     exp = load_experiment(_write_spec(tmp_path / "toy", spec))
     messages = []
-    run_experiment(exp, "small", out=tmp_path / "runs", log=messages.append)
+    run_experiment(exp, "small", out=tmp_path / "runs", run_command=_no_commands, log=messages.append)
     csv = tmp_path / "runs" / "small" / "mae" / "seed0" / "metrics.csv"
     assert max(s for s, _ in read_csv_scalars(csv)["train/m"]) == 3
-    run_experiment(exp, "small", out=tmp_path / "runs", log=messages.append)
+    run_experiment(exp, "small", out=tmp_path / "runs", run_command=_no_commands, log=messages.append)
     assert "done before" in messages[-1] and "reused" in messages[-1]
     spec["variants"][0]["args"]["steps"] = 5
     exp = load_experiment(_write_spec(tmp_path / "toy", spec))
-    run_experiment(exp, "small", out=tmp_path / "runs", log=messages.append)
+    run_experiment(exp, "small", out=tmp_path / "runs", run_command=_no_commands, log=messages.append)
     assert any("changed since" in m for m in messages)
     assert max(s for s, _ in read_csv_scalars(csv)["train/m"]) == 5
 
@@ -228,6 +200,7 @@ def _leaves(tree, prefix=""):
         yield prefix, tree
 
 
+@pytest.mark.slow  # importing the NYU data module's readers (h5py, scipy) starts a subprocess
 def test_every_variant_parses_at_full_scale_and_keeps_what_it_varies(capsys):
     """`--scale full` is not run here, but each of its command lines must parse (jsonargparse checks every
     key against the classes), and the scale's configs must not undo what the variant sets."""
@@ -263,3 +236,74 @@ def test_every_variant_parses_at_full_scale_and_keeps_what_it_varies(capsys):
                     assert node == expected or (isinstance(node, list) and list(node) == list(expected)), (name, variant.name, key)
             checked += 1
     assert checked >= 30
+
+
+def test_the_experiments_package_does_not_import_the_command_layer():
+    """The runner gets the command runner as an argument (`main(argv, run_command)`); no import of the CLI,
+    its parser or the command front ends, function-level imports included."""
+    import ast
+
+    import depthlab.experiments as package
+
+    forbidden = ("depthlab.cli", "depthlab.config", "depthlab.parser", "depthlab.commands")
+    found = []
+    for path in sorted(Path(package.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.name}: {n}" for n in names if n in forbidden or n.startswith(tuple(f + "." for f in forbidden))]
+    assert found == []
+
+
+def _files(root: Path) -> dict[str, tuple[int, str]]:
+    import hashlib
+
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_the_report_goes_beside_the_runs_and_the_committed_docs_only_on_request(tmp_path, monkeypatch):
+    """`depthlab experiment run` from inside a clone left docs/experiments/ rewritten; now the report goes to
+    `<out>/<scale>/report/` and only `--update-docs` replaces the committed one (toy_root_mae: no training)."""
+    pytest.importorskip("matplotlib")
+    import shutil
+
+    from depthlab.experiments import main
+    from depthlab.experiments.report import NOTES_END, NOTES_START
+
+    committed = Path(__file__).resolve().parents[2] / "docs" / "experiments"
+    monkeypatch.chdir(tmp_path)  # a copy of the clone's layout
+    docs = tmp_path / "docs" / "experiments"
+    shutil.copytree(committed, docs)
+    before = _files(docs)
+
+    assert main(["run", "toy_root_mae", "--scale", "tiny"], _no_commands) == 0
+    assert main(["report", "toy_root_mae", "--scale", "tiny"], _no_commands) == 0
+    assert _files(docs) == before  # not one file of docs/experiments/ touched
+    folder = tmp_path / "lightning_logs" / "experiments" / "toy_root_mae" / "tiny" / "report"
+    report = (folder / "toy_root_mae.md").read_text()
+    assert "depthlab experiment run toy_root_mae --scale tiny" in report
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", report)
+    assert len(images) == 3 and all((folder / image).is_file() for image in images)
+
+    old = (docs / "toy_root_mae.md").read_text()
+    notes = old[old.index(NOTES_START):old.index(NOTES_END)]
+    assert main(["report", "toy_root_mae", "--scale", "tiny", "--update-docs"], _no_commands) == 0
+    new = (docs / "toy_root_mae.md").read_text()
+    assert "--scale small" in old and "--scale tiny" in new and notes in new  # replaced, the Notes kept
+    after = _files(docs)
+    assert all(after[f"toy_root_mae/{image.split('/', 1)[1]}"] != before[f"toy_root_mae/{image.split('/', 1)[1]}"]
+               for image in images)
+    assert {k: v for k, v in after.items() if not k.startswith("toy_root_mae")} == \
+        {k: v for k, v in before.items() if not k.startswith("toy_root_mae")}  # the other reports untouched
+
+
+def test_update_docs_outside_a_clone_is_one_line_before_any_run(tmp_path, monkeypatch):
+    from depthlab.experiments import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^--update-docs: no docs/experiments/ in .* \(run it from the root of a depthlab clone\)$"):
+        main(["run", "toy_root_mae", "--scale", "tiny", "--update-docs"], _no_commands)
+    assert list(tmp_path.iterdir()) == []  # nothing ran
+    with pytest.raises(SystemExit):  # argparse: the two destinations exclude each other
+        main(["run", "toy_root_mae", "--docs", "x", "--update-docs"], _no_commands)
