@@ -211,7 +211,7 @@ def run_experiment(exp: Experiment, scale: str = "small", seeds: list[int] | Non
     out = Path(out) if out is not None else default_out(exp)
     seeds = list(seeds) if seeds is not None else list(exp.scale(scale).seeds)
     chosen = [exp.variant(v) for v in variants] if variants else exp.variants_at(scale)
-    for step in exp.prepare:
+    for step in exp.prepare_at(scale):
         command = [*step, *shared_args(exp, scale, extra_args)]
         log(f"experiment {exp.name}: prepare: {shell_line(command)}")
         _call(run_command, command, f"experiment {exp.name}: prepare {' '.join(step)}")

@@ -58,23 +58,26 @@ def test_spec_errors_name_the_file_and_the_key(tmp_path):
         load_experiment(folder)
 
 
-def test_a_scale_runs_its_own_variants(tmp_path):
+def test_a_scale_runs_its_own_variants_and_prepare_steps(tmp_path):
     two = [{"name": "a", "configs": ["a.yaml"]}, {"name": "b", "configs": ["a.yaml"]}, {"name": "c", "configs": ["a.yaml"]}]
-    exp = load_experiment(_write_spec(tmp_path / "e", {**BASE, "variants": two, "scales": {"small": {}, "tiny": {"variants": ["c", "a"]}}},
+    scales = {"small": {}, "tiny": {"variants": ["c", "a"], "prepare": ["hints precompute --workers 1"]}}
+    exp = load_experiment(_write_spec(tmp_path / "e", {**BASE, "variants": two, "scales": scales, "prepare": ["hints precompute"]},
                                       {"a.yaml": "{}"}))
     assert [v.name for v in exp.variants_at("small")] == ["a", "b", "c"]
     assert [v.name for v in exp.variants_at("tiny")] == ["a", "c"]  # spec order
+    assert exp.prepare_at("small") == (("hints", "precompute"),)
+    assert exp.prepare_at("tiny") == (("hints", "precompute", "--workers", "1"),)
 
 
-def test_the_tiny_scale_trains_at_most_two_runs_per_experiment():
-    """The test suite runs every experiment at `tiny` (tests/experiments/test_experiments_run.py): one or two
-    short fits each keep it within its budget; the script experiments (no training) may run every variant."""
+def test_the_tiny_scale_trains_one_run_per_experiment():
+    """The test suite runs every experiment at `tiny` (tests/experiments/test_experiments_run.py): one short
+    fit each keeps it within its budget; the script experiments (no training) may run every variant."""
     from depthlab.experiments import list_experiments
 
     for name in list_experiments():
         exp = load_experiment(name)
         if exp.kind == "fit":
-            assert 1 <= len(exp.variants_at("tiny")) * len(exp.scale("tiny").seeds) <= 2, name
+            assert len(exp.variants_at("tiny")) * len(exp.scale("tiny").seeds) == 1, name
 
 
 def test_cli_args_and_the_fit_command(tmp_path):
