@@ -18,7 +18,7 @@ from depthlab.experiments.spec import Experiment
 
 
 def experiment_datamodule(exp: Experiment, runs: Path) -> Any:
-    """The data module the experiment's fit runs trained on.
+    """The data module the experiment's fit runs trained on (those of its first variant that ran).
 
     ``depthlab fit`` saves the configuration it parsed, fully resolved, as ``config.yaml`` beside its
     logs; its ``data`` section is instantiated here with jsonargparse, as LightningCLI does. So the
@@ -27,7 +27,8 @@ def experiment_datamodule(exp: Experiment, runs: Path) -> Any:
     import lightning as L
     from jsonargparse import ArgumentParser
 
-    saved = sorted(runs.glob("*/seed*/*/version_*/config.yaml"))
+    # the first variant (spec order) that ran
+    saved = [path for variant in exp.variants for path in sorted((runs / variant.name).glob("seed*/*/version_*/config.yaml"))]
     if not saved:
         raise ConfigError(f"experiment {exp.name}: no config.yaml of a finished fit run under {runs} "
                           "(an extra reads the data settings of the experiment's runs; run its variants first)")
