@@ -115,3 +115,10 @@ def test_loss_min_depth_leaves_near_ground_truth_out_of_the_loss_only():
     assert loss_bts.item() != pytest.approx(loss_plain.item(), rel=1e-3)
     assert torch.equal(mask_bts, by_hand["valid"])
     assert torch.equal(bts.valid_mask(batch), batch["valid"])  # the metrics' mask still holds the near pixels
+
+
+def test_sgd_optimizer_option():
+    with pytest.raises(ConfigError, match="model.optimizer: expected adamw or sgd, got 'adam'"):
+        DepthModule(net={"name": "unet", "encoder": "resnet18", "pretrained": False}, optimizer="adam")
+    with pytest.raises(ConfigError, match=r"model.momentum: expected a value in \[0, 1\)"):
+        DepthModule(net={"name": "unet", "encoder": "resnet18", "pretrained": False}, optimizer="sgd", momentum=1.0)
