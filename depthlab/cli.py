@@ -239,7 +239,7 @@ def main(args: list[str] | None = None) -> int:
         if argv and argv[0] == "experiment":
             from depthlab.experiments import main as experiment_main
 
-            return experiment_main(argv[1:])
+            return experiment_main(argv[1:], main)
         if argv and argv[0] in EXTRA_COMMANDS:
             return _list_plugins(argv[0])
         run(args)

@@ -269,3 +269,10 @@ def test_predict_checks_no_loss_and_evaluation_names_its_stage():
     [message] = [str(w.message) for w in caught]
     assert message.startswith("test: the loss is not evaluated (") and "'image_right'" in message
     assert message.endswith("; the metrics are computed")
+
+
+def test_sgd_optimizer_option():
+    with pytest.raises(ConfigError, match="model.optimizer: expected adamw or sgd, got 'adam'"):
+        DepthModule(net={"name": "unet", "encoder": "resnet18", "pretrained": False}, optimizer="adam")
+    with pytest.raises(ConfigError, match=r"model.momentum: expected a value in \[0, 1\)"):
+        DepthModule(net={"name": "unet", "encoder": "resnet18", "pretrained": False}, optimizer="sgd", momentum=1.0)

@@ -1,26 +1,34 @@
 """Experiments: one command per question of the field, repeatable, with a report and plots.
 
     depthlab experiment list
-    depthlab experiment run NAME [--scale small|full] [--seeds 0,1,2] [--rerun]
-    depthlab experiment report NAME [--scale small]     # re-draw the report from existing logs
+    depthlab experiment run NAME [--scale small|full|tiny] [--seeds 0,1,2] [--rerun] [--update-docs]
+    depthlab experiment report NAME [--scale small] [--update-docs]   # re-draw the report from existing logs
 
 An experiment is a folder ``configs/experiments/<name>/`` of ordinary depthlab configs plus
 ``experiment.yaml`` (:mod:`depthlab.experiments.spec`). ``run`` trains every variant and seed with
 ``depthlab fit`` and evaluates it with ``depthlab test`` (:mod:`depthlab.experiments.runner`), then
-writes ``docs/experiments/<name>.md`` with its plots from the runs' logs
-(:mod:`depthlab.experiments.report`). The plots need the optional extra ``plots`` (matplotlib).
+writes the report with its plots from the runs' logs (:mod:`depthlab.experiments.report`): beside
+the runs, ``<out>/<scale>/report/<name>.md``, unless ``--docs DIR`` or ``--update-docs`` (the
+committed ``docs/experiments/<name>.md`` of a clone) says otherwise. The plots need the optional
+extra ``plots`` (matplotlib).
+
+:func:`main` takes the command runner as an argument (``run_command(argv) -> exit status``: the
+``depthlab experiment`` front end passes :func:`depthlab.cli.main`); nothing here imports the command
+layer.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from depthlab.errors import ConfigError
+from depthlab.experiments.runner import CommandRunner
 from depthlab.experiments.spec import Experiment, experiments_dir, list_experiments, load_experiment
 
-__all__ = ["Experiment", "experiments_dir", "list_experiments", "load_experiment", "main"]
+__all__ = ["CommandRunner", "Experiment", "experiments_dir", "list_experiments", "load_experiment", "main"]
+
+DOCS_DIR = Path("docs") / "experiments"  # the committed reports, relative to a clone's root
 
 
 def _seeds(text: str) -> list[int]:
@@ -40,19 +48,38 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="the experiments, with their questions")
     for name, text in (("run", "train and evaluate every variant and seed, then write the report"),
                        ("report", "write the report again from the logs of finished runs")):
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(name, help=text, description=f"{text}. The report goes beside the runs "
+                           "(<out>/<scale>/report/NAME.md); the committed docs/experiments/ is written only with --update-docs.")
         p.add_argument("name", help="experiment name (see 'depthlab experiment list') or folder")
         p.add_argument("--scale", default="small", help="small (this machine; default), full (papers' settings, GPU), tiny (tests)")
         p.add_argument("--seeds", type=_seeds, default=None, help="comma-separated seeds (default: the scale's)")
         p.add_argument("--out", default=None, help="runs folder (default lightning_logs/experiments/<name>)")
-        p.add_argument("--docs", default="docs/experiments", help="where the report and plots go (default docs/experiments)")
+        where = p.add_mutually_exclusive_group()
+        where.add_argument("--docs", default=None, metavar="DIR",
+                           help="write the report and its plots to DIR (default: <out>/<scale>/report, beside the runs)")
+        where.add_argument("--update-docs", action="store_true",
+                           help=f"replace the committed report {DOCS_DIR}/NAME.md and its plots (run from the clone's root)")
         if name == "run":
             p.add_argument("--rerun", action="store_true", help="train runs again that finished before (default: reuse them)")
             p.add_argument("--variant", action="append", default=None, help="only this variant (repeatable; no report)")
     return parser
 
 
-def main(argv: list[str]) -> int:
+def _report_dir(args: argparse.Namespace, out: Path) -> Path:
+    from depthlab.experiments.runner import default_report_dir
+
+    if args.docs:
+        return Path(args.docs)
+    if args.update_docs:
+        if not DOCS_DIR.is_dir():
+            raise ConfigError(f"--update-docs: no {DOCS_DIR}/ in {Path.cwd()} (run it from the root of a depthlab clone)")
+        return DOCS_DIR
+    return default_report_dir(out, args.scale)
+
+
+def main(argv: list[str], run_command: CommandRunner) -> int:
+    """``depthlab experiment ...``; every depthlab command of a run (fit, test, prepare steps) goes
+    through ``run_command(argv) -> exit status``."""
     args = _parser().parse_args(argv)
     if args.command == "list":
         names = list_experiments()
@@ -71,18 +98,11 @@ def main(argv: list[str]) -> int:
     scale = exp.scale(args.scale)
     seeds = args.seeds or list(scale.seeds)
     out = Path(args.out) if args.out else default_out(exp)
+    docs = _report_dir(args, out)
     if args.command == "run":
-        run_experiment(exp, args.scale, seeds, out, rerun=args.rerun, variants=args.variant)
+        run_experiment(exp, args.scale, seeds, out, run_command=run_command, rerun=args.rerun, variants=args.variant)
         if args.variant:
             return 0
-    report = write_report(collect(exp, args.scale, seeds, out), args.docs)
+    report = write_report(collect(exp, args.scale, seeds, out), docs)
     print(f"depthlab experiment: report written to {report}")
     return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except ConfigError as exc:
-        print(f"depthlab experiment: error: {exc}", file=sys.stderr)
-        sys.exit(2)

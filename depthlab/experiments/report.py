@@ -1,5 +1,6 @@
-"""The report of an experiment, written from its runs' logs: ``docs/experiments/<name>.md`` plus
-``docs/experiments/<name>/*.png`` and ``results.json`` (the table's numbers, for scripts).
+"""The report of an experiment, written from its runs' logs: ``<folder>/<name>.md`` plus
+``<folder>/<name>/*.png`` and ``results.json`` (the table's numbers, for scripts). ``depthlab experiment``
+writes it beside the runs by default; the committed reports are ``docs/experiments/`` (``--update-docs``).
 
 Everything in it is read back from the logs (:mod:`depthlab.experiments.logs`); the conclusion is
 written from those numbers. The ``Notes`` section is the reader's: text between its markers is
@@ -78,7 +79,7 @@ def collect(exp: Experiment, scale: str, seeds: list[int], out: Path) -> Results
     from depthlab.experiments.runner import ExperimentError
 
     runs: dict[str, list[Run]] = {}
-    for variant in exp.variants:
+    for variant in exp.variants_at(scale):
         runs[variant.name] = []
         for seed in seeds:
             folder = run_dir(out, scale, variant.name, seed)
@@ -223,7 +224,7 @@ def mean_curve(curves: list[list[tuple[int, float]]]) -> tuple[list[int], list[f
 def plot_tag(results: Results, tag: str, path: Path, title: str = "", log_y: bool = False, ylabel: str = "",
              variants: list[str] | None = None) -> bool:
     """One line per variant (mean over seeds, min-max band); False, and no file, when no variant logged ``tag``."""
-    curves = {v: mean_curve(results.series(v, tag)) for v in variants or list(results.runs)}
+    curves = {v: mean_curve(results.series(v, tag)) for v in variants or list(results.runs) if v in results.runs}
     curves = {v: c for v, c in curves.items() if c[0]}
     if not curves:
         return False
@@ -283,8 +284,9 @@ def _keep_notes(path: Path) -> str:
     return ""
 
 
-def write_report(results: Results, docs: str | Path = "docs/experiments") -> Path:
-    """Write ``<docs>/<name>.md``, its PNGs and ``results.json``; returns the Markdown file's path."""
+def write_report(results: Results, docs: str | Path) -> Path:
+    """Write ``<docs>/<name>.md``, its PNGs and ``results.json`` (in ``<docs>/<name>/``); returns the
+    Markdown file's path. A Notes section already in ``<docs>/<name>.md`` is kept."""
     exp = results.exp
     docs = Path(docs)
     assets = docs / exp.name
@@ -327,7 +329,7 @@ def write_report(results: Results, docs: str | Path = "docs/experiments") -> Pat
               f"- Wall time: {_duration(total)} in all, {_duration(statistics.fmean(walls) if walls else 0)} per run "
               f"(training and evaluation) on average",
               f"- Configs: `configs/experiments/{exp.name}/`; the run of one variant, e.g.:", "",
-              "  ```", f"  {_portable(shell_line(results.runs[exp.variants[0].name][0].record.command))}", "  ```", ""]
+              "  ```", f"  {_portable(shell_line(next(iter(results.runs.values()))[0].record.command))}", "  ```", ""]
 
     lines += ["## Results", ""]
     for evaluation in results.evaluation_names:

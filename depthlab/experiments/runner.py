@@ -1,11 +1,13 @@
 """Run an experiment's variants and seeds through the ordinary ``depthlab fit`` / ``depthlab test``.
 
 Each run is exactly the command line that the report prints (``depthlab fit --config ...
---seed_everything S``), executed in this process with :func:`depthlab.cli.main`: there is no second
-training loop. Runs land in ``<out>/<scale>/<variant>/seed<S>/`` (fit logs and checkpoints) and
-``.../eval/<evaluation>/`` (test logs); a finished run leaves ``run.json`` and is reused by a
-later ``run`` (``--rerun`` trains it again), so an interrupted experiment resumes where it stopped
-and ``depthlab experiment report`` re-draws a report from the logs alone.
+--seed_everything S``), executed by the command runner the caller passes (``run_command(argv) -> exit
+status``; the ``depthlab experiment`` front end passes :func:`depthlab.cli.main`, so the runs go
+through the ordinary ``fit``/``test`` in this process): there is no second training loop, and this
+package does not import the command layer. Runs land in ``<out>/<scale>/<variant>/seed<S>/`` (fit
+logs and checkpoints) and ``.../eval/<evaluation>/`` (test logs); a finished run leaves ``run.json``
+and is reused by a later ``run`` (``--rerun`` trains it again), so an interrupted experiment resumes
+where it stopped and ``depthlab experiment report`` re-draws a report from the logs alone.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from depthlab.errors import ConfigError
 from depthlab.experiments.spec import Experiment, Variant, resolve_callable
 
 RUN_FILE = "run.json"
+
+CommandRunner = Callable[[list[str]], int]
+"""Runs one depthlab command line (``["fit", "--config", ...]``) and returns its exit status."""
 
 
 class ExperimentError(ConfigError):
@@ -82,14 +87,12 @@ def last_checkpoint(folder: Path) -> Path:
     return found[-1]
 
 
-def _call_cli(args: list[str], what: str) -> None:
+def _call(run_command: CommandRunner, args: list[str], what: str) -> None:
     import warnings
-
-    from depthlab.cli import main
 
     with warnings.catch_warnings():  # `args` is the whole command line here, not an addition to sys.argv
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        rc = main(args)
+        rc = run_command(args)
     if rc != 0:
         raise ExperimentError(f"{what} failed (exit status {rc}): {shell_line(args)}")
 
@@ -122,7 +125,7 @@ def run_settings(exp: Experiment, variant: Variant, scale: str, extra_args: dict
 
 def shared_args(exp: Experiment, scale: str, extra_args: dict[str, Any] | None = None) -> list[str]:
     """What every run of the experiment reads about its data: the shared configs and the ``data.*`` settings
-    (for the ``prepare`` commands and the extras, which build the data module without a variant)."""
+    (for the ``prepare`` commands, which build the data module without a variant)."""
     data = {k: v for k, v in {**exp.scale(scale).args, **(extra_args or {})}.items() if k.startswith("data.")}
     return [*config_args(exp, [*exp.configs, *exp.scale(scale).configs]), *cli_args(data)]
 
@@ -152,9 +155,10 @@ def fingerprint(exp: Experiment, variant: Variant, scale: str, extra_args: dict[
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
-def run_variant(exp: Experiment, variant: Variant, scale: str, seed: int, out: Path, *, rerun: bool = False,
-                extra_args: dict[str, Any] | None = None, log: Callable[[str], None] = print) -> RunRecord:
-    """Train (or reuse) one (variant, seed) and run its evaluations.
+def run_variant(exp: Experiment, variant: Variant, scale: str, seed: int, out: Path, *, run_command: CommandRunner,
+                rerun: bool = False, extra_args: dict[str, Any] | None = None,
+                log: Callable[[str], None] = print) -> RunRecord:
+    """Train (or reuse) one (variant, seed) with ``run_command`` and run its evaluations.
 
     A finished run is reused unless ``rerun`` or its configs or settings changed since (then it is
     trained again, with a message)."""
@@ -182,7 +186,7 @@ def run_variant(exp: Experiment, variant: Variant, scale: str, seed: int, out: P
         return record
     args = fit_command(exp, variant, scale, seed, folder, ckpts, extra_args)
     log(f"experiment {exp.name}: {variant.name} seed {seed}: {shell_line(args)}")
-    _call_cli(args, f"experiment {exp.name}, variant {variant.name}, seed {seed}: fit")
+    _call(run_command, args, f"experiment {exp.name}, variant {variant.name}, seed {seed}: fit")
     wall = time.perf_counter() - start
     ckpt = last_checkpoint(folder)
     record = RunRecord(variant.name, seed, scale, args, wall, fingerprint=stamp)
@@ -192,7 +196,7 @@ def run_variant(exp: Experiment, variant: Variant, scale: str, seed: int, out: P
         test = ["test", *run_args(exp, variant, scale, ckpts, extra_args), *cli_args(_substitute(evaluation.args, ckpts))]
         test += ["--ckpt_path", str(ckpt), "--seed_everything", str(seed),
                  "--trainer.default_root_dir", str(folder / "eval" / evaluation.name)]
-        _call_cli(test, f"experiment {exp.name}, variant {variant.name}, seed {seed}: evaluation {evaluation.name}")
+        _call(run_command, test, f"experiment {exp.name}, variant {variant.name}, seed {seed}: evaluation {evaluation.name}")
         record.evaluations[evaluation.name] = test
     record.eval_wall_s = time.perf_counter() - start
     record.save(folder)
@@ -200,20 +204,22 @@ def run_variant(exp: Experiment, variant: Variant, scale: str, seed: int, out: P
 
 
 def run_experiment(exp: Experiment, scale: str = "small", seeds: list[int] | None = None, out: str | Path | None = None,
-                   *, rerun: bool = False, variants: list[str] | None = None, extra_args: dict[str, Any] | None = None,
-                   log: Callable[[str], None] = print) -> list[RunRecord]:
-    """Every (variant, seed) of ``exp`` at ``scale`` (variants in spec order, seeds inner), then its extras."""
+                   *, run_command: CommandRunner, rerun: bool = False, variants: list[str] | None = None,
+                   extra_args: dict[str, Any] | None = None, log: Callable[[str], None] = print) -> list[RunRecord]:
+    """Every (variant, seed) of ``exp`` at ``scale`` (the scale's variants in spec order, seeds inner), then
+    its extras; each depthlab command (prepare, fit, test) goes through ``run_command``."""
     out = Path(out) if out is not None else default_out(exp)
     seeds = list(seeds) if seeds is not None else list(exp.scale(scale).seeds)
-    chosen = [exp.variant(v) for v in variants] if variants else list(exp.variants)
-    for step in exp.prepare:
+    chosen = [exp.variant(v) for v in variants] if variants else exp.variants_at(scale)
+    for step in exp.prepare_at(scale):
         command = [*step, *shared_args(exp, scale, extra_args)]
         log(f"experiment {exp.name}: prepare: {shell_line(command)}")
-        _call_cli(command, f"experiment {exp.name}: prepare {' '.join(step)}")
+        _call(run_command, command, f"experiment {exp.name}: prepare {' '.join(step)}")
     records = []
     for variant in chosen:
         for seed in seeds:
-            records.append(run_variant(exp, variant, scale, seed, out, rerun=rerun, extra_args=extra_args, log=log))
+            records.append(run_variant(exp, variant, scale, seed, out, run_command=run_command, rerun=rerun,
+                                       extra_args=extra_args, log=log))
     for extra in exp.extras:
         target = out / scale / "extras" / f"{extra.name}.csv"
         if target.is_file() and not rerun:
@@ -221,10 +227,17 @@ def run_experiment(exp: Experiment, scale: str = "small", seeds: list[int] | Non
         target.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         fn = resolve_callable(extra.run, f"experiment {exp.name}: extras.{extra.name}")
-        fn(target, exp=exp, scale=scale, **extra.args)
+        fn(target, exp=exp, scale=scale, runs=out / scale, **extra.args)
         (target.with_suffix(".json")).write_text(json.dumps({"wall_s": time.perf_counter() - start}))
     return records
 
 
 def default_out(exp: Experiment) -> Path:
+    """Where the runs go unless ``--out`` says otherwise (relative to the working directory)."""
     return Path("lightning_logs") / "experiments" / exp.name
+
+
+def default_report_dir(out: Path, scale: str) -> Path:
+    """Where ``run`` and ``report`` write the report unless told otherwise: beside the scale's runs
+    (``<out>/<scale>/report/``), never over the committed ``docs/experiments/``."""
+    return out / scale / "report"

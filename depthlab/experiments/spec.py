@@ -21,8 +21,10 @@ The folder holds ordinary depthlab configs (each run can be repeated alone with 
     scales:
       small: {seeds: [0, 1]}             # this machine's size: the committed reports
       full: {configs: [full.yaml], seeds: [0, 1, 2]}
-      tiny: {args: {trainer.max_steps: 2}, seeds: [0]}   # the test suite's size
-    # a scale's configs come after the variant's; ``variant_args: {variant: {key: value}}`` last of all
+      tiny: {args: {trainer.max_steps: 2}, seeds: [0], variants: [eigen]}   # the test suite's size
+    # a scale's configs come after the variant's; ``variant_args: {variant: {key: value}}`` last of all;
+    # ``variants`` (optional) runs and reports only those variants at that scale; ``prepare`` (optional)
+    # replaces the experiment's prepare steps at that scale (e.g. ``["hints precompute --workers 1"]``)
     analysis: depthlab.experiments.analyses:silog_sqrt   # optional: paragraphs and plots of its own
 
 ``kind: script`` experiments (``script: module:function``) run a Python function per variant and
@@ -95,6 +97,8 @@ class Scale:
     seeds: tuple[int, ...] = (0,)
     note: str = ""
     variant_args: dict[str, dict[str, Any]] = field(default_factory=dict)  # per variant, after args
+    variants: tuple[str, ...] = ()  # the variants run at this scale (empty: all)
+    prepare: tuple[tuple[str, ...], ...] | None = None  # replaces the experiment's prepare steps at this scale
 
     def args_for(self, variant: str) -> dict[str, Any]:
         return {**self.args, **self.variant_args.get(variant, {})}
@@ -141,6 +145,16 @@ class Experiment:
                 return variant
         raise ConfigError(f"experiment {self.name}: no variant {name!r} (variants: {', '.join(v.name for v in self.variants)})")
 
+    def variants_at(self, scale: str) -> list[Variant]:
+        """The variants run (and reported) at ``scale``, in spec order."""
+        chosen = self.scale(scale).variants
+        return [v for v in self.variants if not chosen or v.name in chosen]
+
+    def prepare_at(self, scale: str) -> tuple[tuple[str, ...], ...]:
+        """The prepare steps at ``scale``: the scale's own, else the experiment's."""
+        own = self.scale(scale).prepare
+        return self.prepare if own is None else own
+
     def scale(self, name: str) -> Scale:
         if name not in self.scales:
             raise ConfigError(f"experiment {self.name}: no scale {name!r} (scales: {', '.join(self.scales)})")
@@ -163,6 +177,11 @@ def _items(raw: Any, key: str, where: str) -> list[dict]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise ConfigError(f"{where}: {key!r} must be a list of mappings")
     return value
+
+
+def _steps(steps: list) -> tuple[tuple[str, ...], ...]:
+    """``["hints precompute --workers 1"]`` -> ``(("hints", "precompute", "--workers", "1"),)``."""
+    return tuple(tuple(str(step).split()) for step in steps)
 
 
 def _known(entry: dict, allowed: set[str], where: str) -> None:
@@ -204,13 +223,20 @@ def load_experiment(name: str | Path, root: Path | None = None) -> Experiment:
     scales = {}
     for scale_name, s in (raw.get("scales") or {}).items():
         s = s or {}
-        _known(s, {"configs", "args", "seeds", "note", "variant_args"}, f"{where}: scales.{scale_name}")
+        _known(s, {"configs", "args", "seeds", "note", "variant_args", "variants", "prepare"}, f"{where}: scales.{scale_name}")
         seeds = tuple(int(x) for x in (s.get("seeds") or [0]))
         per_variant = {str(k): dict(v or {}) for k, v in (s.get("variant_args") or {}).items()}
-        scales[str(scale_name)] = Scale(tuple(s.get("configs") or ()), dict(s.get("args") or {}), seeds, s.get("note", ""), per_variant)
+        scales[str(scale_name)] = Scale(tuple(s.get("configs") or ()), dict(s.get("args") or {}), seeds, s.get("note", ""), per_variant,
+                                        tuple(str(v) for v in (s.get("variants") or ())),
+                                        None if s.get("prepare") is None else _steps(s["prepare"]))
     for scale_name, scale in scales.items():
-        for unknown in set(scale.variant_args) - set(names):
-            raise ConfigError(f"{where}: scales.{scale_name}.variant_args names no variant {unknown!r} (variants: {', '.join(names)})")
+        for key, named in (("variant_args", scale.variant_args), ("variants", scale.variants)):
+            for unknown in sorted(set(named) - set(names)):
+                raise ConfigError(f"{where}: scales.{scale_name}.{key} names no variant {unknown!r} (variants: {', '.join(names)})")
+        for v in variants if scale.variants else ():
+            for dep in v.after if v.name in scale.variants else ():
+                if dep not in scale.variants:
+                    raise ConfigError(f"{where}: scales.{scale_name}.variants: {v.name!r} uses {{ckpt:{dep}}}: list {dep!r} too")
     evaluations = tuple(Evaluation(str(e["name"]), dict(e.get("args") or {}), e.get("label", ""))
                         for e in _items(raw, "evaluations", where)) or (Evaluation("test"),)
     plots = []
@@ -235,7 +261,7 @@ def load_experiment(name: str | Path, root: Path | None = None) -> Experiment:
         configs=tuple(raw.get("configs") or ()), evaluations=evaluations, metrics=metrics, primary=primary,
         plots=tuple(plots), analysis=raw.get("analysis"), kind=kind, script=raw.get("script"), extras=extras,
         setup=str(raw.get("setup", "")).strip(),
-        prepare=tuple(tuple(str(step).split()) for step in (raw.get("prepare") or [])),
+        prepare=_steps(raw.get("prepare") or []),
     )
     if kind == "fit":  # every config named must exist now, not after an hour of runs
         for rel in [*exp.configs, *(c for v in variants for c in v.configs), *(c for s in scales.values() for c in s.configs)]:

@@ -1,5 +1,6 @@
-"""Every experiment runs end to end at its ``tiny`` scale (a few steps) through `depthlab experiment run`,
-and its report shows exactly the numbers in the runs' logs."""
+"""Every experiment runs end to end at its ``tiny`` scale (a few steps, one or two of its variants: the
+scale's ``variants``) through the ordinary `depthlab fit`/`test`, and its report shows exactly the numbers
+in the runs' logs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ pytest.importorskip("matplotlib")
 
 from depthlab.cli import main  # noqa: E402
 from depthlab.experiments import list_experiments, load_experiment  # noqa: E402
+from depthlab.experiments import main as experiment  # noqa: E402
 
 EXPERIMENTS = ["silog_sqrt", "toy_root_mae", "losses", "depth_hints", "scale_invariance", "eigen_coarse_fine"]
 
@@ -66,52 +68,57 @@ def _table(report: str, heading: str | None = None) -> tuple[list[str], dict[str
     return columns, rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_runs_at_tiny_scale_and_reports_the_logged_numbers(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # relative paths in the configs (hints folder, logs) land here
     exp = load_experiment(name)
-    out, docs = tmp_path / "runs", tmp_path / "docs"
-    assert main(["experiment", "run", name, "--scale", "tiny", "--out", str(out), "--docs", str(docs)]) == 0
+    out = tmp_path / "runs"
+    docs = out / "tiny" / "report"  # the default: beside the runs
+    # the runs go through depthlab's own command line, as `depthlab experiment` does
+    assert experiment(["run", name, "--scale", "tiny", "--out", str(out)], main) == 0
 
     report = (docs / f"{name}.md").read_text()
     assert exp.title in report and "## Conclusion" in report and "## Setup" in report
     images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", report)
-    assert len(images) >= len(exp.plots) > 0
+    variants = exp.variants_at("tiny")
+    ran = {v.name for v in variants}
+    drawable = [p for p in exp.plots if not p.variants or ran & set(p.variants)]  # a plot of variants run at this scale
+    assert len(images) >= len(drawable) > 0
     for image in images:
         png = docs / image
         assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", image
 
-    heading = None
-    if exp.kind == "fit" and len(exp.evaluations) > 1:
-        heading = exp.evaluations[0].label or exp.evaluations[0].name
-    columns, rows = _table(report, heading)
-    assert columns[1:] == list(exp.metrics)
-    assert len(rows) == len(exp.variants)
+    numbers = json.loads((docs / name / "results.json").read_text())["tables"]
     seed = exp.scale("tiny").seeds[0]
-    for variant in exp.variants:
-        run = out / "tiny" / variant.name / f"seed{seed}"
-        if exp.kind == "fit":
-            logged = _events(run / "eval" / exp.evaluations[0].name)
-            expected = [logged[f"test/{m}"] for m in exp.metrics]
-            # DepthModule's own JSON of the same test run agrees with the event files
-            (metrics_json,) = (run / "eval" / exp.evaluations[0].name).rglob("test_metrics.json")
-            saved = json.loads(metrics_json.read_text())
-            saved = saved.get("metrics", saved)
-            for m, value in zip(exp.metrics, expected):
-                assert saved[m] == pytest.approx(value, rel=1e-6), (variant.name, m)
-        else:
-            logged = _csv_last(run / "metrics.csv")
-            expected = [logged[m] for m in exp.metrics]
-        shown = rows[variant.label or variant.name]
-        for metric, cell, value in zip(exp.metrics, shown, expected):
-            assert float(cell) == pytest.approx(value, rel=2e-3, abs=1e-4), (variant.name, metric, cell, value)
-        numbers = json.loads((docs / name / "results.json").read_text())["tables"]
-        table = numbers[exp.evaluations[0].name if exp.kind == "fit" else "final"][variant.name]
-        for metric, value in zip(exp.metrics, expected):
-            assert table[metric][0] == pytest.approx(value, rel=1e-6)  # one seed: the mean is the logged value
+    for evaluation in exp.evaluations if exp.kind == "fit" else [None]:  # every table of the report
+        heading = evaluation.label or evaluation.name if evaluation is not None and len(exp.evaluations) > 1 else None
+        columns, rows = _table(report, heading)
+        assert columns[1:] == list(exp.metrics)
+        assert list(rows) == [v.label or v.name for v in variants]
+        for variant in variants:
+            run = out / "tiny" / variant.name / f"seed{seed}"
+            if evaluation is not None:
+                logged = _events(run / "eval" / evaluation.name)
+                expected = [logged[f"test/{m}"] for m in exp.metrics]
+                # DepthModule's own JSON of the same test run agrees with the event files
+                (metrics_json,) = (run / "eval" / evaluation.name).rglob("test_metrics.json")
+                saved = json.loads(metrics_json.read_text())
+                saved = saved.get("metrics", saved)
+                for m, value in zip(exp.metrics, expected):
+                    assert saved[m] == pytest.approx(value, rel=1e-6), (variant.name, m)
+            else:
+                logged = _csv_last(run / "metrics.csv")
+                expected = [logged[m] for m in exp.metrics]
+            shown = rows[variant.label or variant.name]
+            for metric, cell, value in zip(exp.metrics, shown, expected):
+                assert float(cell) == pytest.approx(value, rel=2e-3, abs=1e-4), (variant.name, metric, cell, value)
+            table = numbers[evaluation.name if evaluation is not None else "final"][variant.name]
+            for metric, value in zip(exp.metrics, expected):
+                assert table[metric][0] == pytest.approx(value, rel=1e-6)  # one seed: the mean is the logged value
 
     # written again from the logs alone, a reader's notes survive
     text = (docs / f"{name}.md").read_text().replace("<!-- end of notes -->", "my note\n<!-- end of notes -->")
     (docs / f"{name}.md").write_text(text)
-    assert main(["experiment", "report", name, "--scale", "tiny", "--out", str(out), "--docs", str(docs)]) == 0
+    assert experiment(["report", name, "--scale", "tiny", "--out", str(out)], main) == 0
     assert "my note" in (docs / f"{name}.md").read_text()
