@@ -13,7 +13,7 @@ from depthlab.data.batch import DepthSample
 from depthlab.data.synthetic import SyntheticDataModule
 
 _LAZY = {
-    "DataError": "depthlab.data.readers",
+    "DataError": "depthlab.errors",
     "ImageFolderDataModule": "depthlab.data.images",
     "KITTIDataModule": "depthlab.data.kitti",
     "KITTIDataset": "depthlab.data.kitti",

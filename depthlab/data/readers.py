@@ -14,36 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from depthlab.errors import ConfigError
+from depthlab.errors import ConfigError, DataError, Problem  # noqa: F401  (DataError, Problem: re-exported)
 
 # Problem kinds, as counted by ``depthlab data check``.
 MISSING, UNREADABLE, DTYPE, SIZE, CALIBRATION, FOCAL, LIST = (
     "missing file", "unreadable file", "wrong dtype", "wrong size", "bad calibration", "focal mismatch",
     "bad list line",
 )
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with one file. ``source`` is the ``list:lineno`` that named the file."""
-
-    kind: str
-    path: str
-    detail: str
-    source: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.kind}: {self.detail} (listed at {self.source})"
-
-
-class DataError(ConfigError):
-    """A data file is missing or malformed; the message names the file and its split-list line."""
-
-    def __init__(self, message: str | Problem | list[Problem]) -> None:
-        problems = [message] if isinstance(message, Problem) else message if isinstance(message, list) else []
-        self.problems: list[Problem] = problems
-        # A plain string is accepted so that DataLoader workers can re-raise the error in the parent.
-        super().__init__("; ".join(map(str, problems)) if problems else str(message))
 
 
 @dataclass(frozen=True)
