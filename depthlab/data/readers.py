@@ -68,9 +68,27 @@ def _check_exists(path: Path, source: str) -> None:
         raise DataError(Problem(MISSING, str(path), "no such file", source))
 
 
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
 def read_rgb(path: Path, source: str) -> np.ndarray:
-    """An 8-bit colour image (PNG/JPG) as (H, W, 3) uint8 RGB."""
+    """An 8-bit colour image (PNG/JPG) as (H, W, 3) uint8 RGB (EXIF orientation applied).
+
+    JPEGs are decoded by Pillow, which refuses a truncated file ("image file is truncated"): OpenCV
+    decodes one silently, filling the missing part grey. Both use libjpeg-turbo's default decoding,
+    so the pixels are OpenCV's. Other formats are OpenCV's (it refuses truncated PNGs itself).
+    """
     _check_exists(path, source)
+    with open(path, "rb") as file:
+        is_jpeg = file.read(3) == _JPEG_MAGIC
+    if is_jpeg:
+        from PIL import Image, ImageOps  # torchvision's dependency
+
+        try:
+            with Image.open(path) as im:
+                return np.array(ImageOps.exif_transpose(im).convert("RGB"))
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise DataError(Problem(UNREADABLE, str(path), f"not a decodable image ({exc})", source)) from None
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise DataError(Problem(UNREADABLE, str(path), "not a decodable image", source))
