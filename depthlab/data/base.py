@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from depthlab.data.batch import DepthSample
 from depthlab.data.keys import VIEW_KEYS, VIEWS, complete_stereo_pairs
 from depthlab.data.loading import Split, SplitDataModule
-from depthlab.data.readers import DataError, Problem
+from depthlab.data.readers import NO_DEPTH, DataError, Problem
 from depthlab.data.transforms import DepthAugment
 from depthlab.errors import ConfigError
 
@@ -99,10 +99,20 @@ def to_tensors(sample: dict[str, Any]) -> DepthSample:
 
 
 class DepthFileDataset(Dataset):
-    """A split of a data set on disk. Subclasses implement ``__len__``, :meth:`load` and :meth:`source`."""
+    """A split of a data set on disk. Subclasses implement ``__len__``, :meth:`load` and :meth:`source`.
+
+    ``list_problems``: the malformed lines of its split list, skipped (a dataset built with
+    ``strict=True``, as for training, raises them instead; ``depthlab data check`` reports them with
+    the problems of the other lines' samples).
+    """
 
     def __init__(self, augment: DepthAugment | None = None) -> None:
         self.augment = augment
+        self.list_problems: list[Problem] = []
+
+    def raise_list_problems(self) -> None:
+        if self.list_problems:
+            raise DataError(self.list_problems)
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -119,6 +129,10 @@ class DepthFileDataset(Dataset):
         """Extra consistency checks run by ``depthlab data check`` only (none by default)."""
         return []
 
+    def depth_file(self, index: int, view: str = "") -> str:
+        """The file that holds the ground truth of sample ``index``'s view (``""`` or ``"_right"``)."""
+        raise NotImplementedError
+
     def __getitem__(self, index: int) -> DepthSample:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
@@ -129,13 +143,21 @@ class DepthFileDataset(Dataset):
         return to_tensors(sample)
 
     def problems(self, index: int) -> list[Problem]:
-        """Everything wrong with sample ``index``: its load errors and :meth:`audit` findings."""
+        """Everything wrong with sample ``index`` that one look can see: every load error (readers
+        collect all of a sample's, not only the first), a ground truth without one valid pixel, and
+        :meth:`audit` findings."""
         try:
-            self.load(index)
+            sample = self.load(index)
         except DataError as exc:
             found = list(exc.problems) or [Problem("error", "?", str(exc), self.source(index))]
         else:
             found = []
+            for view in VIEWS:
+                depth = sample.get(f"depth{view}")
+                if depth is not None and not (np.isfinite(depth) & (depth > 0)).any():
+                    where = " in the KB crop" if getattr(self, "kb_crop", False) else ""
+                    found.append(Problem(NO_DEPTH, self.depth_file(index, view), f"no pixel > 0{where}",
+                                         self.source(index)))
         return found + self.audit(index)
 
 
@@ -161,7 +183,9 @@ class FileDataModule(SplitDataModule):
         self.eval_augment = DepthAugment.from_config(eval_transforms, "data.eval_transforms")
         self._datasets: dict[str, DepthFileDataset] = {}
 
-    def build(self, split: Split, augment: DepthAugment | None) -> DepthFileDataset:
+    def build(self, split: Split, augment: DepthAugment | None, strict: bool = True) -> DepthFileDataset:
+        """The dataset of ``split``; ``strict=False``: malformed list lines are kept in its
+        ``list_problems`` instead of raised (``depthlab data check``)."""
         raise NotImplementedError
 
     def check_splits(self) -> list[Split]:

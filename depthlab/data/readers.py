@@ -17,9 +17,9 @@ import numpy as np
 from depthlab.errors import ConfigError, DataError, Problem  # noqa: F401  (DataError, Problem: re-exported)
 
 # Problem kinds, as counted by ``depthlab data check``.
-MISSING, UNREADABLE, DTYPE, SIZE, CALIBRATION, FOCAL, LIST = (
+MISSING, UNREADABLE, DTYPE, SIZE, CALIBRATION, FOCAL, LIST, NO_DEPTH = (
     "missing file", "unreadable file", "wrong dtype", "wrong size", "bad calibration", "focal mismatch",
-    "bad list line",
+    "bad list line", "no valid depth",
 )
 
 
@@ -33,11 +33,13 @@ class ListEntry:
     source: str  # "path/to/list.txt:LINENO", 1-based
 
 
-def read_split_list(path: str | os.PathLike) -> list[ListEntry]:
+def read_split_list(path: str | os.PathLike, bad_lines: list[Problem] | None = None) -> list[ListEntry]:
     """Parse a BTS-style split list: ``rgb_path depth_path focal`` per line (KITTI or NYU).
 
     Blank lines are ignored; a depth path ``None`` (KITTI frames without annotated depth) is kept as
     ``None``. Leading ``/`` (the NYU training list has them) are stripped: paths are relative to a root.
+    Malformed lines raise one :class:`DataError` naming them all, or, when ``bad_lines`` is given,
+    are appended to it and skipped (``depthlab data check`` goes on to check the other lines).
     """
     path = Path(path)
     if not path.is_file():
@@ -58,8 +60,10 @@ def read_split_list(path: str | os.PathLike) -> list[ListEntry]:
             continue
         depth = None if fields[1] == "None" else fields[1].lstrip("/")
         entries.append(ListEntry(fields[0].lstrip("/"), depth, focal, source))
-    if problems:
+    if problems and bad_lines is None:
         raise DataError(problems)
+    if bad_lines is not None:
+        bad_lines.extend(problems)
     return entries
 
 
