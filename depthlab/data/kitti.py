@@ -45,12 +45,12 @@ from depthlab.data.base import DepthFileDataset, FileDataModule, Split, require_
 from depthlab.data.keys import VIEW_KEYS, VIEWS, view_keys
 from depthlab.data.readers import (
     CALIBRATION, DTYPE, FOCAL, LIST, MISSING, SIZE, DataError, ListEntry, Problem,
-    StereoCalibration, kitti_stereo_calibration, read_depth_png, read_hint, read_kitti_calib, read_rgb,
+    StereoCalibration, kitti_stereo_calibration, read_depth_png, read_kitti_calib, read_rgb,
     read_split_list,
 )
+from depthlab.data.stereo_hints import StereoHintsMixin, read_hints
 from depthlab.data.transforms import DepthAugment
 from depthlab.errors import ConfigError
-from depthlab.hints.store import check_hints_data
 
 KB_CROP = (352, 1216)  # (H, W); KITTI benchmark crop as used by BTS/AdaBins (pytorch/bts_dataloader.py)
 DEPTH_PNG_SCALE = 1 / 256  # devkit readme of the depth benchmarks
@@ -284,9 +284,6 @@ class KITTIDataset(DepthFileDataset):
                                     f"the {KB_CROP[0]}x{KB_CROP[1]} KB crop", e.source))
         depth = attempt(self._depth, e, date, drive, camera, frame, shape)
         sample: dict[str, Any] = {"image": image, "depth": depth}
-        if self.hints_root is not None:
-            hint_path = self.hints_root / hint_relpath(date, drive, camera, frame)
-            sample["hint"] = attempt(read_hint, hint_path, shape, e.source)
         if self.stereo:
             if camera != "image_02":
                 problems.append(Problem(LIST, e.rgb, "stereo samples need the left camera (image_02)", e.source))
@@ -298,9 +295,12 @@ class KITTIDataset(DepthFileDataset):
                                         f"left {shape[0]}x{shape[1]}", e.source))
                 shape = None  # the right depth map is still read, against no image size
             sample["depth_right"] = attempt(self._depth, e, date, drive, "image_03", frame, shape)
-            if self.hints_root is not None:
-                hint_path = self.hints_root / hint_relpath(date, drive, _OTHER_CAMERA[camera], frame)
-                sample["hint_right"] = attempt(read_hint, hint_path, shape, e.source)
+        if self.hints_root is not None:
+            files = {"hint": hint_relpath(date, drive, camera, frame)}
+            if self.stereo:
+                files["hint_right"] = hint_relpath(date, drive, _OTHER_CAMERA[camera], frame)
+            sample.update(attempt(read_hints, self.hints_root, files, None if image is None else image.shape[:2],
+                                  e.source) or {})
         if problems:
             raise DataError(problems)
 
@@ -333,7 +333,7 @@ class KITTIDataset(DepthFileDataset):
         return []
 
 
-class KITTIDataModule(FileDataModule):
+class KITTIDataModule(StereoHintsMixin, FileDataModule):
     """KITTI Eigen split: raw images + annotated (or Velodyne) depth, KB crop, optional stereo.
 
     Validation uses ``val_list`` (by default the Eigen test list, as BTS and AdaBins do: "val"
@@ -403,12 +403,8 @@ class KITTIDataModule(FileDataModule):
         raw = require_dir(self.raw_root, "data.raw_root")
         source = self.gt_sources[split]
         gt = require_dir(self.gt_root, "data.gt_root") if source == "annotated" else None
-        hints = None
-        if self.hints_root is not None:
-            hints = require_dir(self.hints_root, "data.hints_root (run 'depthlab hints precompute' to fill it)")
-            check_hints_data(hints, HINTS_DATA, "data.hints_root")
         return KITTIDataset(resolve_path(self.lists[split]), raw, gt, source, self.kb_crops[split], self.stereo,
-                            augment, hints, strict)
+                            augment, self.hints_folder(), strict)
 
     # -- Depth Hints (depthlab hints precompute) ---------------------------------------------------------
     hint_layout = HINT_LAYOUT

@@ -159,8 +159,8 @@ def test_cache_renders_each_sample_once(monkeypatch):
     from depthlab.data import synthetic
 
     calls = []
-    real = synthetic.render_sample
-    monkeypatch.setattr(synthetic, "render_sample", lambda *a: calls.append(a[-1]) or real(*a))
+    real = synthetic.render_arrays  # what the data set's load() renders with
+    monkeypatch.setattr(synthetic, "render_arrays", lambda *a: calls.append(a[-1]) or real(*a))
     dataset = synthetic.SyntheticDataModule(height=16, width=24, train_size=3, cache=True).dataset("train")
     first = [dataset[i] for i in range(3)]
     again = [dataset[i] for i in range(3)]

@@ -23,17 +23,19 @@ from data_trees import build_kitti
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _children() -> list:
-    return [c for c in multiprocessing.active_children() if c.daemon]
+def _children(besides: list | tuple = ()) -> list:
+    """The daemonic child processes (DataLoader workers) not in ``besides``."""
+    return [c for c in multiprocessing.active_children() if c.daemon and c not in besides]
 
 
 def test_on_exception_shuts_down_the_persistent_workers():
     dm = SyntheticDataModule(height=16, width=16, val_size=4, batch_size=1, num_workers=2)
     loader = dm.val_dataloader()
+    others = _children()  # left by other tests
     next(iter(loader))
-    assert len(_children()) == 2
+    assert len(_children(others)) == 2
     dm.on_exception(RuntimeError("a failed run"))
-    assert loader._iterator is None and _children() == []
+    assert loader._iterator is None and _children(others) == []
 
 
 def test_exit_cleanup_kills_every_worker_despite_torchs_sigchld_handler():
@@ -43,8 +45,9 @@ def test_exit_cleanup_kills_every_worker_despite_torchs_sigchld_handler():
     try:
         dm = SyntheticDataModule(height=16, width=16, val_size=8, batch_size=1, num_workers=4)
         loader = dm.val_dataloader()
+        others = _children()
         next(iter(loader))
-        workers = _children()
+        workers = _children(others)
         assert len(workers) == 4
         _kill_workers_ignoring_sigterm()
         assert all(not w.is_alive() for w in workers)
