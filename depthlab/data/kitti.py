@@ -50,9 +50,9 @@ from depthlab.data.readers import (
 )
 from depthlab.data.stereo_hints import StereoHintsMixin, read_hints
 from depthlab.data.transforms import DepthAugment
+from depthlab.depth_ops import KB_CROP, kb_crop_box
 from depthlab.errors import ConfigError
 
-KB_CROP = (352, 1216)  # (H, W); KITTI benchmark crop as used by BTS/AdaBins (pytorch/bts_dataloader.py)
 DEPTH_PNG_SCALE = 1 / 256  # devkit readme of the depth benchmarks
 GroundTruth = Literal["annotated", "velodyne"]
 _OTHER_CAMERA = {"image_02": "image_03", "image_03": "image_02"}
@@ -60,11 +60,6 @@ PER_VIEW_KEYS = tuple(vk.key(view) for vk in VIEW_KEYS for view in VIEWS)  # wha
 #: Where a frame's hint lives under hints_root: the raw layout without ``data/`` (the published depth-hints layout).
 HINT_LAYOUT = "<date>/<date>_drive_<id>_sync/image_0{2,3}/<frame:010d>.npy"
 HINTS_DATA = {"dataset": "kitti"}  # what a KITTI hints folder's manifest.json records as its data
-
-
-def kb_crop_box(height: int, width: int) -> tuple[int, int]:
-    """(top, left) of the KB crop: the bottom 352 rows, the 1216 central columns."""
-    return height - KB_CROP[0], (width - KB_CROP[1]) // 2
 
 
 def velodyne_to_depth(points: np.ndarray, velo_to_cam: np.ndarray, rect: np.ndarray, p_rect: np.ndarray,
