@@ -55,9 +55,11 @@ def to_tensors(sample: dict[str, Any]) -> DepthSample:
         out["intrinsics"] = torch.as_tensor(np.asarray(sample["intrinsics"], dtype=np.float32))
     if "baseline_m" in sample:
         out["baseline_m"] = torch.tensor(float(sample["baseline_m"]), dtype=torch.float32)
-    for key in ("crop_offset", "full_size", "index"):
+    for key in ("crop_offset", "full_size", "original_size", "index"):
         if key in sample:
             out[key] = torch.as_tensor(np.asarray(sample[key], dtype=np.int64))
+    if "name" in sample:  # a user's image file (depthlab predict): names its outputs
+        out["name"] = str(sample["name"])
     return DepthSample(**out)
 
 
