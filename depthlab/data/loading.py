@@ -137,6 +137,15 @@ class SplitDataModule(L.LightningDataModule):
             self._built_loaders.add(loader)
         return loader
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()  # a copy (ddp_spawn, deepcopy) holds none of these loaders
+        state["_built_loaders"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._built_loaders = weakref.WeakSet()
+
     def _shutdown_workers(self) -> None:
         """End the (persistent) workers of every loader this module built: a failed run must not leave
         them running (the process would not exit; see :mod:`depthlab.data.workers`)."""

@@ -123,3 +123,12 @@ def test_fit_with_a_missing_file_exits_at_once_with_one_line(broken_kitti):
     errors = [line[line.index("depthlab: error:"):] for line in run.stderr.splitlines() if "depthlab: error:" in line]
     assert errors == [expected] * 6
     assert "Traceback" not in run.stderr and "Caught DataError" not in run.stderr
+
+
+def test_a_data_module_with_loaders_still_pickles():
+    import pickle
+
+    dm = SyntheticDataModule(height=16, width=16, val_size=2, num_workers=1)
+    loader = dm.val_dataloader()  # noqa: F841  (held: the module keeps only weak references)
+    copy = pickle.loads(pickle.dumps(dm))
+    assert copy.sizes == dm.sizes and len(copy._built_loaders) == 0 and len(dm._built_loaders) == 1
