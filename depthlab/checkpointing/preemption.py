@@ -9,25 +9,17 @@ it. This module adds what Lightning leaves out:
   the state of that moment is not worth saving. A second Ctrl+C still aborts at once.
 - The exit status says which signal stopped the run (:func:`exit_status`: 128 + signal number, as a
   shell reports it), so a scheduler sees an unfinished run; ``SIGTERMException`` itself exits with 0.
-- DataLoader workers ignore both signals (:func:`worker_init_fn`): a signal to the whole process group
-  (``scancel``, Ctrl+C in a terminal) otherwise kills them first and the main process dies on "DataLoader
-  worker killed by signal" instead of stopping; ignored, they are shut down by the main process.
-  A worker that ignores SIGTERM cannot be ended by ``multiprocessing``'s own clean-up at exit (it
-  sends SIGTERM, then waits), so a worker whose loader was never shut down would keep the process from
-  exiting: :func:`_kill_workers_ignoring_sigterm` ends those with SIGKILL first.
+- DataLoader workers ignore both signals and are shut down by the main process
+  (:mod:`depthlab.data.workers`).
 """
 
 from __future__ import annotations
 
-import atexit
-import multiprocessing.util  # imported (its exit handler registered) before ours below
-import os
 import signal
 import threading
 from typing import Any
 
 import lightning as L
-from lightning.fabric.utilities.seed import pl_worker_init_function
 from lightning.pytorch.utilities import rank_zero_info
 
 # The first stop signal of this process (signals are per process, so is this record).
@@ -42,48 +34,6 @@ def received_signal() -> int | None:
 def exit_status() -> int:
     """The exit status of a run stopped by a signal: 128 + its number (130 Ctrl+C, 143 SIGTERM)."""
     return 128 + int(_received or signal.SIGTERM)
-
-
-def worker_init_fn(worker_id: int) -> None:
-    """DataLoader workers ignore SIGINT and SIGTERM; the main process stops them (see the module docstring).
-
-    Setting a ``worker_init_fn`` stops Lightning from adding its own, so its per-worker seeding
-    (``seed_everything(workers=True)``, which LightningCLI uses) is called from here.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if _CAN_SEE_IGNORED_SIGNALS:  # else the exit clean-up below could not find this worker
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if int(os.environ.get("PL_SEED_WORKERS", 0)):
-        pl_worker_init_function(worker_id)
-
-
-_CAN_SEE_IGNORED_SIGNALS = os.path.exists("/proc/self/status")
-
-
-def _ignores_sigterm(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("SigIgn:"):
-                    return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
-    except OSError:
-        pass
-    return False
-
-
-def _kill_workers_ignoring_sigterm() -> None:
-    """At exit, SIGKILL the daemonic children that ignore SIGTERM (DataLoader workers, see above).
-
-    Registered after ``multiprocessing``'s own exit handler, so it runs before it (atexit is last in,
-    first out); that handler then finds them gone instead of waiting for them forever.
-    """
-    for child in multiprocessing.active_children():
-        if child.daemon and child.pid is not None and _ignores_sigterm(child.pid):
-            child.kill()
-            child.join(timeout=5)
-
-
-atexit.register(_kill_workers_ignoring_sigterm)
 
 
 class GracefulStop(L.Callback):

@@ -1,7 +1,8 @@
 """Data modules. Every sample is a :class:`~depthlab.data.batch.DepthSample`.
 
-The file-backed modules (NYU, KITTI) are imported on first use: they pull in albumentations, h5py
-and OpenCV, which ``from depthlab.data.batch import DepthSample`` should not pay for.
+Every data module is imported on first use (``depthlab.data.X`` resolves it): the file-backed ones
+pull in albumentations, h5py and OpenCV, the synthetic one the renderer, and ``from
+depthlab.data.batch import DepthSample`` pays for none of them (no import side effect either).
 """
 
 from __future__ import annotations
@@ -10,19 +11,20 @@ import importlib
 from typing import Any
 
 from depthlab.data.batch import DepthSample
-from depthlab.data.synthetic import SyntheticDataModule
 
 _LAZY = {
-    "DataError": "depthlab.data.readers",
+    "DataError": "depthlab.errors",
+    "Problem": "depthlab.errors",
     "ImageFolderDataModule": "depthlab.data.images",
     "KITTIDataModule": "depthlab.data.kitti",
     "KITTIDataset": "depthlab.data.kitti",
     "NYUDataModule": "depthlab.data.nyu",
     "NYUListDataset": "depthlab.data.nyu",
     "NYUMatDataset": "depthlab.data.nyu",
+    "SyntheticDataModule": "depthlab.data.synthetic",
 }
 
-__all__ = ["DepthSample", "SyntheticDataModule", *_LAZY]
+__all__ = ["DepthSample", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

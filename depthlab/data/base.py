@@ -1,5 +1,5 @@
-"""What the file-backed data sets share: NumPy sample -> augmentation -> :class:`DepthSample` tensors,
-per-sample problem reports for ``depthlab data check``, and their data modules' set-up.
+"""What the file-backed data sets share on top of the sample pipeline (``data/pipeline.py``):
+per-sample problem reports for ``depthlab data check``, split lists, and their data modules' set-up.
 """
 
 from __future__ import annotations
@@ -10,13 +10,11 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from depthlab.data.batch import DepthSample
-from depthlab.data.keys import VIEW_KEYS, VIEWS, complete_stereo_pairs
+from depthlab.data.keys import VIEWS
 from depthlab.data.loading import Split, SplitDataModule
-from depthlab.data.readers import DataError, Problem
+from depthlab.data.pipeline import SampleDataset, to_tensors  # noqa: F401  (to_tensors: re-exported)
+from depthlab.data.readers import NO_DEPTH, DataError, Problem
 from depthlab.data.transforms import DepthAugment
 from depthlab.errors import ConfigError
 
@@ -66,76 +64,46 @@ def require_dir(path: str | Path | None, key: str) -> Path:
     return path
 
 
-def to_tensors(sample: dict[str, Any]) -> DepthSample:
-    """NumPy sample (HWC uint8 images, HW float32 depth-like maps) -> :class:`DepthSample` (CHW tensors).
+class DepthFileDataset(SampleDataset):
+    """A split of a data set on disk. Subclasses implement ``__len__``, :meth:`load` and :meth:`source`.
 
-    Per-view maps follow ``keys.VIEW_KEYS``: images become (3, H, W) float32 in [0, 1]; every
-    depth-kind map (1, H, W) float32 with 0 where it is not finite or not > 0, and its validity mask
-    (``valid``, ``hint_valid``, ...) is recomputed from the final values.
+    ``list_problems``: the malformed lines of its split list, skipped (a dataset built with
+    ``strict=True``, as for training, raises them instead; ``depthlab data check`` reports them with
+    the problems of the other lines' samples).
     """
-    out: dict[str, Any] = {}
-    for vk in VIEW_KEYS:
-        for view in VIEWS:
-            key = vk.key(view)
-            if key not in sample:
-                continue
-            if vk.kind == "image":
-                image = np.ascontiguousarray(sample[key])
-                scale = 255.0 if image.dtype == np.uint8 else 1.0
-                out[key] = torch.from_numpy(image).permute(2, 0, 1).float().div_(scale)
-            else:
-                values = np.asarray(sample[key], dtype=np.float32)
-                valid = np.isfinite(values) & (values > 0)
-                out[key] = torch.from_numpy(np.where(valid, values, np.float32(0)))[None]
-                out[vk.valid_key(view)] = torch.from_numpy(valid)[None]
-    if "intrinsics" in sample:
-        out["intrinsics"] = torch.as_tensor(np.asarray(sample["intrinsics"], dtype=np.float32))
-    if "baseline_m" in sample:
-        out["baseline_m"] = torch.tensor(float(sample["baseline_m"]), dtype=torch.float32)
-    for key in ("crop_offset", "full_size", "index"):
-        if key in sample:
-            out[key] = torch.as_tensor(np.asarray(sample[key], dtype=np.int64))
-    return DepthSample(**out)
-
-
-class DepthFileDataset(Dataset):
-    """A split of a data set on disk. Subclasses implement ``__len__``, :meth:`load` and :meth:`source`."""
 
     def __init__(self, augment: DepthAugment | None = None) -> None:
-        self.augment = augment
+        super().__init__(augment)
+        self.list_problems: list[Problem] = []
 
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-    def load(self, index: int) -> dict[str, Any]:
-        """The raw sample as NumPy arrays (before augmentation); raises :class:`DataError`."""
-        raise NotImplementedError
-
-    def source(self, index: int) -> str:
-        """Where sample ``index`` comes from: ``list.txt:LINENO``."""
-        raise NotImplementedError
+    def raise_list_problems(self) -> None:
+        if self.list_problems:
+            raise DataError(self.list_problems)
 
     def audit(self, index: int) -> list[Problem]:
         """Extra consistency checks run by ``depthlab data check`` only (none by default)."""
         return []
 
-    def __getitem__(self, index: int) -> DepthSample:
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} samples")
-        sample = complete_stereo_pairs(self.load(index))
-        if self.augment is not None:
-            sample = self.augment(sample)
-        sample["index"] = index
-        return to_tensors(sample)
+    def depth_file(self, index: int, view: str = "") -> str:
+        """The file that holds the ground truth of sample ``index``'s view (``""`` or ``"_right"``)."""
+        raise NotImplementedError
 
     def problems(self, index: int) -> list[Problem]:
-        """Everything wrong with sample ``index``: its load errors and :meth:`audit` findings."""
+        """Everything wrong with sample ``index`` that one look can see: every load error (readers
+        collect all of a sample's, not only the first), a ground truth without one valid pixel, and
+        :meth:`audit` findings."""
         try:
-            self.load(index)
+            sample = self.load(index)
         except DataError as exc:
             found = list(exc.problems) or [Problem("error", "?", str(exc), self.source(index))]
         else:
             found = []
+            for view in VIEWS:
+                depth = sample.get(f"depth{view}")
+                if depth is not None and not (np.isfinite(depth) & (depth > 0)).any():
+                    where = " in the KB crop" if getattr(self, "kb_crop", False) else ""
+                    found.append(Problem(NO_DEPTH, self.depth_file(index, view), f"no pixel > 0{where}",
+                                         self.source(index)))
         return found + self.audit(index)
 
 
@@ -161,7 +129,9 @@ class FileDataModule(SplitDataModule):
         self.eval_augment = DepthAugment.from_config(eval_transforms, "data.eval_transforms")
         self._datasets: dict[str, DepthFileDataset] = {}
 
-    def build(self, split: Split, augment: DepthAugment | None) -> DepthFileDataset:
+    def build(self, split: Split, augment: DepthAugment | None, strict: bool = True) -> DepthFileDataset:
+        """The dataset of ``split``; ``strict=False``: malformed list lines are kept in its
+        ``list_problems`` instead of raised (``depthlab data check``)."""
         raise NotImplementedError
 
     def check_splits(self) -> list[Split]:

@@ -30,3 +30,5 @@ class DepthSample(TypedDict, total=False):
     crop_offset: Tensor  # (2,) int64 top, left of this sample's window in the original frame
     full_size: Tensor  # (2,) int64 H, W of the original frame (place the window back for eval crops)
     index: Tensor  # () int64 position in its data set (names the file in error reports)
+    original_size: Tensor  # (2,) int64 H, W of a user's image file before resizing to the network's input
+    name: str  # a user's image file, relative to its folder (names the prediction files)

@@ -72,16 +72,17 @@ def check(datamodule: FileDataModule, splits: list[str] | None = None, workers: 
     out = out or sys.stdout
     total = 0
     for split in splits or datamodule.check_splits():
-        try:
-            dataset = datamodule.build(split, augment=None)  # type: ignore[arg-type]
-        except DataError as exc:  # the list (or a whole file) is broken: report it, go on
+        try:  # malformed list lines are kept as problems, the other lines still checked
+            dataset = datamodule.build(split, augment=None, strict=False)  # type: ignore[arg-type]
+        except DataError as exc:  # a whole file (the .mat) is broken: report it, go on
             problems = exc.problems or [Problem("error", "?", str(exc), f"data ({split})")]
             total += _report(f"{split}: cannot build the split", problems, max_listed, out)
             continue
         walk = _ProblemsOf(dataset, limit)
         start = time.perf_counter()
-        problems = [p for found in DataLoader(walk, batch_size=1, num_workers=workers, collate_fn=_unbatched)
-                    for p in found]
+        problems = list(dataset.list_problems)
+        problems += [p for found in DataLoader(walk, batch_size=1, num_workers=workers, collate_fn=_unbatched)
+                     for p in found]
         skipped = getattr(dataset, "skipped", 0)
         note = f", {skipped} list lines without ground truth skipped" if skipped else ""
         header = f"{split}: {len(walk)} samples checked in {time.perf_counter() - start:.1f} s{note}"

@@ -30,10 +30,10 @@ from typing import Iterator, Sequence
 
 import cv2
 import lightning as L
-import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Sampler, SequentialSampler
 
+from depthlab.data.pipeline import SampleDataset
 from depthlab.data.readers import MISSING, UNREADABLE, DataError, Problem, read_rgb
 from depthlab.errors import ConfigError
 
@@ -122,7 +122,7 @@ def header_size(path: Path, source: str) -> tuple[int, int]:
     return (width, height) if orientation in _TRANSPOSING_ORIENTATIONS else (height, width)
 
 
-class ImageFileDataset(Dataset):
+class ImageFileDataset(SampleDataset):
     """The images of :func:`list_images` as samples (see the module docstring).
 
     Args:
@@ -136,6 +136,7 @@ class ImageFileDataset(Dataset):
     def __init__(self, files: Sequence[Path], names: Sequence[str], sources: Sequence[str],
                  size: Sequence[int] | None = None, multiple_of: int = 32,
                  input_sizes: Sequence[tuple[int, int]] | None = None) -> None:
+        super().__init__(augment=None)
         self.files, self.names, self.sources = list(files), list(names), list(sources)
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.multiple_of = multiple_of
@@ -150,9 +151,11 @@ class ImageFileDataset(Dataset):
             return self.size
         return round_to_multiple(height, self.multiple_of), round_to_multiple(width, self.multiple_of)
 
-    def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} images")
+    def source(self, index: int) -> str:
+        return self.sources[index]
+
+    def load(self, index: int) -> dict:
+        """The image at the network's input size (uint8 RGB), its file's size and name."""
         rgb = read_rgb(self.files[index], self.sources[index])
         height, width = rgb.shape[:2]
         in_h, in_w = self.input_sizes[index] if self.input_sizes is not None else self.input_size(height, width)
@@ -160,12 +163,7 @@ class ImageFileDataset(Dataset):
             # Area averaging when shrinking (no aliasing), bilinear when enlarging.
             shrink = in_h * in_w < height * width
             rgb = cv2.resize(rgb, (in_w, in_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0),
-            "original_size": torch.tensor([height, width], dtype=torch.int64),
-            "name": self.names[index],
-            "index": torch.tensor(index, dtype=torch.int64),
-        }
+        return {"image": rgb, "original_size": (height, width), "name": self.names[index]}
 
 
 class SizeGroupedBatchSampler(BatchSampler):

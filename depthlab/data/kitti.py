@@ -45,14 +45,14 @@ from depthlab.data.base import DepthFileDataset, FileDataModule, Split, require_
 from depthlab.data.keys import VIEW_KEYS, VIEWS, view_keys
 from depthlab.data.readers import (
     CALIBRATION, DTYPE, FOCAL, LIST, MISSING, SIZE, DataError, ListEntry, Problem,
-    StereoCalibration, kitti_stereo_calibration, read_depth_png, read_hint, read_kitti_calib, read_rgb,
+    StereoCalibration, kitti_stereo_calibration, read_depth_png, read_kitti_calib, read_rgb,
     read_split_list,
 )
+from depthlab.data.stereo_hints import StereoHintsMixin, read_hints
 from depthlab.data.transforms import DepthAugment
+from depthlab.depth_ops import KB_CROP, kb_crop_box
 from depthlab.errors import ConfigError
-from depthlab.hints.store import check_hints_data
 
-KB_CROP = (352, 1216)  # (H, W); KITTI benchmark crop as used by BTS/AdaBins (pytorch/bts_dataloader.py)
 DEPTH_PNG_SCALE = 1 / 256  # devkit readme of the depth benchmarks
 GroundTruth = Literal["annotated", "velodyne"]
 _OTHER_CAMERA = {"image_02": "image_03", "image_03": "image_02"}
@@ -60,11 +60,6 @@ PER_VIEW_KEYS = tuple(vk.key(view) for vk in VIEW_KEYS for view in VIEWS)  # wha
 #: Where a frame's hint lives under hints_root: the raw layout without ``data/`` (the published depth-hints layout).
 HINT_LAYOUT = "<date>/<date>_drive_<id>_sync/image_0{2,3}/<frame:010d>.npy"
 HINTS_DATA = {"dataset": "kitti"}  # what a KITTI hints folder's manifest.json records as its data
-
-
-def kb_crop_box(height: int, width: int) -> tuple[int, int]:
-    """(top, left) of the KB crop: the bottom 352 rows, the 1216 central columns."""
-    return height - KB_CROP[0], (width - KB_CROP[1]) // 2
 
 
 def velodyne_to_depth(points: np.ndarray, velo_to_cam: np.ndarray, rect: np.ndarray, p_rect: np.ndarray,
@@ -157,7 +152,8 @@ class KITTIDataset(DepthFileDataset):
 
     def __init__(self, list_path: str | os.PathLike, raw_root: str | os.PathLike, gt_root: str | os.PathLike | None,
                  gt_source: GroundTruth = "annotated", kb_crop: bool = True, stereo: bool = False,
-                 augment: DepthAugment | None = None, hints_root: str | os.PathLike | None = None) -> None:
+                 augment: DepthAugment | None = None, hints_root: str | os.PathLike | None = None,
+                 strict: bool = True) -> None:
         super().__init__(augment)
         if gt_source not in ("annotated", "velodyne"):
             raise ConfigError(f"KITTI gt_source must be annotated or velodyne, got {gt_source!r}")
@@ -167,7 +163,9 @@ class KITTIDataset(DepthFileDataset):
         self.gt_root = None if gt_root is None else Path(gt_root)
         self.gt_source, self.kb_crop, self.stereo = gt_source, kb_crop, stereo
         self.hints_root = None if hints_root is None else Path(hints_root)
-        entries = read_split_list(self.list_path)
+        entries = read_split_list(self.list_path, self.list_problems)
+        if strict:
+            self.raise_list_problems()
         if gt_source == "annotated":
             self.entries = [e for e in entries if e.depth is not None]
         else:
@@ -180,8 +178,8 @@ class KITTIDataset(DepthFileDataset):
 
     def hint_jobs(self) -> list[KITTIHintJob]:
         """One :class:`KITTIHintJob` per list entry (both cameras of its frame, whichever the entry
-        names); every malformed image path of the list is reported at once."""
-        jobs, problems = [], []
+        names); every malformed line and image path of the list is reported at once."""
+        jobs, problems = [], list(self.list_problems)
         for e in self.entries:
             try:
                 date, drive, _, frame = self._parts(e)
@@ -205,6 +203,14 @@ class KITTIDataset(DepthFileDataset):
         if len(parts) < 5 or camera is None:
             raise DataError(Problem(LIST, e.rgb, "expected <date>/<drive>_sync/image_0X/data/<frame>.png", e.source))
         return parts[0], parts[1], camera, PurePosixPath(e.rgb).stem
+
+    def depth_file(self, index: int, view: str = "") -> str:
+        e = self.entries[index]
+        date, drive, camera, frame = self._parts(e)
+        camera = _OTHER_CAMERA[camera] if view else camera
+        if self.gt_source == "annotated":
+            return str(self._annotated_path(e, camera))
+        return str(self.raw_root / date / drive / "velodyne_points" / "data" / f"{frame}.bin")
 
     def _annotated_path(self, e: ListEntry, camera: str) -> Path:
         rel = PurePosixPath(e.depth).as_posix().replace("/image_02/", f"/{camera}/")
@@ -268,11 +274,11 @@ class KITTIDataset(DepthFileDataset):
         image = attempt(read_rgb, self.raw_root / e.rgb, e.source)
         calib = attempt(self._calibration, date, camera, e.source)
         shape = None if image is None else image.shape[:2]
+        if self.kb_crop and shape is not None and (shape[0] < KB_CROP[0] or shape[1] < KB_CROP[1]):
+            problems.append(Problem(SIZE, str(self.raw_root / e.rgb), f"image is {shape[0]}x{shape[1]}, smaller than "
+                                    f"the {KB_CROP[0]}x{KB_CROP[1]} KB crop", e.source))
         depth = attempt(self._depth, e, date, drive, camera, frame, shape)
         sample: dict[str, Any] = {"image": image, "depth": depth}
-        if self.hints_root is not None:
-            hint_path = self.hints_root / hint_relpath(date, drive, camera, frame)
-            sample["hint"] = attempt(read_hint, hint_path, shape, e.source)
         if self.stereo:
             if camera != "image_02":
                 problems.append(Problem(LIST, e.rgb, "stereo samples need the left camera (image_02)", e.source))
@@ -282,20 +288,20 @@ class KITTIDataset(DepthFileDataset):
             if right is not None and shape is not None and right.shape[:2] != shape:
                 problems.append(Problem(SIZE, str(right_path), f"right image is {right.shape[0]}x{right.shape[1]}, "
                                         f"left {shape[0]}x{shape[1]}", e.source))
-            else:
-                sample["depth_right"] = attempt(self._depth, e, date, drive, "image_03", frame, shape)
-            if self.hints_root is not None:
-                hint_path = self.hints_root / hint_relpath(date, drive, _OTHER_CAMERA[camera], frame)
-                sample["hint_right"] = attempt(read_hint, hint_path, shape, e.source)
+                shape = None  # the right depth map is still read, against no image size
+            sample["depth_right"] = attempt(self._depth, e, date, drive, "image_03", frame, shape)
+        if self.hints_root is not None:
+            files = {"hint": hint_relpath(date, drive, camera, frame)}
+            if self.stereo:
+                files["hint_right"] = hint_relpath(date, drive, _OTHER_CAMERA[camera], frame)
+            sample.update(attempt(read_hints, self.hints_root, files, None if image is None else image.shape[:2],
+                                  e.source) or {})
         if problems:
             raise DataError(problems)
 
         height, width = shape
         top, left = 0, 0
         if self.kb_crop:
-            if height < KB_CROP[0] or width < KB_CROP[1]:
-                raise DataError(Problem(SIZE, str(self.raw_root / e.rgb), f"image is {height}x{width}, smaller than "
-                                        f"the {KB_CROP[0]}x{KB_CROP[1]} KB crop", e.source))
             top, left = kb_crop_box(height, width)
             window = (slice(top, top + KB_CROP[0]), slice(left, left + KB_CROP[1]))
             for key in PER_VIEW_KEYS:
@@ -322,7 +328,7 @@ class KITTIDataset(DepthFileDataset):
         return []
 
 
-class KITTIDataModule(FileDataModule):
+class KITTIDataModule(StereoHintsMixin, FileDataModule):
     """KITTI Eigen split: raw images + annotated (or Velodyne) depth, KB crop, optional stereo.
 
     Validation uses ``val_list`` (by default the Eigen test list, as BTS and AdaBins do: "val"
@@ -388,16 +394,12 @@ class KITTIDataModule(FileDataModule):
         same = resolve_path(self.lists["val"]) == resolve_path(self.lists["test"])
         return ["train", "test"] if same else ["train", "val", "test"]
 
-    def build(self, split: Split, augment: DepthAugment | None) -> KITTIDataset:
+    def build(self, split: Split, augment: DepthAugment | None, strict: bool = True) -> KITTIDataset:
         raw = require_dir(self.raw_root, "data.raw_root")
         source = self.gt_sources[split]
         gt = require_dir(self.gt_root, "data.gt_root") if source == "annotated" else None
-        hints = None
-        if self.hints_root is not None:
-            hints = require_dir(self.hints_root, "data.hints_root (run 'depthlab hints precompute' to fill it)")
-            check_hints_data(hints, HINTS_DATA, "data.hints_root")
         return KITTIDataset(resolve_path(self.lists[split]), raw, gt, source, self.kb_crops[split], self.stereo,
-                            augment, hints)
+                            augment, self.hints_folder(), strict)
 
     # -- Depth Hints (depthlab hints precompute) ---------------------------------------------------------
     hint_layout = HINT_LAYOUT
@@ -409,4 +411,4 @@ class KITTIDataModule(FileDataModule):
         source = self.gt_sources[split]
         gt = require_dir(self.gt_root, "data.gt_root") if source == "annotated" else None
         # Without hints_root: the pairs are listed before their hints exist.
-        return KITTIDataset(resolve_path(self.lists[split]), raw, gt, source).hint_jobs()
+        return KITTIDataset(resolve_path(self.lists[split]), raw, gt, source, strict=False).hint_jobs()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import weakref
 from typing import Any, Iterator, Literal
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from depthlab.checkpointing.preemption import worker_init_fn
+from depthlab.data.workers import install_exit_cleanup, shutdown_workers, worker_init_fn
 
 Split = Literal["train", "val", "test"]
 
@@ -103,6 +104,10 @@ class SplitDataModule(L.LightningDataModule):
     _train_sampler: ResumableSampler | None = None
     _resume_at: dict[str, int] | None = None
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._built_loaders: weakref.WeakSet[DataLoader] = weakref.WeakSet()  # those with workers
+
     def dataset(self, split: Split) -> Dataset:
         raise NotImplementedError
 
@@ -116,7 +121,9 @@ class SplitDataModule(L.LightningDataModule):
         train = split == "train"
         dataset = self.dataset(split)
         sampler = self._resumable_sampler(dataset) if train else None
-        return (ResumableDataLoader if train else DataLoader)(
+        if self.num_workers > 0:
+            install_exit_cleanup()
+        loader = (ResumableDataLoader if train else DataLoader)(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
             sampler=sampler,
@@ -126,6 +133,30 @@ class SplitDataModule(L.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
             worker_init_fn=worker_init_fn,
         )
+        if self.num_workers > 0:
+            self._built_loaders.add(loader)
+        return loader
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()  # a copy (ddp_spawn, deepcopy) holds none of these loaders
+        state["_built_loaders"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._built_loaders = weakref.WeakSet()
+
+    def _shutdown_workers(self) -> None:
+        """End the (persistent) workers of every loader this module built: a failed run must not leave
+        them running (the process would not exit; see :mod:`depthlab.data.workers`)."""
+        for loader in list(self._built_loaders):
+            shutdown_workers(loader)
+
+    def on_exception(self, exception: BaseException) -> None:
+        self._shutdown_workers()
+
+    def teardown(self, stage: str) -> None:
+        self._shutdown_workers()
 
     def _resumable_sampler(self, dataset: Dataset) -> ResumableSampler:
         at, self._resume_at = self._resume_at, None  # a later rebuild (reload_dataloaders_every_n_epochs) starts an epoch

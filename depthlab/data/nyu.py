@@ -26,7 +26,9 @@ import scipy.io
 
 from depthlab.data.base import DepthFileDataset, FileDataModule, Split, require_dir, resolve_path
 from depthlab.data.keys import view_keys
-from depthlab.data.readers import MISSING, SIZE, UNREADABLE, DataError, Problem, read_depth_png, read_rgb, read_split_list
+from depthlab.data.readers import (
+    MISSING, SIZE, UNREADABLE, DataError, Problem, read_depth_png, read_rgb, read_split_list,
+)
 from depthlab.data.transforms import DepthAugment
 from depthlab.errors import ConfigError
 
@@ -119,6 +121,9 @@ class NYUMatDataset(DepthFileDataset):
     def source(self, index: int) -> str:
         return f"{self.source_name}({index + 1}) = frame {self.frames[index]}"
 
+    def depth_file(self, index: int, view: str = "") -> str:
+        return f"{self.mat_path}:{self.depth_field}[{self.frames[index]}]"
+
     def load(self, index: int) -> dict[str, Any]:
         f = self._file()
         frame = int(self.frames[index]) - 1
@@ -142,10 +147,12 @@ class NYUListDataset(DepthFileDataset):
     """
 
     def __init__(self, list_path: str | os.PathLike, root: str | os.PathLike,
-                 augment: DepthAugment | None = None) -> None:
+                 augment: DepthAugment | None = None, strict: bool = True) -> None:
         super().__init__(augment)
         self.list_path, self.root = Path(list_path), Path(root)
-        entries = read_split_list(self.list_path)
+        entries = read_split_list(self.list_path, self.list_problems)
+        if strict:
+            self.raise_list_problems()
         self.entries = [e for e in entries if e.depth is not None]
         self.skipped = len(entries) - len(self.entries)
 
@@ -155,14 +162,27 @@ class NYUListDataset(DepthFileDataset):
     def source(self, index: int) -> str:
         return self.entries[index].source
 
+    def depth_file(self, index: int, view: str = "") -> str:
+        return str(self.root / self.entries[index].depth)
+
     def load(self, index: int) -> dict[str, Any]:
         e = self.entries[index]
         image_path = self.root / e.rgb
-        image = read_rgb(image_path, e.source)
-        if image.shape[:2] != NYU_SIZE:
-            raise DataError(Problem(SIZE, str(image_path), f"image is {image.shape[0]}x{image.shape[1]}, NYUv2 "
-                                    f"frames are {NYU_SIZE[0]}x{NYU_SIZE[1]}", e.source))
-        depth = read_depth_png(self.root / e.depth, DEPTH_PNG_SCALE, e.source, shape=NYU_SIZE)
+        problems: list[Problem] = []  # every problem of the sample, not only the first
+        try:
+            image = read_rgb(image_path, e.source)
+        except DataError as exc:
+            problems.extend(exc.problems)
+        else:
+            if image.shape[:2] != NYU_SIZE:
+                problems.append(Problem(SIZE, str(image_path), f"image is {image.shape[0]}x{image.shape[1]}, NYUv2 "
+                                        f"frames are {NYU_SIZE[0]}x{NYU_SIZE[1]}", e.source))
+        try:
+            depth = read_depth_png(self.root / e.depth, DEPTH_PNG_SCALE, e.source, shape=NYU_SIZE)
+        except DataError as exc:
+            problems.extend(exc.problems)
+        if problems:
+            raise DataError(problems)
         _, _, cx, cy = NYU_INTRINSICS
         return {"image": image, "depth": depth, "intrinsics": np.array([e.focal_px, e.focal_px, cx, cy])}
 
@@ -221,7 +241,7 @@ class NYUDataModule(FileDataModule):
     def check_splits(self) -> list[Split]:
         return ["train", "test"]  # val is the test split
 
-    def build(self, split: Split, augment: DepthAugment | None) -> DepthFileDataset:
+    def build(self, split: Split, augment: DepthAugment | None, strict: bool = True) -> DepthFileDataset:
         part = "train" if split == "train" else "test"
         if self.format == "mat":
             if self.mat_path is None:
@@ -233,4 +253,4 @@ class NYUDataModule(FileDataModule):
                                  f"{splits_path}:{_SPLIT_KEYS[part]}")
         root_key = "train" if split == "train" else "eval"
         root = require_dir(self.roots[root_key], f"data.{root_key}_root")
-        return NYUListDataset(resolve_path(self.lists[part]), root, augment)
+        return NYUListDataset(resolve_path(self.lists[part]), root, augment, strict)

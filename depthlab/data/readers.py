@@ -14,36 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from depthlab.errors import ConfigError
+from depthlab.errors import ConfigError, DataError, Problem  # noqa: F401  (DataError, Problem: re-exported)
 
 # Problem kinds, as counted by ``depthlab data check``.
-MISSING, UNREADABLE, DTYPE, SIZE, CALIBRATION, FOCAL, LIST = (
+MISSING, UNREADABLE, DTYPE, SIZE, CALIBRATION, FOCAL, LIST, NO_DEPTH = (
     "missing file", "unreadable file", "wrong dtype", "wrong size", "bad calibration", "focal mismatch",
-    "bad list line",
+    "bad list line", "no valid depth",
 )
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with one file. ``source`` is the ``list:lineno`` that named the file."""
-
-    kind: str
-    path: str
-    detail: str
-    source: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.kind}: {self.detail} (listed at {self.source})"
-
-
-class DataError(ConfigError):
-    """A data file is missing or malformed; the message names the file and its split-list line."""
-
-    def __init__(self, message: str | Problem | list[Problem]) -> None:
-        problems = [message] if isinstance(message, Problem) else message if isinstance(message, list) else []
-        self.problems: list[Problem] = problems
-        # A plain string is accepted so that DataLoader workers can re-raise the error in the parent.
-        super().__init__("; ".join(map(str, problems)) if problems else str(message))
 
 
 @dataclass(frozen=True)
@@ -56,11 +33,13 @@ class ListEntry:
     source: str  # "path/to/list.txt:LINENO", 1-based
 
 
-def read_split_list(path: str | os.PathLike) -> list[ListEntry]:
+def read_split_list(path: str | os.PathLike, bad_lines: list[Problem] | None = None) -> list[ListEntry]:
     """Parse a BTS-style split list: ``rgb_path depth_path focal`` per line (KITTI or NYU).
 
     Blank lines are ignored; a depth path ``None`` (KITTI frames without annotated depth) is kept as
     ``None``. Leading ``/`` (the NYU training list has them) are stripped: paths are relative to a root.
+    Malformed lines raise one :class:`DataError` naming them all, or, when ``bad_lines`` is given,
+    are appended to it and skipped (``depthlab data check`` goes on to check the other lines).
     """
     path = Path(path)
     if not path.is_file():
@@ -81,8 +60,10 @@ def read_split_list(path: str | os.PathLike) -> list[ListEntry]:
             continue
         depth = None if fields[1] == "None" else fields[1].lstrip("/")
         entries.append(ListEntry(fields[0].lstrip("/"), depth, focal, source))
-    if problems:
+    if problems and bad_lines is None:
         raise DataError(problems)
+    if bad_lines is not None:
+        bad_lines.extend(problems)
     return entries
 
 
@@ -91,9 +72,27 @@ def _check_exists(path: Path, source: str) -> None:
         raise DataError(Problem(MISSING, str(path), "no such file", source))
 
 
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
 def read_rgb(path: Path, source: str) -> np.ndarray:
-    """An 8-bit colour image (PNG/JPG) as (H, W, 3) uint8 RGB."""
+    """An 8-bit colour image (PNG/JPG) as (H, W, 3) uint8 RGB (EXIF orientation applied).
+
+    JPEGs are decoded by Pillow, which refuses a truncated file ("image file is truncated"): OpenCV
+    decodes one silently, filling the missing part grey. Both use libjpeg-turbo's default decoding,
+    so the pixels are OpenCV's. Other formats are OpenCV's (it refuses truncated PNGs itself).
+    """
     _check_exists(path, source)
+    with open(path, "rb") as file:
+        is_jpeg = file.read(3) == _JPEG_MAGIC
+    if is_jpeg:
+        from PIL import Image, ImageOps  # torchvision's dependency
+
+        try:
+            with Image.open(path) as im:
+                return np.array(ImageOps.exif_transpose(im).convert("RGB"))
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise DataError(Problem(UNREADABLE, str(path), f"not a decodable image ({exc})", source)) from None
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise DataError(Problem(UNREADABLE, str(path), "not a decodable image", source))

@@ -25,15 +25,20 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from depthlab.data.batch import DepthSample
 from depthlab.data.keys import view_keys
 from depthlab.data.loading import Split, SplitDataModule
+from depthlab.data.pipeline import SampleDataset, to_tensors
+from depthlab.data.stereo_hints import StereoHintsMixin, read_hints
 from depthlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from depthlab.data.transforms import DepthAugment
 
 _SPLIT_ID = {"train": 0, "val": 1, "test": 2}
 _N_WAVES = 4  # sinusoids per surface texture
@@ -221,24 +226,30 @@ HINT_KEYS = view_keys(["hint"], stereo=True)
 HINT_LAYOUT = "<split>/image_0{2,3}/<index:06d>.npy"
 
 
-def render_sample(cfg: SceneConfig, seed: int, split: Split, index: int) -> DepthSample:
-    """The (seed, split, index)-th stereo sample as tensors (see :class:`DepthSample`; keys
-    :data:`SAMPLE_KEYS`). Both views have ground truth, with the same range and density rules."""
+def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int) -> dict[str, Any]:
+    """The (seed, split, index)-th stereo sample as NumPy arrays, what a data set's ``load`` returns
+    (images (H, W, 3) float32 in [0, 1], depth (H, W) float32 metres, 0 where invalid). Both views
+    have ground truth, with the same range and density rules."""
     rng = np.random.default_rng([seed, _SPLIT_ID[split], index])
     scene = sample_scene(cfg, rng)
     views = {"": render_view(scene, cfg, 0.0), "_right": render_view(scene, cfg, cfg.baseline_m)}
-    sample: dict[str, torch.Tensor] = {}
+    sample: dict[str, Any] = {}
     for view, (rgb, depth) in views.items():  # left first: its draws are those of the mono generator
         valid = (depth > cfg.min_depth) & (depth < cfg.max_depth)
         if cfg.gt_density < 1.0:
             valid &= rng.random(depth.shape) < cfg.gt_density
-        sample[f"image{view}"] = torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
-        sample[f"depth{view}"] = torch.from_numpy(np.where(valid, depth, 0.0).astype(np.float32))[None]
-        sample[f"valid{view}"] = torch.from_numpy(valid)[None]
-    sample["intrinsics"] = torch.tensor(cfg.intrinsics, dtype=torch.float32)
-    sample["baseline_m"] = torch.tensor(cfg.baseline_m, dtype=torch.float32)
-    sample["index"] = torch.tensor(index, dtype=torch.int64)
-    return DepthSample(**sample)
+        sample[f"image{view}"] = rgb
+        sample[f"depth{view}"] = np.where(valid, depth, 0.0).astype(np.float32)
+    sample["intrinsics"] = np.array(cfg.intrinsics, dtype=np.float32)
+    sample["baseline_m"] = np.float32(cfg.baseline_m)
+    sample["index"] = index
+    return sample
+
+
+def render_sample(cfg: SceneConfig, seed: int, split: Split, index: int) -> DepthSample:
+    """The (seed, split, index)-th stereo sample as tensors (see :class:`DepthSample`; keys
+    :data:`SAMPLE_KEYS`): :func:`render_arrays` through :func:`~depthlab.data.pipeline.to_tensors`."""
+    return to_tensors(render_arrays(cfg, seed, split, index))
 
 
 def scene_scale(scale_range: tuple[float, float], seed: int, split: Split, index: int) -> float:
@@ -247,6 +258,12 @@ def scene_scale(scale_range: tuple[float, float], seed: int, split: Split, index
     low, high = scale_range
     u = np.random.default_rng([seed, _SPLIT_ID[split], index, 7]).random()
     return float(np.exp(np.log(low) + u * (np.log(high) - np.log(low))))
+
+
+def augment_seed(seed: int, split: Split, index: int) -> int:
+    """The seed of the (seed, split, index)-th sample's augmentation draw: its own random stream, so
+    an augmented sample is still a pure function of (seed, split, index), in any worker, at any epoch."""
+    return int(np.random.SeedSequence([seed, _SPLIT_ID[split], index, 11]).generate_state(1)[0])
 
 
 def hint_relpaths(split: Split, index: int) -> tuple[str, str]:
@@ -260,9 +277,11 @@ def hints_data(cfg: SceneConfig, seed: int) -> dict:
     return {"dataset": "synthetic", "seed": seed, "scene": asdict(cfg)}
 
 
-def _uint8(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8, what stereo matching takes."""
-    return (image.permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+def _uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """An image in [0, 1], (3, H, W) tensor or (H, W, 3) array -> (H, W, 3) uint8, what stereo matching takes."""
+    if isinstance(image, torch.Tensor):
+        image = image.permute(1, 2, 0).numpy()
+    return np.clip(np.rint(image * np.float32(255)), 0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -284,72 +303,67 @@ class SyntheticHintJob:
 
     def read(self) -> tuple[np.ndarray, np.ndarray, float, float]:
         """(left, right uint8 (H, W, 3), fx pixels, baseline_m metres) of the rendered pair."""
-        sample = render_sample(self.cfg, self.seed, self.split, self.index)
+        sample = render_arrays(self.cfg, self.seed, self.split, self.index)
         return _uint8(sample["image"]), _uint8(sample["image_right"]), self.cfg.intrinsics[0], self.cfg.baseline_m
 
 
-class SyntheticStereoDataset(Dataset):
-    """``length`` procedural stereo samples of one split, rendered on access.
+class SyntheticStereoDataset(SampleDataset):
+    """``length`` procedural stereo samples of one split, rendered on access (``load``), then through
+    the sample pipeline (``augment``, ``to_tensors``) as every data set's.
 
     ``hints``: None, a hints folder (:class:`~pathlib.Path`, layout :data:`HINT_LAYOUT`) or
-    ``"on_the_fly"`` (computed from the rendered pair).
+    ``"on_the_fly"`` (computed from the rendered pair). ``augment``: drawn per sample
+    (:func:`augment_seed`), so every sample stays a pure function of (seed, split, index).
     """
 
     def __init__(self, cfg: SceneConfig, split: Split, length: int, seed: int = 0,
                  hints: Path | str | None = None, scale_range: tuple[float, float] | None = None,
-                 cache: bool = False) -> None:
+                 cache: bool = False, augment: DepthAugment | None = None) -> None:
         if split not in _SPLIT_ID:
             raise ValueError(f"split must be one of {list(_SPLIT_ID)}, got {split!r}")
         if isinstance(hints, str) and hints != "on_the_fly":
             raise ValueError(f"hints must be None, a folder (Path) or 'on_the_fly', got {hints!r}")
+        super().__init__(augment)
         self.cfg, self.split, self.length, self.seed, self.hints = cfg, split, length, seed, hints
         self.scale_range = scale_range
-        self._cache: dict[int, DepthSample] | None = {} if cache else None
+        self._cache: dict[int, dict[str, Any]] | None = {} if cache else None
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> DepthSample:
-        if not 0 <= index < self.length:
-            raise IndexError(f"index {index} out of range for {self.length} {self.split} samples")
+    def source(self, index: int) -> str:
+        return SyntheticHintJob(self.cfg, self.seed, self.split, index).source
+
+    def augment_seed(self, index: int) -> int:
+        return augment_seed(self.seed, self.split, index)
+
+    def load(self, index: int) -> dict[str, Any]:
         if self._cache is not None and index in self._cache:
-            return DepthSample(**self._cache[index])
-        sample = render_sample(self.cfg, self.seed, self.split, index)
+            return dict(self._cache[index])
+        sample = render_arrays(self.cfg, self.seed, self.split, index)
         if self.scale_range is not None:
             s = scene_scale(self.scale_range, self.seed, self.split, index)
             for key in ("depth", "depth_right", "baseline_m"):
-                sample[key] = sample[key] * s
+                sample[key] = sample[key] * np.float32(s)
         if self.hints is not None:
             sample.update(self._hints(sample, index))
         if self._cache is not None:
             self._cache[index] = sample
-            return DepthSample(**sample)
+            return dict(sample)
         return sample
 
-    def _hints(self, sample: DepthSample, index: int) -> dict[str, torch.Tensor]:
-        # Imported here: stereo matching pulls in OpenCV, which plain rendering does not need.
-        if self.hints == "on_the_fly":
+    def _hints(self, sample: dict[str, Any], index: int) -> dict[str, np.ndarray]:
+        if self.hints == "on_the_fly":  # imported here: stereo matching pulls in OpenCV
             from depthlab.hints.fusion import compute_stereo_hints
 
-            left, right = _uint8(sample["image"]), _uint8(sample["image_right"])
-            views = compute_stereo_hints(left, right, self.cfg.intrinsics[0], self.cfg.baseline_m)
-            maps = {"hint": views.depth, "hint_right": views.depth_right}
-        else:
-            from depthlab.data.readers import read_hint
-
-            source = SyntheticHintJob(self.cfg, self.seed, self.split, index).source
-            shape = (self.cfg.height, self.cfg.width)
-            maps = {key: read_hint(self.hints / rel, shape, source)
-                    for key, rel in zip(("hint", "hint_right"), hint_relpaths(self.split, index))}
-        out = {}
-        for key, values in maps.items():  # as data.base.to_tensors: 0 unless finite and > 0
-            valid = np.isfinite(values) & (values > 0)
-            out[key] = torch.from_numpy(np.where(valid, values, np.float32(0)))[None]
-            out[key.replace("hint", "hint_valid")] = torch.from_numpy(valid)[None]
-        return out
+            views = compute_stereo_hints(_uint8(sample["image"]), _uint8(sample["image_right"]),
+                                         self.cfg.intrinsics[0], self.cfg.baseline_m)
+            return {"hint": views.depth, "hint_right": views.depth_right}
+        files = dict(zip(("hint", "hint_right"), hint_relpaths(self.split, index)))
+        return read_hints(self.hints, files, (self.cfg.height, self.cfg.width), self.source(index))
 
 
-class SyntheticDataModule(SplitDataModule):
+class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
     """Procedural stereo rooms for training and testing without any download.
 
     Args:
@@ -372,7 +386,14 @@ class SyntheticDataModule(SplitDataModule):
         cache: keep every rendered sample in memory (about 0.3 MB at 96x128), so each is rendered
             once: for small training sets run many epochs, with ``num_workers: 0`` (worker
             processes would each fill, and at every epoch's end lose, their own copy).
+        train_transforms, eval_transforms: augmentation lists, as for the file data modules (see
+            :mod:`depthlab.data.transforms`; e.g. ``{name: HorizontalFlip}`` mirrors a pair and
+            swaps its views). Each sample's draw is its own (:func:`augment_seed`): a sample is the
+            same at every epoch, a pure function of (seed, split, index); more variety comes from
+            more scenes (``train_size``).
     """
+
+    hint_layout = HINT_LAYOUT
 
     def __init__(
         self,
@@ -393,6 +414,8 @@ class SyntheticDataModule(SplitDataModule):
         hints_on_the_fly: bool = False,
         scale_range: tuple[float, float] | None = None,
         cache: bool = False,
+        train_transforms: list[dict[str, Any]] | None = None,
+        eval_transforms: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         if scale_range is not None:
@@ -409,6 +432,12 @@ class SyntheticDataModule(SplitDataModule):
         self.num_workers, self.seed = num_workers, seed
         self.scene = SceneConfig(height, width, hfov_deg, baseline_m, min_depth, max_depth, gt_density=gt_density)
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
+        self.train_augment = self.eval_augment = None
+        if train_transforms or eval_transforms:  # built now, so that a wrong transform fails at start-up
+            from depthlab.data.transforms import DepthAugment  # albumentations: only when augmenting
+
+            self.train_augment = DepthAugment.from_config(train_transforms, "data.train_transforms")
+            self.eval_augment = DepthAugment.from_config(eval_transforms, "data.eval_transforms")
 
     @property
     def provides(self) -> frozenset[str]:
@@ -416,20 +445,12 @@ class SyntheticDataModule(SplitDataModule):
         return SAMPLE_KEYS | HINT_KEYS if with_hints else SAMPLE_KEYS
 
     def dataset(self, split: Split) -> SyntheticStereoDataset:
-        hints: Path | str | None = "on_the_fly" if self.hints_on_the_fly else None
-        if self.hints_root is not None:
-            from depthlab.hints.store import check_hints_data
-
-            hints = Path(self.hints_root).expanduser()
-            if not hints.is_dir():
-                raise ConfigError(f"data.hints_root: folder {hints} does not exist (run 'depthlab hints precompute')")
-            check_hints_data(hints, self.hints_data, "data.hints_root")
+        hints: Path | str | None = "on_the_fly" if self.hints_on_the_fly else self.hints_folder()
+        augment = self.train_augment if split == "train" else self.eval_augment
         return SyntheticStereoDataset(self.scene, split, self.sizes[split], self.seed, hints,
-                                      scale_range=self.scale_range, cache=self.cache)
+                                      scale_range=self.scale_range, cache=self.cache, augment=augment)
 
     # -- Depth Hints (depthlab hints precompute) ---------------------------------------------------------
-    hint_layout = HINT_LAYOUT
-
     @property
     def hints_data(self) -> dict:
         return hints_data(self.scene, self.seed)

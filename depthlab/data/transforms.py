@@ -297,7 +297,8 @@ class DepthAugment:
 
     Call it on a NumPy sample (see the module docstring); returns a new dict. Each DataLoader worker
     reseeds the pipeline from its torch seed, so workers draw different augmentations and a run
-    seeded with ``seed_everything`` is repeatable.
+    seeded with ``seed_everything`` is repeatable. Called with a ``seed``, the draw is that seed's
+    alone (a sample that is a pure function of its index, whichever worker makes it).
     """
 
     def __init__(self, transforms: Sequence[A.BasicTransform | A.BaseCompose]) -> None:
@@ -318,8 +319,12 @@ class DepthAugment:
             self.compose.set_random_seed(seed % 2**32)
             self._seeded_for = key
 
-    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        self._reseed()
+    def __call__(self, sample: dict[str, Any], seed: int | None = None) -> dict[str, Any]:
+        if seed is None:
+            self._reseed()
+        else:
+            self.compose.set_random_seed(seed % 2**32)
+            self._seeded_for = None  # the worker's own stream is reseeded at its next use
         return self.compose(**complete_stereo_pairs(sample))
 
     def __repr__(self) -> str:

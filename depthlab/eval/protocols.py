@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from depthlab.depth_ops import KB_CROP, kb_crop_box, resize_depth
 from depthlab.errors import ConfigError
 from depthlab.metrics.functional import valid_depth_mask
 
@@ -59,8 +60,7 @@ NYU_EIGEN_CROP = (45, 471, 41, 601)
 # (monodepth2 evaluate_depth.py for Garg; BTS bts_eval.py for both).
 GARG_CROP_FRACTIONS = (0.40810811, 0.99189189, 0.03594771, 0.96405229)
 EIGEN_CROP_FRACTIONS = (0.3324324, 0.91351351, 0.0359477, 0.96405229)
-# KB crop (Uhrig et al. benchmark size): a 352x1216 window at the bottom, centred horizontally (BTS).
-KB_CROP_HW = (352, 1216)
+KB_CROP_HW = KB_CROP  # the KB crop (depthlab.depth_ops): 352x1216 at the bottom, centred horizontally
 # Monodepth post-processing ramp: L(x) = 1 - clip(MONODEPTH_PP_SLOPE (x - MONODEPTH_PP_START), 0, 1)
 # (monodepth2 evaluate_depth.py batch_post_process_disparity).
 MONODEPTH_PP_SLOPE, MONODEPTH_PP_START = 20.0, 0.05
@@ -97,33 +97,7 @@ def kb_window(h: int, w: int) -> tuple[int, int]:
     kh, kw = KB_CROP_HW
     if h < kh or w < kw:
         raise ConfigError(f"eval protocol kb_crop: needs ground truth of at least {kh}x{kw}, got {h}x{w}")
-    return h - kh, (w - kw) // 2
-
-
-def _half_pixel_taps(n_in: int, n_out: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """Source indices (i0, i1) and the weight of i1 for each of ``n_out`` outputs, from float64
-    coordinates (i + 0.5) n_in / n_out - 0.5 clamped to the edge pixels, as OpenCV computes them."""
-    src = (torch.arange(n_out, dtype=torch.float64, device=device) + 0.5) * (n_in / n_out) - 0.5
-    src = src.clamp(0, n_in - 1)
-    i0 = src.floor().long()
-    return i0, (i0 + 1).clamp_max(n_in - 1), src - i0
-
-
-def _resize_half_pixel(x: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinear resize of (..., h, w) with half-pixel centres: ``cv2.resize(x, (w, h))`` (INTER_LINEAR).
-
-    ``F.interpolate(align_corners=False)`` interpolates the same points but forms their coordinates
-    in float32: off by up to ~4e-5 pixel at KITTI widths, ~1e-5 of the depth where it varies fast.
-    """
-    y0, y1, wy = _half_pixel_taps(x.shape[-2], size[0], x.device)
-    x0, x1, wx = _half_pixel_taps(x.shape[-1], size[1], x.device)
-    wy, wx = wy.to(x.dtype)[:, None], wx.to(x.dtype)
-
-    def along_rows(rows: Tensor) -> Tensor:
-        return rows.index_select(-1, x0) * (1 - wx) + rows.index_select(-1, x1) * wx
-
-    # OpenCV's order: each source row interpolated horizontally, then two such rows blended.
-    return along_rows(x.index_select(-2, y0)) * (1 - wy) + along_rows(x.index_select(-2, y1)) * wy
+    return kb_crop_box(h, w)
 
 
 def resize_prediction(
@@ -139,19 +113,10 @@ def resize_prediction(
     """
     if tuple(pred_depth.shape[-2:]) == tuple(hw):
         return pred_depth
-    size = (int(hw[0]), int(hw[1]))
-
-    def resize(x: Tensor) -> Tensor:
-        if align_corners:
-            return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
-        return _resize_half_pixel(x, size)
-
-    if not inverse:
-        return resize(pred_depth)
     # Depth heads give > 0; a zero still becomes a finite (huge) inverse instead of inf, whose
-    # interpolation would turn neighbours into NaN.
-    tiny = torch.finfo(pred_depth.dtype).tiny
-    return 1 / resize(1 / pred_depth.clamp_min(tiny)).clamp_min(tiny)
+    # interpolation would turn neighbours into NaN (resize_depth clamps).
+    size = (int(hw[0]), int(hw[1]))
+    return resize_depth(pred_depth, size, inverse, "align_corners" if align_corners else "opencv")[0]
 
 
 def monodepth_post_process(disp: Tensor, disp_flipped_back: Tensor) -> Tensor:

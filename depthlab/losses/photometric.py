@@ -63,12 +63,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from depthlab.errors import ConfigError
+from depthlab.depth_ops import resize_depth
 from depthlab.geometry import depth_to_disparity, reprojection_error, stereo_calibration, warp_horizontal
-from depthlab.losses.base import DepthLoss, fill_invalid, masked_mean, safe_reciprocal
+from depthlab.losses.base import DepthLoss, fill_invalid, masked_mean
 from depthlab.losses.uncertainty import log_depth_nll
 from depthlab.models.output import DepthOutput
 
@@ -88,8 +88,7 @@ def scale_depths(out: DepthOutput, size: tuple[int, int], use_scales: bool = Tru
     to ``size`` bilinearly as inverse depth (Monodepth2 upsamples disparity before converting it)."""
     depths = [out.depth]
     for level in out.scales if use_scales else []:
-        inverse = F.interpolate(level.inverse(), size=size, mode="bilinear", align_corners=False)
-        depths.append(safe_reciprocal(inverse))
+        depths.append(resize_depth(level.depth, size, inverse=True, inverse_depth=level.inverse_depth)[0])
     return depths
 
 

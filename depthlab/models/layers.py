@@ -7,6 +7,7 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from depthlab.depth_ops import resize_depth
 from depthlab.errors import ConfigError
 from depthlab.models.output import DepthOutput
 
@@ -62,7 +63,6 @@ def resize_output(out: DepthOutput, size: tuple[int, int] | list[int], mode: str
     is interpolated as it is. ``scales`` are passed on untouched, each at its own resolution.
     """
     log_variance = None if out.log_variance is None else resize(out.log_variance, size, mode)
-    if out.inverse_depth is not None:
-        inverse_depth = resize(out.inverse_depth, size, mode)
-        return DepthOutput(1.0 / inverse_depth, inverse_depth, log_variance, out.scales)
-    return DepthOutput(resize(out.depth, size, mode), None, log_variance, out.scales)
+    depth, inverse_depth = resize_depth(out.depth, size, out.predicts_inverse_depth,
+                                        "nearest" if mode == "nearest" else "half_pixel", out.inverse_depth)
+    return DepthOutput(depth, inverse_depth, log_variance, out.scales)

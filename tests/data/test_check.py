@@ -168,3 +168,42 @@ def test_shipped_configs_build_and_name_the_shipped_lists(name, cls, capsys):
         assert code == 2 and "data.raw_root: folder /path/to/kitti_raw does not exist" in captured.err
     else:
         assert code == 1 and "/path/to/nyu_depth_v2_labeled.mat: missing file" in captured.out
+
+
+def test_check_reports_every_problem_of_a_tree_in_one_pass(tmp_path):
+    # Before, each of these hid the next: a malformed list line stopped the whole split, a missing
+    # file hid the KB-crop size, a right-image size mismatch hid the right depth map, and an
+    # all-zero depth map was never reported.
+    import io
+
+    from depthlab.data.check import check
+
+    tree = build_kitti(tmp_path)
+    f = tree.frames
+    lst = tree.list_path
+    tree.list_path.write_text(tree.list_path.read_text() + "only_two fields\n")  # line 6
+    gt = {i: tree.gt_root / ("val" if i == 2 else "train") / f[i]["drive"] / "proj_depth" / "groundtruth" / "image_02"
+          / f"{f[i]['frame']:010d}.png" for i in range(4)}
+    small = tree.raw_root / f[0]["date"] / f[0]["drive"] / "image_02" / "data" / "0000000005.png"
+    write_png(small, f[0]["left"][:300, :1000])  # line 1: smaller than the KB crop, and its depth missing
+    gt[0].unlink()
+    right = tree.raw_root / f[1]["date"] / f[1]["drive"] / "image_03" / "data" / "0000000006.png"
+    write_png(right, f[1]["right"][:370])  # line 2: right image 370 rows, and its right depth missing
+    gt_right = tree.gt_root / "train" / f[1]["drive"] / "proj_depth" / "groundtruth" / "image_03" / "0000000006.png"
+    gt_right.unlink()
+    missing = [tree.gt_root / p.relative_to(tree.gt_root / "train") for p in (gt[0], gt_right)]  # the first place looked
+    write_png(gt[3], np.zeros_like(f[3]["depth_raw"]))  # line 5: no valid pixel
+    out = io.StringIO()
+    total = check(_kitti_module(tree, stereo=True), ["train"], out=out)
+    found = {line.strip() for line in out.getvalue().splitlines() if "(listed at" in line}
+    assert found == {
+        f"{lst}: bad list line: expected 'rgb_path depth_path focal', got 'only_two fields' (listed at {lst}:6)",
+        f"{small}: wrong size: image is 300x1000, smaller than the 352x1216 KB crop (listed at {lst}:1)",
+        f"{str(small).replace('image_02', 'image_03')}: wrong size: right image is 375x1242, left 300x1000 "
+        f"(listed at {lst}:1)",
+        f"{missing[0]}: missing file: no such file (listed at {lst}:1)",
+        f"{right}: wrong size: right image is 370x1242, left 375x1242 (listed at {lst}:2)",
+        f"{missing[1]}: missing file: no such file (listed at {lst}:2)",
+        f"{gt[3]}: no valid depth: no pixel > 0 in the KB crop (listed at {lst}:5)",
+    }
+    assert total == 7 and "train: 4 samples checked" in out.getvalue()

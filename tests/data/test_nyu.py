@@ -109,3 +109,18 @@ def test_shipped_nyu_lists_and_splits_are_the_defaults():
     assert not set(splits["train"]) & set(splits["test"])
     assert len(read_split_list(resolve_path(dm.lists["test"]))) == 654
     assert len(read_split_list(resolve_path(dm.lists["train"]))) == 24231
+
+
+def test_list_sample_reports_image_and_depth_problems_at_once(nyu_list):
+    from depthlab.data import NYUDataModule
+    from data_trees import write_png
+
+    image, _ = nyu_list.frames["bathroom/rgb_00003.png"]
+    write_png(nyu_list.eval_root / "bathroom" / "rgb_00003.png", image[:240, :320])
+    depth = nyu_list.eval_root / "bathroom" / "sync_depth_00003.png"
+    depth.unlink()
+    dm = NYUDataModule(format="list", train_list=str(nyu_list.train_list), test_list=str(nyu_list.test_list),
+                       train_root=str(nyu_list.train_root), eval_root=str(nyu_list.eval_root))
+    problems = dm.dataset("test").problems(0)
+    assert [(p.kind, p.path) for p in problems] == [
+        ("wrong size", str(nyu_list.eval_root / "bathroom" / "rgb_00003.png")), ("missing file", str(depth))]

@@ -159,11 +159,67 @@ def test_cache_renders_each_sample_once(monkeypatch):
     from depthlab.data import synthetic
 
     calls = []
-    real = synthetic.render_sample
-    monkeypatch.setattr(synthetic, "render_sample", lambda *a: calls.append(a[-1]) or real(*a))
+    real = synthetic.render_arrays  # what the data set's load() renders with
+    monkeypatch.setattr(synthetic, "render_arrays", lambda *a: calls.append(a[-1]) or real(*a))
     dataset = synthetic.SyntheticDataModule(height=16, width=24, train_size=3, cache=True).dataset("train")
     first = [dataset[i] for i in range(3)]
     again = [dataset[i] for i in range(3)]
     assert calls == [0, 1, 2]
     for a, b in zip(first, again):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# -- the sample pipeline: augmentations on procedural data ------------------------------------------
+def _flipped(sample: dict, width: int) -> dict:
+    """What a horizontal flip of a stereo pair gives: each view mirrored, the views swapped."""
+    swap = {"image": "image_right", "image_right": "image", "depth": "depth_right", "depth_right": "depth",
+            "valid": "valid_right", "valid_right": "valid"}
+    out = {key: sample[swap[key]].flip(-1) for key in swap}
+    fx, fy, cx, cy = sample["intrinsics"].tolist()
+    out["intrinsics"] = torch.tensor([fx, fy, width - 1 - cx, cy])
+    return out
+
+
+def test_train_transforms_flip_swaps_the_views():
+    dm = SyntheticDataModule(height=24, width=36, train_size=3, val_size=2,
+                             train_transforms=[{"name": "HorizontalFlip", "p": 1.0}])
+    for index in range(3):
+        plain, flipped = render_sample(dm.scene, 0, "train", index), dm.dataset("train")[index]
+        assert flipped.keys() == plain.keys()
+        for key, value in _flipped(plain, 36).items():
+            assert torch.equal(flipped[key], value), key
+        assert torch.equal(flipped["baseline_m"], plain["baseline_m"]) and int(flipped["index"]) == index
+        assert not torch.equal(flipped["image"], plain["image"])
+    val = dm.dataset("val")[1]  # no eval_transforms: the rendered sample
+    assert all(torch.equal(val[k], v) for k, v in render_sample(dm.scene, 0, "val", 1).items())
+
+
+def test_augmented_sample_is_a_pure_function_of_seed_split_index():
+    transforms = [{"name": "HorizontalFlip", "p": 0.5}, {"name": "ChannelScale", "scale_range": [0.5, 1.5], "p": 1.0},
+                  {"name": "RandomCrop", "height": 16, "width": 16}]
+    make = lambda seed=0: SyntheticDataModule(height=24, width=32, train_size=8, seed=seed,  # noqa: E731
+                                               train_transforms=transforms).dataset("train")
+    first = [make()[i] for i in range(8)]
+    other_order = make()
+    again = {i: other_order[i] for i in reversed(range(8))}  # another order, a fresh pipeline
+    torch.manual_seed(123)  # the global streams play no part
+    for i in range(8):
+        assert first[i]["image"].shape == (3, 16, 16)
+        assert all(torch.equal(first[i][k], again[i][k]) for k in first[i]), i
+    dataset = make()
+    assert all(torch.equal(dataset[5][k], dataset[5][k]) for k in first[5])  # the same at every access (epoch)
+    assert not torch.equal(make(seed=1)[0]["image"], first[0]["image"])
+    assert len({tuple(s["intrinsics"][2:].tolist()) for s in first}) > 1  # each sample its own crop...
+
+
+def test_each_sample_draws_its_own_flip():
+    dm = SyntheticDataModule(height=16, width=24, train_size=8, train_transforms=[{"name": "HorizontalFlip", "p": 0.5}])
+    flipped = []
+    for index in range(8):
+        plain, sample = render_sample(dm.scene, 0, "train", index), dm.dataset("train")[index]
+        if torch.equal(sample["image"], plain["image"]):
+            flipped.append(False)
+        else:
+            assert torch.equal(sample["image"], _flipped(plain, 24)["image"])
+            flipped.append(True)
+    assert 0 < sum(flipped) < 8

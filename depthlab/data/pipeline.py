@@ -1,0 +1,94 @@
+"""The one sample pipeline of every depthlab data set: ``load -> augment -> to_tensors``.
+
+``load(index)`` returns the raw sample as NumPy arrays (images (H, W, 3), uint8 or float in [0, 1];
+depth-kind maps (H, W) float32 metres, 0 = no value; ``intrinsics``, ``baseline_m``); the split's
+:class:`~depthlab.data.transforms.DepthAugment`, if any, moves it; :func:`to_tensors` makes the
+:class:`~depthlab.data.batch.DepthSample` and recomputes every validity mask from the final values.
+File data sets (KITTI, NYU) and the procedural one (synthetic) differ only in ``load``.
+
+Augmentation randomness: by default each DataLoader worker draws from its own stream (seeded from
+the worker's torch seed); a data set whose samples must be a pure function of their index (the
+synthetic one) returns a per-sample seed from :meth:`SampleDataset.augment_seed`.
+
+Only NumPy and torch here (no OpenCV, albumentations or Lightning), so the procedural data set does
+not pay for them until it augments.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from depthlab.data.batch import DepthSample
+from depthlab.data.keys import VIEW_KEYS, VIEWS, complete_stereo_pairs
+
+if TYPE_CHECKING:
+    from depthlab.data.transforms import DepthAugment
+
+
+def to_tensors(sample: dict[str, Any]) -> DepthSample:
+    """NumPy sample (HWC images, HW float32 depth-like maps) -> :class:`DepthSample` (CHW tensors).
+
+    Per-view maps follow ``keys.VIEW_KEYS``: images become (3, H, W) float32 in [0, 1] (uint8 ones
+    divided by 255); every depth-kind map (1, H, W) float32 with 0 where it is not finite or not > 0,
+    and its validity mask (``valid``, ``hint_valid``, ...) is recomputed from the final values.
+    """
+    out: dict[str, Any] = {}
+    for vk in VIEW_KEYS:
+        for view in VIEWS:
+            key = vk.key(view)
+            if key not in sample:
+                continue
+            if vk.kind == "image":
+                image = np.ascontiguousarray(sample[key])
+                scale = 255.0 if image.dtype == np.uint8 else 1.0
+                out[key] = torch.from_numpy(image).permute(2, 0, 1).float().div_(scale)
+            else:
+                values = np.asarray(sample[key], dtype=np.float32)
+                valid = np.isfinite(values) & (values > 0)
+                out[key] = torch.from_numpy(np.where(valid, values, np.float32(0)))[None]
+                out[vk.valid_key(view)] = torch.from_numpy(valid)[None]
+    if "intrinsics" in sample:
+        out["intrinsics"] = torch.as_tensor(np.asarray(sample["intrinsics"], dtype=np.float32))
+    if "baseline_m" in sample:
+        out["baseline_m"] = torch.tensor(float(sample["baseline_m"]), dtype=torch.float32)
+    for key in ("crop_offset", "full_size", "original_size", "index"):
+        if key in sample:
+            out[key] = torch.as_tensor(np.asarray(sample[key], dtype=np.int64))
+    if "name" in sample:  # a user's image file (depthlab predict): names its outputs
+        out["name"] = str(sample["name"])
+    return DepthSample(**out)
+
+
+class SampleDataset(Dataset):
+    """A split of a data set: subclasses implement ``__len__`` and :meth:`load` (and :meth:`source`)."""
+
+    def __init__(self, augment: DepthAugment | None = None) -> None:
+        self.augment = augment
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def load(self, index: int) -> dict[str, Any]:
+        """The raw sample as NumPy arrays (before augmentation); raises ``DataError`` for bad data."""
+        raise NotImplementedError
+
+    def source(self, index: int) -> str:
+        """Where sample ``index`` comes from, as errors name it (``list.txt:LINENO``)."""
+        raise NotImplementedError
+
+    def augment_seed(self, index: int) -> int | None:
+        """The seed of sample ``index``'s augmentation draw; None: the worker's own stream."""
+        return None
+
+    def __getitem__(self, index: int) -> DepthSample:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        sample = complete_stereo_pairs(self.load(index))
+        if self.augment is not None:
+            sample = self.augment(sample, seed=self.augment_seed(index))
+        sample["index"] = index
+        return to_tensors(sample)
