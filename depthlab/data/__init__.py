@@ -16,6 +16,8 @@ _LAZY = {
     "DataError": "depthlab.data.readers",
     "ImageFolderDataModule": "depthlab.data.images",
     "KITTIDataModule": "depthlab.data.kitti",
+    "MixtureDataModule": "depthlab.data.mixture",
+    "RGBDDataModule": "depthlab.data.rgbd",
     "KITTIDataset": "depthlab.data.kitti",
     "NYUDataModule": "depthlab.data.nyu",
     "NYUListDataset": "depthlab.data.nyu",
