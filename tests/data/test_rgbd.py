@@ -171,3 +171,26 @@ def test_mixed_sizes_train_refused_eval_grouped(tmp_path):
     shapes = [tuple(b["image"].shape[-2:]) for b in dm.val_dataloader()]
     assert sorted(shapes) == [(8, 10), (H, W)]
     assert [b["image"].shape[0] for b in dm.val_dataloader()] == [2, 1]
+
+
+def test_stats_show_sizes_valid_share_percentiles_and_camera(own_folder):
+    import io
+
+    from depthlab.data.stats import stats
+
+    dm = RGBDDataModule(train=str(own_folder), val=str(own_folder), intrinsics=(20.0, 21.0, 7.5, 5.5), num_workers=0)
+    out = io.StringIO()
+    found = stats(dm, ["train"], out=out)[0]
+    values = np.concatenate([_raw_mm(i).ravel() for i in range(4)]).astype(np.float64)
+    valid = values[values > 0] * 1e-3
+    assert found.samples == 4 and found.sizes == {(H, W): 4}
+    assert found.valid_fraction == pytest.approx(valid.size / values.size)
+    assert found.percentiles == pytest.approx(tuple(np.percentile(valid, [1, 50, 99])), rel=1e-5)
+    assert found.intrinsics == {(20.0, 21.0, 7.5, 5.5): 4}
+    text = out.getvalue()
+    assert "train: 4 samples" in text and f"{H}x{W} (4)" in text and "p50" in text
+
+    # the wrong unit is visible at once: millimetres read as metres
+    wrong = stats(RGBDDataModule(train=str(own_folder), val=str(own_folder), depth_scale=1.0, num_workers=0),
+                  ["train"], out=io.StringIO())[0]
+    assert wrong.percentiles[1] > 400
