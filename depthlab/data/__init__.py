@@ -17,6 +17,8 @@ _LAZY = {
     "Problem": "depthlab.errors",
     "ImageFolderDataModule": "depthlab.data.images",
     "KITTIDataModule": "depthlab.data.kitti",
+    "MixtureDataModule": "depthlab.data.mixture",
+    "RGBDDataModule": "depthlab.data.rgbd",
     "KITTIDataset": "depthlab.data.kitti",
     "NYUDataModule": "depthlab.data.nyu",
     "NYUListDataset": "depthlab.data.nyu",

@@ -161,10 +161,14 @@ class SplitDataModule(L.LightningDataModule):
     def _resumable_sampler(self, dataset: Dataset) -> ResumableSampler:
         at, self._resume_at = self._resume_at, None  # a later rebuild (reload_dataloaders_every_n_epochs) starts an epoch
         seed = at["seed"] if at else int(os.environ.get("PL_GLOBAL_SEED", 0))
-        self._train_sampler = ResumableSampler(dataset, seed=seed)
+        self._train_sampler = self.training_sampler(dataset, seed)
         if at:
             self._train_sampler.resume(at["epoch"], at["batches"] * self.batch_size)
         return self._train_sampler
+
+    def training_sampler(self, dataset: Dataset, seed: int) -> ResumableSampler:
+        """The training order (a :class:`ResumableSampler`; a mixture draws its members by weight)."""
+        return ResumableSampler(dataset, seed=seed)
 
     def state_dict(self) -> dict[str, Any]:
         """Where the training order stands (saved in every checkpoint by Lightning)."""
