@@ -9,7 +9,7 @@ from typing import Any, Iterator, Literal
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 
 from depthlab.data.workers import install_exit_cleanup, shutdown_workers, worker_init_fn
 
@@ -123,11 +123,12 @@ class SplitDataModule(L.LightningDataModule):
         sampler = self._resumable_sampler(dataset) if train else None
         if self.num_workers > 0:
             install_exit_cleanup()
+        batch_sampler = None if train else self.eval_batch_sampler(split, dataset)
+        batching = (dict(batch_sampler=batch_sampler) if batch_sampler is not None else
+                    dict(batch_size=self.batch_size if train else self.eval_batch_size, sampler=sampler, drop_last=train))
         loader = (ResumableDataLoader if train else DataLoader)(
             dataset,
-            batch_size=self.batch_size if train else self.eval_batch_size,
-            sampler=sampler,
-            drop_last=train,
+            **batching,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
@@ -165,6 +166,11 @@ class SplitDataModule(L.LightningDataModule):
         if at:
             self._train_sampler.resume(at["epoch"], at["batches"] * self.batch_size)
         return self._train_sampler
+
+    def eval_batch_sampler(self, split: Split, dataset: Dataset) -> BatchSampler | None:
+        """How validation/test/predict batches are formed; None: ``eval_batch_size`` in order (a data
+        set of mixed image sizes groups them, :class:`depthlab.data.images.SizeGroupedBatchSampler`)."""
+        return None
 
     def training_sampler(self, dataset: Dataset, seed: int) -> ResumableSampler:
         """The training order (a :class:`ResumableSampler`; a mixture draws its members by weight)."""

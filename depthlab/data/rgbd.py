@@ -41,16 +41,14 @@ from typing import Any, Literal, Sequence
 
 import cv2
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 
-from depthlab.checkpointing.preemption import worker_init_fn
 from depthlab.data.base import DepthFileDataset, FileDataModule, Split
 from depthlab.data.images import SizeGroupedBatchSampler, header_size
 from depthlab.data.keys import view_keys
-from depthlab.data.readers import DTYPE, LIST, MISSING, SIZE, UNREADABLE, DataError, Problem, read_rgb
+from depthlab.data.readers import DTYPE, LIST, MISSING, SIZE, UNREADABLE, read_rgb
 from depthlab.data.transforms import DepthAugment
-from depthlab.errors import ConfigError
+from depthlab.errors import ConfigError, DataError, Problem
 
 IMAGE_FOLDERS = ("rgb", "image", "images")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -255,6 +253,9 @@ class RGBDDataset(DepthFileDataset):
     def source(self, index: int) -> str:
         return self.rows[index].source
 
+    def depth_file(self, index: int, view: str = "") -> str:
+        return str(self.rows[index].depth)
+
     def load(self, index: int) -> dict[str, Any]:
         row = self.rows[index]
         image = read_rgb(row.image, row.source)
@@ -427,7 +428,7 @@ class RGBDDataModule(FileDataModule):
             splits.append("test")
         return splits
 
-    def build(self, split: Split, augment: DepthAugment | None) -> RGBDDataset:
+    def build(self, split: Split, augment: DepthAugment | None, strict: bool = True) -> RGBDDataset:
         return RGBDDataset(self.rows(split), self.depth_scale, self.invalid_value, augment)
 
     def _sizes(self, split: Split) -> list[tuple[int, int]]:
@@ -436,20 +437,22 @@ class RGBDDataModule(FileDataModule):
         return self._size_cache[split]
 
     def _loader(self, split: Split) -> DataLoader:
-        if self.size is None:
+        if split == "train" and self.size is None and not self.has_crop:
             sizes = self._sizes(split)
             if len(set(sizes)) > 1:
                 a, b = sorted(set(sizes))[:2]
-                if split == "train" and not self.has_crop:
-                    raise ConfigError(f"data.train: images of different sizes ({a[0]}x{a[1]}, {b[0]}x{b[1]}, ...): set "
-                                      "data.size [H, W], or a RandomCrop to a fixed size in data.train_transforms")
-                if split != "train":
-                    if self.mixed_sizes == "error":
-                        raise ConfigError(f"data.{split}: images of different sizes ({a[0]}x{a[1]}, {b[0]}x{b[1]}, ...) "
-                                          "with data.mixed_sizes error: set data.size or mixed_sizes group")
-                    dataset = self.dataset(split)
-                    sampler = SizeGroupedBatchSampler(SequentialSampler(dataset), self.eval_batch_size, False, sizes)
-                    return DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers,
-                                      persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
-                                      worker_init_fn=worker_init_fn)
+                raise ConfigError(f"data.train: images of different sizes ({a[0]}x{a[1]}, {b[0]}x{b[1]}, ...): set "
+                                  "data.size [H, W], or a RandomCrop to a fixed size in data.train_transforms")
         return super()._loader(split)
+
+    def eval_batch_sampler(self, split: Split, dataset: Dataset) -> BatchSampler | None:
+        if self.size is not None:
+            return None
+        sizes = self._sizes(split)
+        if len(set(sizes)) == 1:
+            return None
+        if self.mixed_sizes == "error":
+            a, b = sorted(set(sizes))[:2]
+            raise ConfigError(f"data.{split}: images of different sizes ({a[0]}x{a[1]}, {b[0]}x{b[1]}, ...) "
+                              "with data.mixed_sizes error: set data.size or mixed_sizes group")
+        return SizeGroupedBatchSampler(SequentialSampler(dataset), self.eval_batch_size, False, sizes)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from depthlab.data.readers import DataError
+from depthlab.errors import DataError
 from depthlab.data.rgbd import RGBDDataModule, read_depth_file
 from depthlab.errors import ConfigError
 
