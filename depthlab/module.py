@@ -150,6 +150,10 @@ class DepthModule(L.LightningModule):
         self.evaluator = Evaluator(self.protocol, list(self.loss.terms))
         # the evaluator of each stage: the model's, or one for a data module's own protocol (setup)
         self.stage_evaluators = nn.ModuleDict({"val": self.evaluator, "test": self.evaluator})
+        # a data module of several members (depthlab.data.MixtureDataModule): one evaluator per
+        # member's loader, each under the member's protocol (setup); metrics per member and their mean
+        self.member_evaluators = nn.ModuleDict()
+        self._members: dict[str, list[str]] = {}
         self._repeats = RepeatTracker()
         self._requirements_checked = False
         self._eval_loss = True
@@ -200,7 +204,19 @@ class DepthModule(L.LightningModule):
 
     def _set_protocols(self, datamodule: Any, stages: tuple[Stage, ...]) -> None:
         hp = self.hparams
+        names = list(getattr(datamodule, "member_names", None) or [])
         for stage in stages:
+            if names:  # one evaluator per member: each member's protocol, else the model's
+                specs = datamodule.eval_protocols()
+                protocols = [self.protocol if specs.get(n) is None else
+                             build_protocol(specs[n], min_depth=hp.min_depth, max_depth=hp.max_depth) for n in names]
+                self.member_evaluators[stage] = nn.ModuleList(Evaluator(p, list(self.loss.terms)) for p in protocols)
+                self.stage_evaluators[stage] = self.member_evaluators[stage][0]
+                self._members[stage] = names
+                rank_zero_info(f"depthlab: {stage} per member: " + "; ".join(
+                    f"{n}: {p.describe()}" for n, p in zip(names, protocols)))
+                continue
+            self._members.pop(stage, None)
             protocol, source = protocol_in_force(self.protocol, datamodule, stage, hp.min_depth, hp.max_depth)
             current = self.stage_evaluators[stage]
             if protocol != current.protocol:
@@ -307,7 +323,7 @@ class DepthModule(L.LightningModule):
         loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
         loader = loaders[dataloader_idx] if isinstance(loaders, (list, tuple)) else loaders
         real = self._repeats.real(loader, dataloader_idx, batch["image"].shape[0], self.trainer.world_size, self.device)
-        evaluator = self.stage_evaluators[stage]
+        evaluator = self.member_evaluators[stage][dataloader_idx] if stage in self._members else self.stage_evaluators[stage]
         return evaluator.step(stage, batch, self.net, self.compute_loss if self._eval_loss else None, real)
 
     def on_validation_epoch_start(self) -> None:
@@ -323,8 +339,17 @@ class DepthModule(L.LightningModule):
         self._log_metrics("test")
 
     def _log_metrics(self, stage: Stage) -> None:
-        evaluator = self.stage_evaluators[stage]
-        values = evaluator.compute(stage)
+        names = self._members.get(stage)
+        if names:
+            members = [ev.compute(stage) for ev in self.member_evaluators[stage]]
+            for name, values in zip(names, members):
+                for key, value in values.items():
+                    self.log(f"{stage}/{name}/{key}", value.float(), sync_dist=True)
+            # the usual names hold the mean over members (NaN if a member has no number: no hiding it)
+            shared = [key for key in members[0] if all(key in m for m in members)]
+            values = {key: torch.stack([m[key].float() for m in members]).mean() for key in shared}
+        else:
+            members, values = [], self.stage_evaluators[stage].compute(stage)
         for name, value in values.items():
             # Already summed over devices by compute(); sync_dist averages equal numbers (a no-op)
             # and keeps Lightning from warning about unsynced epoch-level values.
@@ -332,7 +357,11 @@ class DepthModule(L.LightningModule):
         if self.trainer.state.fn in (TrainerFn.VALIDATING, TrainerFn.TESTING) and not self.trainer.sanity_checking:
             log_dir = self.trainer.log_dir or self.trainer.default_root_dir  # log_dir: call on every rank
             if self.trainer.is_global_zero:
-                report_stage(values, stage, evaluator.protocol, log_dir, self.trainer.ckpt_path, self.trainer.world_size)
+                args = (log_dir, self.trainer.ckpt_path, self.trainer.world_size)
+                for name, member, evaluator in zip(names or [], members, self.member_evaluators[stage] if names else []):
+                    report_stage(member, f"{stage}_{name}", evaluator.protocol, *args)
+                protocol = self.stage_evaluators[stage].protocol
+                report_stage(values, stage + ("_mean_over_members" if names else ""), protocol, *args)
 
     def _log_panels(self, batch: DepthSample, out: DepthOutput) -> None:
         experiment = getattr(self.logger, "experiment", None)
