@@ -18,7 +18,7 @@ from typing import Any
 
 from lightning.pytorch.plugins.io import CheckpointIO
 
-from depthlab.checkpointing.io import AtomicCheckpointIO, check_checkpoint
+from depthlab.checkpointing.io import AtomicCheckpointIO, check_checkpoint, read_checkpoint
 from depthlab.checkpointing.last import LastCheckpoint
 from depthlab.checkpointing.preemption import GracefulStop, exit_status
 from depthlab.checkpointing.resume import ExactResume, find_last, prepare_ckpt_path
@@ -32,6 +32,7 @@ __all__ = [
     "exit_status",
     "find_last",
     "prepare_ckpt_path",
+    "read_checkpoint",
     "trainer_defaults",
 ]
 

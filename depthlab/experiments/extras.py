@@ -16,7 +16,7 @@ from depthlab.experiments.spec import Experiment
 
 def experiment_datamodule(exp: Experiment, scale: str) -> Any:
     """The data module of the experiment's shared configs at ``scale`` (as its runs build it)."""
-    from depthlab.config import datamodule_from_config
+    from depthlab.parser import datamodule_from_config
 
     return datamodule_from_config(shared_args(exp, scale), prog=f"depthlab experiment {exp.name}")
 
