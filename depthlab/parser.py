@@ -366,6 +366,10 @@ def quiet_lightning() -> None:
     - the "Tip: ... install litlogger" line of every ``Trainer``;
     - ``isinstance(treespec, LeafSpec) is deprecated``: torch's deprecation, raised inside Lightning's
       own ``_pytree`` helper (not depthlab's code; nothing a user can act on).
+    - ``ModelCheckpoint(monitor=...) could not find the monitored key``: Lightning warns so only
+      while no validation has run in this fit (a run stopped by ``max_steps`` before its first
+      validation, ``limit_val_batches 0``): there is nothing to rank yet. Once validation has run, a
+      monitored key that is missing (a real misconfiguration) stays Lightning's error.
     - "Using DistributedSampler with the dataloaders": DepthModule gives the repeats of Lightning's
       padding DistributedSampler zero weight (exact metrics under DDP), so the advice to evaluate on
       one device does not apply.
@@ -375,6 +379,7 @@ def quiet_lightning() -> None:
         rank_zero.addFilter(_QuietLightning())
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     warnings.filterwarnings("ignore", message="Using `DistributedSampler` with the dataloaders")
+    warnings.filterwarnings("ignore", message=r"`ModelCheckpoint\(monitor=.*\)` could not find the monitored key")
 
 
 def run(args: list[str] | None = None) -> DepthCLI:

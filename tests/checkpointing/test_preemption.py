@@ -19,7 +19,7 @@ import yaml
 
 pytestmark = pytest.mark.slow
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[1]  # tests/: checkpoint_callbacks.py
 
 
 def depthlab_fit(workdir: Path, config: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
