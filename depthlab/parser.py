@@ -24,6 +24,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -167,6 +168,40 @@ def _int_before_float(parser: Any) -> None:
             action._typehint = type(typehint)(Union, reordered, name=getattr(typehint, "_name", None))
 
 
+# LightningCLI's own --optimizer/--lr_scheduler would replace depthlab's optimiser set-up (parameter
+# groups, warm-up, per-step schedules) by one group stepped per epoch: refused, naming depthlab's.
+TOP_LEVEL_REFUSED = ("optimizer", "lr_scheduler")
+
+
+def _top_level_refused(key: str) -> ConfigError:
+    return ConfigError(f"--{key} (top-level '{key}:') is not used by depthlab, which builds its own optimiser and "
+                       f"schedule: give it as --model.{key} (e.g. --model.optimizer torch.optim.SGD "
+                       "--model.optimizer.lr 0.01; docs/training.md)")
+
+
+def _refuse_top_level_optimizer_args(args: Any) -> None:
+    """Before parsing (whose own error for an incomplete ``--lr_scheduler X`` would not say why): the
+    command line and the top level of each ``--config`` file."""
+    if not isinstance(args, (list, tuple)):
+        return
+    args = [str(a) for a in args]
+    for i, arg in enumerate(args):
+        for key in TOP_LEVEL_REFUSED:
+            if arg == f"--{key}" or arg.startswith((f"--{key}.", f"--{key}=")):
+                raise _top_level_refused(key)
+        path = args[i + 1] if arg == "--config" and i + 1 < len(args) else arg[9:] if arg.startswith("--config=") else None
+        if path and Path(path).is_file():
+            import yaml
+
+            try:
+                top = yaml.safe_load(Path(path).read_text())
+            except (OSError, yaml.YAMLError):
+                continue  # the parser reports it
+            for key in TOP_LEVEL_REFUSED:
+                if isinstance(top, dict) and top.get(key) is not None:
+                    raise _top_level_refused(key)
+
+
 class DepthCLI(LightningCLI):
     """Lightning's CLI with depthlab's defaults (module docstring). Built by :func:`run`."""
 
@@ -204,6 +239,7 @@ class DepthCLI(LightningCLI):
         return parser
 
     def parse_arguments(self, parser, args) -> None:
+        _refuse_top_level_optimizer_args(sys.argv[1:] if args is None else args)
         super().parse_arguments(parser, args)
         self._refuse_top_level_optimizer()
         self._default_logger(parser, evaluation_dir=False)
@@ -224,15 +260,10 @@ class DepthCLI(LightningCLI):
         return self.config[subcommand] if subcommand else self.config
 
     def _refuse_top_level_optimizer(self) -> None:
-        # LightningCLI's own --optimizer/--lr_scheduler would replace depthlab's optimiser set-up
-        # (parameter groups, warm-up, per-step schedules) by one group stepped per epoch.
         section = self._section()
-        for key in ("optimizer", "lr_scheduler"):
+        for key in TOP_LEVEL_REFUSED:
             if section.get(key) is not None:
-                raise ConfigError(
-                    f"--{key} (top-level '{key}:') is not used by depthlab, which builds its own optimiser and "
-                    f"schedule: give it as --model.{key} (e.g. --model.optimizer torch.optim.SGD "
-                    "--model.optimizer.lr 0.01; docs/training.md)")
+                raise _top_level_refused(key)
 
     def _apply_checkpoint_settings(self) -> None:
         """With ``--ckpt_path FILE``: unstated model settings come from the checkpoint, stated ones win,
