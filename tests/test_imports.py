@@ -92,14 +92,18 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_the_checker_sees_function_level_imports_and_circles():
-    source = "def f():\n    from depthlab.cli import main\n"
-    tree_module = {"depthlab.x": PACKAGE / "x.py", "depthlab.cli": PACKAGE / "cli.py"}
-    found = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom):
-            found |= {_resolve(f"{node.module}.{a.name}", tree_module) for a in node.names}
-    assert found == {"depthlab.cli"}
+def test_the_checker_sees_function_level_and_relative_imports_and_circles(tmp_path):
+    source = tmp_path / "x.py"
+    source.write_text("import os\n"
+                      "from . import errors\n"
+                      "from depthlab.data import check\n"
+                      "def f():\n"
+                      "    from depthlab.cli import main\n"
+                      "    import depthlab.parser as p\n")
+    modules = {**_modules(), "depthlab.eval.x": source}
+    assert imports_of("depthlab.eval.x", source, modules) == {
+        "depthlab.eval.errors" if "depthlab.eval.errors" in modules else "depthlab.eval",
+        "depthlab.data.check", "depthlab.cli", "depthlab.parser"}
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
 
