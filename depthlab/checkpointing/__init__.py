@@ -9,7 +9,7 @@
 - :class:`GracefulStop` (``preemption.py``): SIGINT stops like SIGTERM (end of step, ``last.ckpt``,
   exit status 128 + signal); DataLoader workers ignore both.
 
-``depthlab.cli.DepthCLI`` adds all of them to every command through :func:`trainer_defaults`.
+``depthlab.parser.DepthCLI`` adds all of them to every command through :func:`trainer_defaults`.
 """
 
 from __future__ import annotations
