@@ -175,15 +175,23 @@ def _write_png(path: Path, array: np.ndarray) -> None:
         f.write(encoded.tobytes())
 
 
-def add_default_prediction_writer(trainer: L.Trainer) -> BasePredictionWriter:
+def add_default_prediction_writer(trainer: L.Trainer, output_dir: str | Path | None = None) -> BasePredictionWriter:
     """The trainer's prediction writer; a :class:`DepthPredictionWriter` with the defaults is added
     when the config has none, so that ``depthlab predict`` always writes its predictions (Lightning
-    alone would only return them)."""
-    for callback in trainer.callbacks:
-        if isinstance(callback, BasePredictionWriter):
-            return callback
-    writer = DepthPredictionWriter()
-    trainer.callbacks.append(writer)
+    alone would only return them).
+
+    ``output_dir`` (``depthlab predict --output_dir DIR``): the folder the writer writes to, replacing
+    the configured writer's; ConfigError if the configured writer is not a :class:`DepthPredictionWriter`.
+    """
+    writer = next((cb for cb in trainer.callbacks if isinstance(cb, BasePredictionWriter)), None)
+    if writer is None:
+        writer = DepthPredictionWriter()
+        trainer.callbacks.append(writer)
+    if output_dir is not None:
+        if not isinstance(writer, DepthPredictionWriter):
+            raise ConfigError(f"--output_dir: the config's prediction writer {type(writer).__name__} is not a "
+                              "depthlab.callbacks.DepthPredictionWriter; set its own output folder in the config")
+        writer.output_dir = Path(output_dir)
     return writer
 
 

@@ -177,6 +177,7 @@ def test_refresh_sees_a_distribution_installed_at_run_time(tmp_path, monkeypatch
     assert registry.available() == ["late"]
 
 
+@pytest.mark.slow  # a subprocess (a fresh interpreter, to see what is imported)
 def test_lookup_is_lazy():
     code = textwrap.dedent(
         """

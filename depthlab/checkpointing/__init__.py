@@ -9,16 +9,18 @@
 - :class:`GracefulStop` (``preemption.py``): SIGINT stops like SIGTERM (end of step, ``last.ckpt``,
   exit status 128 + signal); DataLoader workers ignore both.
 
-``depthlab.cli.DepthCLI`` adds all of them to every command through :func:`trainer_defaults`.
+``depthlab.parser.DepthCLI`` adds all of them to every command through :func:`trainer_defaults`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities import rank_zero_info
 
-from depthlab.checkpointing.io import AtomicCheckpointIO, check_checkpoint
+from depthlab.checkpointing.io import AtomicCheckpointIO, check_checkpoint, read_checkpoint
 from depthlab.checkpointing.last import LastCheckpoint
 from depthlab.checkpointing.preemption import GracefulStop, exit_status
 from depthlab.checkpointing.resume import ExactResume, find_last, prepare_ckpt_path
@@ -32,6 +34,7 @@ __all__ = [
     "exit_status",
     "find_last",
     "prepare_ckpt_path",
+    "read_checkpoint",
     "trainer_defaults",
 ]
 
@@ -49,14 +52,22 @@ def trainer_defaults(trainer: Any, last_checkpoint: LastCheckpoint | None) -> di
     - :class:`AtomicCheckpointIO`, unless a ``CheckpointIO`` is configured already (in ``plugins``, or
       on a strategy object: Lightning refuses two).
     - ``last_checkpoint`` after the configured callbacks (its epoch-end save comes after theirs),
-      unless ``enable_checkpointing`` is false; then :class:`ExactResume` and :class:`GracefulStop`.
+      unless ``enable_checkpointing`` is false (then every ``ModelCheckpoint`` of the config is left
+      out: no checkpoints at all); then :class:`ExactResume` and :class:`GracefulStop`.
     """
     plugins = _as_list(trainer.get("plugins"))
     strategy = trainer.get("strategy")
     if not any(isinstance(p, CheckpointIO) for p in plugins) and getattr(strategy, "_checkpoint_io", None) is None:
         plugins.append(AtomicCheckpointIO())
     callbacks = _as_list(trainer.get("callbacks"))
-    if last_checkpoint is not None and trainer.get("enable_checkpointing") is not False:
+    if trainer.get("enable_checkpointing") is False:
+        # no checkpoints at all: the base config's ModelCheckpoint goes too (Lightning refuses both)
+        dropped = [cb for cb in callbacks if isinstance(cb, ModelCheckpoint)]
+        callbacks = [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
+        if dropped:
+            rank_zero_info(f"depthlab: trainer.enable_checkpointing false: no checkpoints are written "
+                           f"({len(dropped)} ModelCheckpoint callback(s) of the config left out)")
+    elif last_checkpoint is not None:
         callbacks.append(last_checkpoint)
     callbacks += [ExactResume(), GracefulStop()]
     return {"plugins": plugins, "callbacks": callbacks}

@@ -40,8 +40,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     synced so the rename itself survives a power cut. A failure or kill at any point leaves the
     previous ``<path>`` as it was. Remote paths (``s3://``...) use Lightning's save.
 
-    Load: a missing, empty, truncated or foreign file is a :class:`~depthlab.errors.ConfigError`
-    naming the file and what is wrong with it (see :func:`check_checkpoint`).
+    Load: :func:`read_checkpoint` (weights only); a missing, empty, truncated or foreign file is a
+    :class:`~depthlab.errors.ConfigError` naming the file and what is wrong with it.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
@@ -69,14 +69,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         map_location: Callable | None = lambda storage, loc: storage,
         weights_only: bool | None = None,
     ) -> dict[str, Any]:
-        if is_local(path):
-            check_file(path)
-        try:
-            checkpoint = super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
-        except Exception as exc:
-            raise ConfigError(f"checkpoint {path}: {_unreadable(path, exc)}") from exc
-        check_contents(checkpoint, path)
-        return checkpoint
+        if not is_local(path) or Path(path).is_dir():  # remote, or sharded (read by its strategy)
+            try:
+                checkpoint = super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+            except Exception as exc:
+                raise ConfigError(f"checkpoint {path}: {_unreadable(path, exc)}") from exc
+            check_contents(checkpoint, path)
+            return checkpoint
+        return read_checkpoint(path, map_location=map_location)
 
 
 def _fsync_directory(directory: str) -> None:
@@ -120,25 +120,44 @@ def check_contents(checkpoint: Any, path: _PATH, resume: bool = False) -> None:
                           "from it; validate, test and predict can use it")
 
 
+def read_checkpoint(path: _PATH, map_location: Any = "cpu", resume: bool = False, lightning: bool = True,
+                    mmap: bool = False) -> Any:
+    """The one reader of checkpoint files in depthlab: ``torch.load(weights_only=True)`` (tensors and
+    plain Python values, never pickled code), with one :class:`ConfigError` naming ``path`` and its defect.
+
+    Missing, empty, truncated, not a PyTorch file; with ``lightning`` (the default) also not a
+    Lightning checkpoint (no ``state_dict``), and with ``resume`` a weights-only one (``fit`` cannot
+    continue from it). ``lightning=False`` returns whatever the file holds (e.g. a bare state dict).
+    ``mmap``: map the tensors instead of reading them (cheap when only the hyper-parameters matter).
+    """
+    check_file(path)
+    if Path(path).is_dir():
+        raise ConfigError(f"checkpoint {path}: a directory (a sharded checkpoint): its strategy reads it, not depthlab")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, mmap=mmap and zipfile.is_zipfile(path),
+                                weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch.load raises many kinds for a file that is not a checkpoint
+        raise ConfigError(f"checkpoint {path}: {_unreadable(path, exc)}") from None
+    if lightning:
+        check_contents(checkpoint, path, resume)
+    return checkpoint
+
+
 def check_checkpoint(path: _PATH, resume: bool = False) -> None:
     """Raise one :class:`ConfigError` naming ``path`` and its defect, before Lightning touches it.
 
     Missing, empty, truncated, not a PyTorch file, not a Lightning checkpoint, and (``resume``: for
-    ``fit``) weights only. Reads the file memory-mapped (``torch.load(mmap=True)``): the tensors are
-    not read, so this costs little next to the load that follows.
+    ``fit``) weights only: :func:`read_checkpoint`, memory-mapped (the tensors are not read, so this
+    costs little next to the load that follows). A directory (sharded checkpoint) is left to its strategy.
     """
     check_file(path)
     if Path(path).is_dir():
         return
-    try:
-        checkpoint = torch.load(path, map_location="cpu", mmap=zipfile.is_zipfile(path), weights_only=True)
-    except Exception as exc:
-        raise ConfigError(f"checkpoint {path}: {_unreadable(path, exc)}") from exc
-    check_contents(checkpoint, path, resume)
+    read_checkpoint(path, resume=resume, mmap=True)
 
 
 def _unreadable(path: _PATH, exc: Exception) -> str:
     first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if is_local(path) and not zipfile.is_zipfile(path):
-        return f"not a PyTorch checkpoint file (torch.load: {first_line})"
-    return f"cannot be read (torch.load: {first_line})"
+        return f"not a readable checkpoint: not a PyTorch checkpoint file (torch.load: {first_line})"
+    return f"not a readable checkpoint (torch.load: {first_line})"

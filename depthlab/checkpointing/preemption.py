@@ -15,6 +15,8 @@ it. This module adds what Lightning leaves out:
 
 from __future__ import annotations
 
+import logging
+import re
 import signal
 import threading
 from typing import Any
@@ -36,6 +38,31 @@ def exit_status() -> int:
     return 128 + int(_received or signal.SIGTERM)
 
 
+class _NameTheSignal(logging.Filter):
+    """Lightning's signal connector logs every stop it is handed as ``Received SIGTERM: <number>``;
+    for the SIGINT that :class:`GracefulStop` hands it, the line names SIGINT."""
+
+    _pattern = re.compile(r"Received SIGTERM: (\d+)")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            def name(match: re.Match) -> str:
+                number = int(match.group(1))
+                try:
+                    return f"Received {signal.Signals(number).name}: {number}"
+                except ValueError:
+                    return match.group(0)
+
+            record.msg = self._pattern.sub(name, record.msg)
+        return True
+
+
+def _name_the_signal() -> None:
+    connector_log = logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector")
+    if not any(isinstance(f, _NameTheSignal) for f in connector_log.filters):
+        connector_log.addFilter(_NameTheSignal())
+
+
 class GracefulStop(L.Callback):
     """During training, SIGINT stops like SIGTERM: at the end of the current step, ``last.ckpt`` written.
 
@@ -53,6 +80,7 @@ class GracefulStop(L.Callback):
         _received = None
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
             self._previous = signal.signal(signal.SIGINT, self._stop)
+            _name_the_signal()
 
     def _stop(self, signum: int, frame: Any) -> None:
         global _received

@@ -1,20 +1,20 @@
-"""``depthlab data check --config X.yaml``: read every sample of every split once, report every problem.
+"""Read every sample of every split once, report every problem (``depthlab data check``, whose front
+end is :mod:`depthlab.commands.data`).
 
-Builds the data module from the ``data:`` section of the same YAML that ``depthlab fit`` reads, loads
-each sample of each split without augmentation (decoding every image and depth map), and prints the
-problems grouped by kind with their counts, each naming the file and the split-list line. Exit status
-1 when anything is wrong, so it can gate a multi-hour job::
+Given a data module (the front end builds it from the ``data:`` section of the same YAML that
+``depthlab fit`` reads), :func:`check` loads each sample of each split without augmentation (decoding
+every image and depth map), and prints the problems grouped by kind with their counts, each naming the
+file and the split-list line. The command exits with status 1 when anything is wrong, so it can gate a
+multi-hour job::
 
     depthlab data check --config configs/kitti.yaml --workers 8
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
@@ -41,16 +41,6 @@ class _ProblemsOf(Dataset):
 def _unbatched(batch: list[Any]) -> Any:
     return batch[0]
 
-
-def build_datamodule(config_path: str | Path, overrides: list[str] | None = None) -> FileDataModule:
-    """The data module of a depthlab config, parsed exactly as ``depthlab fit`` parses it
-    (``overrides``: ``--data.*`` arguments as on the command line)."""
-    from depthlab.config import datamodule_from_config
-
-    path = Path(config_path)
-    if not path.is_file():
-        raise ConfigError(f"--config {path}: no such file")
-    return datamodule_from_config(["--config", str(path), *(overrides or [])], prog="depthlab data check")
 
 def _report(header: str, problems: list[Problem], max_listed: int, out) -> int:
     by_kind: dict[str, list[Problem]] = defaultdict(list)
@@ -89,30 +79,3 @@ def check(datamodule: FileDataModule, splits: list[str] | None = None, workers: 
         total += _report(header, problems, max_listed, out)
     print(f"total: {total} problem{'s' * (total != 1)}", file=out)
     return total
-
-
-def validate_dataset(config_path: str | Path, splits: list[str] | None = None, workers: int = 0,
-                     limit: int | None = None, max_listed: int = 20, out=None,
-                     overrides: list[str] | None = None) -> int:
-    """``depthlab data check`` as a function: build the config's data module, walk it, print the
-    report; returns the number of problems (0 when every sample reads cleanly)."""
-    return check(build_datamodule(config_path, overrides), splits, workers, limit, max_listed, out)
-
-
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="depthlab data", description="data set tools")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("check", help="read every sample of every split once and report every problem")
-    p.add_argument("--config", required=True, help="the YAML given to 'depthlab fit'")
-    p.add_argument("--split", action="append", choices=["train", "val", "test"],
-                   help="check only this split (repeatable; default: all distinct splits)")
-    p.add_argument("--workers", type=int, default=0, help="reader processes (default 0: in this process)")
-    p.add_argument("--limit", type=int, default=None, help="check only the first N samples of each split")
-    p.add_argument("--max-listed", type=int, default=20, help="problems printed per kind (default 20)")
-    p.epilog = "Any --data.* argument of 'depthlab fit' overrides the config, e.g. --data.init_args.raw_root /mnt/kitti"
-    args, overrides = parser.parse_known_args(argv)
-    unknown = [a for a in overrides if a.startswith("-") and not a.startswith("--data.")]
-    if unknown:
-        raise ConfigError(f"depthlab data check: unknown option {unknown[0]} (overrides must be --data.*)")
-    problems = validate_dataset(args.config, args.split, args.workers, args.limit, args.max_listed, overrides=overrides)
-    return 1 if problems else 0

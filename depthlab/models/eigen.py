@@ -213,11 +213,16 @@ class Eigen2014(nn.Module):
         path = Path(path).expanduser()
         if not path.is_file():
             raise ConfigError(f"model.net.coarse_weights: file {str(path)!r} does not exist")
+        from depthlab.checkpointing.io import read_checkpoint
+
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # Lightning checkpoints may pickle hyper-parameter objects; the user's own file
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = read_checkpoint(path, lightning=False)  # a depthlab checkpoint or a bare state dict
+        except ConfigError as exc:
+            raise ConfigError(f"model.net.coarse_weights: {exc}") from None
         state = state.get("state_dict", state) if isinstance(state, dict) else state
+        if not isinstance(state, dict):
+            raise ConfigError(f"model.net.coarse_weights: {str(path)!r} holds a {type(state).__name__}, "
+                              "not a checkpoint or state dict")
         for prefix in ("net.coarse.", "coarse."):
             picked = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             if picked:

@@ -154,7 +154,7 @@ def test_unreadable_depth_png_is_reported(tmp_path):
 @pytest.mark.parametrize("name, cls", [("kitti.yaml", KITTIDataModule), ("nyu.yaml", NYUDataModule)])
 def test_shipped_configs_build_and_name_the_shipped_lists(name, cls, capsys):
     from depthlab.data.base import REPO_ROOT, resolve_path
-    from depthlab.data.check import build_datamodule
+    from depthlab.commands.data import build_datamodule
 
     config = REPO_ROOT / "configs" / name
     dm = build_datamodule(config)

@@ -19,7 +19,7 @@ import yaml
 
 pytestmark = pytest.mark.slow
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[1]  # tests/: checkpoint_callbacks.py
 
 
 def depthlab_fit(workdir: Path, config: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -122,6 +122,8 @@ def test_ctrl_c_stops_at_the_end_of_the_step_with_last_ckpt_and_exit_status_130(
     assert "Traceback" not in proc.stderr
     assert load(last_ckpt(tmp_path))["global_step"] == 2
     assert "depthlab: stopped by SIGINT at epoch 0, step 2: saved" in proc.stderr
+    # Lightning's signal connector, handed the SIGINT, names it (it said "Received SIGTERM: 2")
+    assert "Received SIGINT: 2" in proc.stderr and "Received SIGTERM" not in proc.stderr, proc.stderr[-3000:]
 
 
 def test_slurm_auto_requeue_keeps_lightnings_requeue_signal_beside_the_stop_handlers(tiny_config_dict, tmp_path):

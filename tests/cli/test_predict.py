@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,11 @@ from depthlab.errors import ConfigError
 from depthlab.models.output import DepthOutput
 from depthlab.module import DepthModule
 from module_files import save_checkpoint, write_small_config
+
+@pytest.fixture(autouse=True)
+def _own_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["depthlab"])  # run() is given its arguments; pytest's are not for it
+
 
 IMAGES = {"a.png": (64, 96), "sub/b.jpg": (50, 30), "c.png": (33, 47)}  # name -> (H, W)
 
@@ -68,6 +74,7 @@ def _predict_file(model: DepthModule, path: Path, net_hw: tuple[int, int]) -> np
     return F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
+@pytest.mark.slow
 def test_default_predict_writes_one_file_per_sample_of_the_configs_data(setup, monkeypatch, capsys):
     """The README's `depthlab predict --config X --ckpt_path Y`, no writer configured: predictions land
     in the run's log folder, named by index (synthetic data has no file names)."""
@@ -84,6 +91,7 @@ def test_default_predict_writes_one_file_per_sample_of_the_configs_data(setup, m
     np.testing.assert_allclose(got / 256.0, want, atol=0.5 / 256 + 1e-6)
 
 
+@pytest.mark.slow
 def test_predict_on_a_folder_of_mixed_sizes_writes_each_at_its_size_named_after_it(setup, monkeypatch, capsys,
                                                                                     tmp_path):
     work, cfg, ckpt, images = setup
@@ -114,6 +122,33 @@ def test_predict_on_a_folder_of_mixed_sizes_writes_each_at_its_size_named_after_
         np.testing.assert_allclose(png / 256.0, want, atol=0.5 / 256 + 1e-5, err_msg=name)
 
 
+@pytest.mark.slow
+def test_the_readmes_predict_to_a_folder_command_works_as_written(setup, tmp_path):
+    """README: ``depthlab predict --config X --ckpt_path Y --data depthlab.data.ImageFolderDataModule
+    --data.path photos/ --output_dir depth_maps/``, run as a user runs it."""
+    import os
+    import re
+    import subprocess
+
+    work, cfg, ckpt, images = setup
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    documented = re.search(r"depthlab predict [^\n]*\\\n\s*--data depthlab.data.ImageFolderDataModule --data.path "
+                           r"photos/ \\\n\s*--output_dir depth_maps/", readme)
+    assert documented, "the README no longer documents predict --output_dir as this test runs it"
+    out = tmp_path / "depth_maps"
+    env = {k: v for k, v in os.environ.items() if k != "DEPTHLAB_TRACEBACK"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "depthlab.cli", "predict", "--config", str(cfg), "--ckpt_path", str(ckpt),
+         "--data", "depthlab.data.ImageFolderDataModule", "--data.path", str(images), "--output_dir", str(out),
+         "--trainer.enable_progress_bar", "false"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == sorted(f"{Path(n).with_suffix('').as_posix()}{s}" for n in IMAGES for s in (".png", "_color.png"))
+    assert f"wrote 3 depth maps to {out.resolve()}" in proc.stdout
+
+
+@pytest.mark.slow
 def test_predict_at_a_fixed_size_and_from_a_list_file(setup, monkeypatch, tmp_path):
     work, cfg, ckpt, images = setup
     monkeypatch.chdir(work)
@@ -130,6 +165,7 @@ def test_predict_at_a_fixed_size_and_from_a_list_file(setup, monkeypatch, tmp_pa
     np.testing.assert_allclose(np.load(out / "c.npy"), want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_size", ["1", "2"])  # decoded in the data set; header read to group sizes
 def test_an_unreadable_image_is_one_error_line_naming_it(setup, monkeypatch, capsys, tmp_path, batch_size):
     work, cfg, ckpt, images = setup

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from depthlab.cli import main
-from depthlab.export import model_from_config, read_checkpoint
 from depthlab.module import DepthModule
+from depthlab.parser import model_from_config
 from module_files import save_checkpoint, write_small_config
 
 EXPORT_SIZE = (64, 96)
@@ -67,7 +68,7 @@ def test_exported_file_matches_the_checkpoint_at_two_sizes(checkpoint, tmp_path,
 
 def test_the_checkpoint_supplies_the_weights(checkpoint):
     cfg, ckpt = checkpoint
-    model = model_from_config(["--config", str(cfg)], read_checkpoint(ckpt), ckpt)
+    model = model_from_config(["--config", str(cfg)], "depthlab export", ckpt_path=ckpt)
     want = DepthModule.load_from_checkpoint(ckpt, map_location="cpu").state_dict()
     got = model.state_dict()
     assert got.keys() == want.keys()
@@ -79,7 +80,41 @@ def test_bad_checkpoint_is_one_error_line(checkpoint, tmp_path, capsys, monkeypa
     cfg, _ = checkpoint
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint")
-    for path, says in ((tmp_path / "nope.ckpt", "no such file"), (junk, "not a readable checkpoint")):
+    truncated = tmp_path / "truncated.ckpt"
+    whole = Path(checkpoint[1]).read_bytes()
+    truncated.write_bytes(whole[: len(whole) // 2])
+    for path, says in ((tmp_path / "nope.ckpt", "no such file"), (junk, "not a readable checkpoint"),
+                       (truncated, "truncated")):
         assert main(["export", "--config", str(cfg), "--ckpt_path", str(path), "--format", "onnx"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and str(path) in err[0] and says in err[0], err
+
+
+def test_a_stated_network_setting_contradicting_the_checkpoint_is_the_same_line_as_for_test(checkpoint, capsys,
+                                                                                           monkeypatch):
+    """One precedence rule for every --ckpt_path command: export refuses what test refuses, in the same words."""
+    monkeypatch.delenv("DEPTHLAB_TRACEBACK", raising=False)
+    monkeypatch.setattr(sys, "argv", ["depthlab"])  # main() is given its arguments; pytest's are not for it
+    cfg, ckpt = checkpoint
+    lines = {}
+    for command, extra in (("export", ["--format", "onnx"]), ("test", [])):
+        code = main([command, "--config", str(cfg), "--ckpt_path", str(ckpt), *extra, "--model.net.encoder", "resnet34"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        lines[command] = err[0]
+    assert lines["export"] == lines["test"]
+    assert lines["export"].startswith("depthlab: error: model.net.encoder: 'resnet34' is stated, but checkpoint")
+    assert str(ckpt) in lines["export"] and "'resnet18'" in lines["export"]
+
+
+def test_unstated_settings_come_from_the_checkpoint_as_for_test(checkpoint, tmp_path):
+    """A config that does not state the network (here: another decoder) gets the checkpoint's, as test does."""
+    import yaml
+
+    cfg, ckpt = checkpoint
+    config = yaml.safe_load(cfg.read_text())
+    del config["model"]["net"]["decoder_channels"]  # unstated: the checkpoint's 16-8-8-8, not the default
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(config))
+    model = model_from_config(["--config", str(other)], "depthlab export", ckpt_path=ckpt)
+    assert model.hparams.net["decoder_channels"] == [16, 8, 8, 8]

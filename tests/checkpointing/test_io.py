@@ -103,3 +103,17 @@ def test_every_command_stops_on_a_bad_ckpt_path_with_one_line_and_status_2(subco
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and errors[0].startswith(f"depthlab: error: checkpoint {path}: "), errors
     assert says in errors[0]
+
+
+def test_the_one_reader_loads_weights_only_and_reads_bare_state_dicts_on_request(tmp_path):
+    from depthlab.checkpointing import read_checkpoint
+
+    bare = tmp_path / "bare.pt"
+    torch.save({"coarse.w": torch.ones(2)}, bare)
+    assert torch.equal(read_checkpoint(bare, lightning=False)["coarse.w"], torch.ones(2))
+    with pytest.raises(ConfigError, match="not a Lightning checkpoint"):
+        read_checkpoint(bare)
+    pickled = tmp_path / "pickled.ckpt"  # a checkpoint holding an arbitrary Python object: never unpickled
+    torch.save({"state_dict": {}, "hyper_parameters": {"x": Path("p")}}, pickled)
+    with pytest.raises(ConfigError, match=rf"checkpoint {pickled}: not a readable checkpoint"):
+        read_checkpoint(pickled)

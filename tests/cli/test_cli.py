@@ -25,8 +25,8 @@ def depthlab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_config_dict):
-    """One short ``depthlab fit`` shared by the tests below: (workdir, config, checkpoint)."""
+def fit_run(tmp_path_factory, tiny_config_dict):
+    """One short ``depthlab fit`` shared by the tests below: (workdir, config, checkpoint, process)."""
     import yaml
 
     work = tmp_path_factory.mktemp("fit")
@@ -36,7 +36,26 @@ def trained(tmp_path_factory, tiny_config_dict):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpts = sorted((work / "logs" / "tiny").glob("version_*/checkpoints/last.ckpt"))
     assert ckpts, f"no checkpoint written under {work}"
-    return work, cfg, ckpts[-1]
+    return work, cfg, ckpts[-1], proc
+
+
+@pytest.fixture(scope="module")
+def trained(fit_run):
+    """(workdir, config, checkpoint) of :func:`fit_run`."""
+    return fit_run[:3]
+
+
+def test_fit_ends_by_printing_the_run_folder_and_last_ckpt(fit_run):
+    _, _, ckpt, proc = fit_run
+    lines = proc.stdout.strip().splitlines()[-2:]
+    assert lines == [f"depthlab: run folder {ckpt.parent.parent.resolve()}",
+                     f"depthlab: last checkpoint {ckpt.resolve()} (continue with --ckpt_path last)"], lines
+
+
+def test_fit_prints_no_lightning_advertisement_or_foreign_deprecation(fit_run):
+    *_, proc = fit_run
+    assert "litlogger" not in proc.stderr and "Tip:" not in proc.stderr
+    assert "LeafSpec" not in proc.stderr and "deprecated" not in proc.stderr.lower(), proc.stderr
 
 
 def test_fit_writes_checkpoint_tensorboard_events_and_config(trained):
@@ -95,6 +114,12 @@ def test_help_lists_subcommands_and_plugin_listings(tmp_path):
     assert proc.returncode == 0
     for word in ("fit", "validate", "test", "predict", "--print_config", "depthlab losses", "depthlab models"):
         assert word in proc.stdout, word
+    # every registered front end (entry-point group depthlab.commands), with its docstring's first line
+    from depthlab.commands import COMMANDS
+
+    assert set(COMMANDS.available()) >= {"losses", "models", "data", "hints", "export", "experiment"}
+    for name in COMMANDS.available():
+        assert f"depthlab {name}" in proc.stdout and COMMANDS.describe(name) in proc.stdout, name
 
 
 def test_dotted_overrides_reach_the_module_and_trainer(tiny_config, tmp_path):

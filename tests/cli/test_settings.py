@@ -3,7 +3,7 @@ and a stated network setting that contradicts the checkpoint is an error naming 
 
 import pytest
 
-from depthlab.config import model_defaults, resolve_model_settings
+from depthlab.parser import model_defaults, resolve_model_settings
 from depthlab.errors import ConfigError
 from depthlab.module import DepthModule
 

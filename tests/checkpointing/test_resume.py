@@ -17,7 +17,7 @@ import yaml
 
 from depthlab.cli import run
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[1]  # tests/: checkpoint_callbacks.py
 
 
 def fit(config: dict, workdir: Path, monkeypatch, *overrides: str):
