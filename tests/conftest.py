@@ -5,8 +5,14 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import platform
+
 import pytest
 import yaml
+
+# h5py's first import asks platform.processor(), which runs `uname -p` in a subprocess: done once here,
+# before the fast tier's guard below refuses subprocesses (the answer is cached).
+platform.processor()
 
 TINY_CONFIG = {
     "seed_everything": 0,

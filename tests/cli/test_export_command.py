@@ -46,6 +46,7 @@ def _run_exported(path: Path, fmt: str):
     return lambda image: module(image)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript", "pt2"])
 def test_exported_file_matches_the_checkpoint_at_two_sizes(checkpoint, tmp_path, capsys, fmt):
     if fmt == "onnx":

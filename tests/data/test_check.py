@@ -94,6 +94,7 @@ def _config(tmp_path, tree) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_data_check_counts_every_problem_and_fails(tmp_path, capsys):
     tree = build_kitti(tmp_path)
     broken = _break(tree)

@@ -31,6 +31,7 @@ def build(name: str, **kwargs) -> torch.nn.Module:
     return models.build({"name": name, **SMALL.get(name, {}), **kwargs}).eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", models.available())
 def test_export_matches_eager_at_two_sizes(name: str, tmp_path) -> None:
     net = build(name)

@@ -71,6 +71,7 @@ def test_inverse_depth_and_uncertainty_outputs(name: str) -> None:
     assert both.log_variance.abs().max() <= LOG_VARIANCE_BOUND and torch.isfinite(both.log_variance).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NETWORKS)
 def test_trains_on_synthetic_data(name: str, synthetic_batch) -> None:
     """A few AdamW steps on one batch of procedural rooms lower the SiLog loss."""

@@ -56,6 +56,7 @@ def test_summary_callback_logs_once(monkeypatch) -> None:
     assert callback.summary.output_shape == (1, 1, 64, 96)
 
 
+@pytest.mark.slow
 def test_torch_compile_matches_eager() -> None:
     reason = compile_unavailable_reason("inductor", "cpu")
     if reason is not None:
@@ -70,6 +71,7 @@ def test_torch_compile_matches_eager() -> None:
     torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_fit_with_bf16_channels_last_and_summary(tmp_path) -> None:
     """DepthModule + Lightning precision='bf16-mixed' + the callbacks train on CPU."""
     from depthlab.data import SyntheticDataModule

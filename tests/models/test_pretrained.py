@@ -64,6 +64,7 @@ def test_wrong_or_missing_file_is_a_clear_error(tmp_path) -> None:
         create_encoder("resnet18", str(tmp_path / "nope.safetensors"))
 
 
+@pytest.mark.slow
 def test_offline_without_cache_names_both_ways_out(tmp_path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch")}
     code = (
@@ -104,6 +105,7 @@ def _fake_hub_cache(root, repo_id: str, filename: str, state: dict) -> None:
     save_file({k: v.contiguous() for k, v in state.items()}, str(snapshot / filename))
 
 
+@pytest.mark.slow
 def test_pretrained_true_offline_fails_in_seconds_not_a_minute(tmp_path) -> None:
     # Without HF_HUB_OFFLINE, on a machine whose hub host does not resolve: the probe answers at once.
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch"),
