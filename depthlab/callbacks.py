@@ -43,8 +43,8 @@ from depthlab.models.performance import (
 from depthlab.visualize import turbo_rgb
 
 
-PredictionFormat = Literal["png16", "color", "npy"]
-PREDICTION_FORMATS = ("png16", "color", "npy")
+PredictionFormat = Literal["png16", "color", "npy", "ply"]
+PREDICTION_FORMATS = ("png16", "color", "npy", "ply")
 
 
 class DepthPredictionWriter(BasePredictionWriter):
@@ -54,7 +54,15 @@ class DepthPredictionWriter(BasePredictionWriter):
     Files per image, by ``format``: ``<stem>.png`` (png16: uint16, depth * ``png_scale``, 0 = no
     depth: KITTI's convention with scale 256, NYU's millimetres with 1000; depths above
     65535 / png_scale metres are clipped), ``<stem>_color.png`` (color: 8-bit RGB turbo preview,
-    near blue, far red) and ``<stem>.npy`` (npy: float32 metres, (H, W)).
+    near blue, far red), ``<stem>.npy`` (npy: float32 metres, (H, W)) and ``<stem>.ply`` (ply: the
+    valid pixels as a binary PLY point cloud in metres, camera frame z forward, x right, y down,
+    coloured by the image: :mod:`depthlab.pointcloud`; intrinsics from the batch (the data module's,
+    rescaled to the image's own size) or from ``fx``/``hfov_deg``; the optional extra ``ply``).
+
+    A video input (:class:`depthlab.data.ImageFolderDataModule` with a video file) is written as
+    ``<video stem>_depth.mp4``: each frame's colour-mapped depth at the video's frame rate (colours
+    up to ``color_max_depth``, else the model's ``max_depth``, the same for every frame), frame by
+    frame; the per-frame files of ``format`` only with ``video_frames: true``.
 
     ``<stem>``: a batch with ``name`` (:class:`depthlab.data.ImageFolderDataModule`) names each
     file after its input, subfolders kept (``sub/a.jpg`` -> ``sub/a.png``); otherwise the sample's
@@ -70,6 +78,10 @@ class DepthPredictionWriter(BasePredictionWriter):
         png_scale: metres -> PNG units for ``png16``.
         color_max_depth: metres at the far end of the preview's colour map; None: each image's
             own maximum (the full range of every image; colours then differ between images).
+        fx: focal length in pixels of the images as stored (square pixels, principal point at the
+            centre), for ``ply`` when the data carries no intrinsics.
+        hfov_deg: the horizontal field of view instead of ``fx``.
+        video_frames: for a video input, also write every frame's files in ``format``.
     """
 
     def __init__(
@@ -78,6 +90,9 @@ class DepthPredictionWriter(BasePredictionWriter):
         format: PredictionFormat | Sequence[PredictionFormat] = ("png16", "color"),
         png_scale: float = 256.0,
         color_max_depth: float | None = None,
+        fx: float | None = None,
+        hfov_deg: float | None = None,
+        video_frames: bool = False,
     ) -> None:
         super().__init__(write_interval="batch")
         formats = [format] if isinstance(format, str) else list(format)
@@ -90,11 +105,18 @@ class DepthPredictionWriter(BasePredictionWriter):
             raise ConfigError(f"DepthPredictionWriter.png_scale: must be > 0, got {png_scale}")
         if color_max_depth is not None and not color_max_depth > 0:
             raise ConfigError(f"DepthPredictionWriter.color_max_depth: must be > 0, got {color_max_depth}")
+        if fx is not None and hfov_deg is not None:
+            raise ConfigError("DepthPredictionWriter: give fx or hfov_deg, not both")
+        if fx is not None and not fx > 0:
+            raise ConfigError(f"DepthPredictionWriter.fx: must be > 0 pixels, got {fx}")
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.formats = tuple(dict.fromkeys(formats))
         self.png_scale = png_scale
         self.color_max_depth = color_max_depth
+        self.fx, self.hfov_deg, self.video_frames = fx, hfov_deg, video_frames
         self.written = 0  # images written by this process in the current predict run
+        self._video: Any = None  # depthlab.video.VideoWriter of a video input
+        self._video_vmax = 1.0
 
     def setup(self, trainer, pl_module, stage: str) -> None:  # noqa: ANN001
         if stage != "predict":
@@ -103,12 +125,35 @@ class DepthPredictionWriter(BasePredictionWriter):
             # log_dir on every rank: under DDP it is broadcast from rank 0, so all ranks agree.
             self.output_dir = Path(trainer.log_dir or trainer.default_root_dir) / "predictions"
         self.written = 0
+        datamodule = getattr(trainer, "datamodule", None)
+        if "ply" in self.formats and self.fx is None and self.hfov_deg is None and \
+                "intrinsics" not in (getattr(datamodule, "provides", None) or ()):
+            raise ConfigError(f"predict: format ply needs the camera: the data module {type(datamodule).__name__} has no "
+                              "intrinsics; give the writer fx (pixels) or hfov_deg, e.g. "
+                              "--trainer.callbacks+=depthlab.callbacks.DepthPredictionWriter ... fx: 720")
+        if "ply" in self.formats:
+            from depthlab.pointcloud import write_ply  # noqa: F401  (the extra is missing: one line now)
+
+            try:
+                import plyfile  # noqa: F401
+            except ImportError:
+                raise ConfigError("predict: format ply needs plyfile: pip install 'depthlab[ply]'") from None
+        video = getattr(datamodule, "video", None) if hasattr(type(datamodule), "video") else None
+        if video is not None:
+            from depthlab.video import VideoWriter
+
+            self._video_vmax = self.color_max_depth or float(pl_module.hparams.get("max_depth", 10.0))
+            path = self.output_dir / f"{video.path.stem}_depth.mp4"
+            self._video = VideoWriter(path, video.info.fps) if trainer.is_global_zero else None
         if trainer.is_global_zero:
-            print(f"predict: writing {self._describe()} to {self.output_dir.resolve()}", flush=True)
+            what = self._describe() if video is None or self.video_frames else ""
+            if video is not None:
+                what = f"{video.path.stem}_depth.mp4 ({float(video.info.fps):g} fps)" + (f" and {what}" if what else "")
+            print(f"predict: writing {what} to {self.output_dir.resolve()}", flush=True)
 
     def _describe(self) -> str:
         parts = {"png16": f"<name>.png (uint16, depth x {self.png_scale:g})", "color": "<name>_color.png (turbo)",
-                 "npy": "<name>.npy (float32 metres)"}
+                 "npy": "<name>.npy (float32 metres)", "ply": "<name>.ply (point cloud, metres)"}
         return ", ".join(parts[f] for f in self.formats)
 
     def write_on_batch_end(
@@ -127,7 +172,39 @@ class DepthPredictionWriter(BasePredictionWriter):
             if sizes is not None and tuple(one.depth.shape[-2:]) != tuple(int(s) for s in sizes[i]):
                 one = resize_output(one, [int(s) for s in sizes[i]])
             stem = Path(names[i]).with_suffix("").as_posix() if names is not None else f"{int(batch_indices[i]):06d}"
-            self.write(stem, one.depth[0, 0].cpu().numpy())
+            depth = one.depth[0, 0].cpu().numpy()
+            if self._video is not None:
+                self._video.write(turbo_rgb(depth, self._video_vmax))
+                if not self.video_frames:
+                    self.written += 1
+                    continue
+            self.write(stem, depth)
+            if "ply" in self.formats:
+                self._write_ply(stem, depth, batch, i)
+
+    def _write_ply(self, stem: str, depth_m: np.ndarray, batch: dict, i: int) -> None:
+        """The point cloud of one prediction (at the image's own size, ``depth_m``'s)."""
+        from depthlab.pointcloud import depth_to_ply, intrinsics_from_fov
+
+        height, width = depth_m.shape
+        image = batch.get("image")
+        rgb = None
+        if image is not None:
+            pixels = image[i : i + 1].detach().float()
+            if tuple(pixels.shape[-2:]) != (height, width):
+                pixels = torch.nn.functional.interpolate(pixels, size=(height, width), mode="bilinear", align_corners=False)
+            rgb = (pixels[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        k = batch.get("intrinsics")
+        if k is not None:
+            fx, fy, cx, cy = (float(v) for v in k[i])
+            in_h, in_w = image.shape[-2:] if image is not None else (height, width)
+            sx, sy = width / in_w, height / in_h  # the batch's pixels -> the image's own (centres at integers)
+            camera = (fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5)
+        elif self.fx is not None:
+            camera = (self.fx, self.fx, (width - 1) / 2, (height - 1) / 2)
+        else:
+            camera = intrinsics_from_fov(height, width, float(self.hfov_deg))
+        depth_to_ply(self.output_dir / f"{stem}.ply", depth_m, camera, rgb)
 
     def write(self, stem: str, depth_m: np.ndarray) -> None:
         """Write one (H, W) depth map in metres as ``output_dir/<stem>`` + each format's suffix."""
@@ -147,6 +224,9 @@ class DepthPredictionWriter(BasePredictionWriter):
         self.written += 1
 
     def on_predict_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+        if self._video is not None:
+            self._video.close()
+            self._video = None
         written = torch.tensor(float(self.written), device=pl_module.device)
         total = int(trainer.strategy.reduce(written, reduce_op="sum"))
         if trainer.is_global_zero:

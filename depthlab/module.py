@@ -21,12 +21,14 @@ from depthlab.errors import ConfigError
 from depthlab.eval import build_protocol
 from depthlab.eval.distributed import RepeatTracker
 from depthlab.eval.evaluator import Evaluator, report_stage
+from depthlab.eval.report import COUNTS
 from depthlab.losses.base import safe_batch
 from depthlab.metrics import valid_depth_mask
 from depthlab.models.output import DepthOutput
 from depthlab.training import optim
 from depthlab.training.guard import NonFiniteGuard
 from depthlab.training.protocol import protocol_in_force, protocol_spec
+from depthlab.training.supervision import EmptySupervisionError, SupervisionCheck
 from depthlab.visualize import depth_panel
 
 Stage = Literal["val", "test"]
@@ -158,6 +160,7 @@ class DepthModule(L.LightningModule):
         self._requirements_checked = False
         self._eval_loss = True
         self._guard = NonFiniteGuard(max_nonfinite)
+        self._supervision = SupervisionCheck()  # ground truth that never counts is an error (a wrong unit)
         # checked now (a bad pattern, or no encoder to match, is one line before any data is read)
         optim.group_rules(self, param_groups, encoder_lr_mult, freeze_encoder_steps)
         self._groups: list[optim.ParamGroup] = []
@@ -249,7 +252,15 @@ class DepthModule(L.LightningModule):
 
     # --- steps --------------------------------------------------------------------------------
 
+    def _check_supervision(self, stage: str, batch: DepthSample, mask: Tensor) -> None:
+        hp = self.hparams
+        above = f", above loss_min_depth {hp.loss_min_depth}" if stage == "train" and hp.loss_min_depth else ""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        self._supervision.check(stage, batch["depth"], mask, datamodule, f"({hp.min_depth}, {hp.max_depth}] m{above}")
+
     def training_step(self, batch: DepthSample, batch_idx: int) -> Tensor:
+        if "depth" in self.loss.requires:  # a supervised objective: its ground truth must count
+            self._check_supervision("train", batch, self.loss_mask(batch))
         total, parts = self.compute_loss(self(batch["image"]), batch)
         bs = batch["image"].shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
@@ -289,6 +300,9 @@ class DepthModule(L.LightningModule):
         # would cost about as much as the rest of the guard.
         if self._guard.enabled:
             self.log("train/nonfinite_skipped", float(self._guard.total), on_epoch=True, sync_dist=True)
+        if "depth" in self.loss.requires:
+            self.log("train/empty_images", float(self._supervision.reset_epoch("train")), on_epoch=True, sync_dist=True,
+                     reduce_fx="sum")
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
         # The schedule follows the optimizer steps taken: a skipped step does not advance it
@@ -307,6 +321,8 @@ class DepthModule(L.LightningModule):
     # --- evaluation steps ---------------------------------------------------------------------
 
     def validation_step(self, batch: DepthSample, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if "depth" in batch:  # the metrics need ground truth that counts (NaN metrics otherwise)
+            self._check_supervision("val", batch, self.valid_mask(batch))
         pred, seen = self._evaluate(batch, "val", dataloader_idx)
         if batch_idx == 0 and dataloader_idx == 0:
             self._log_panels(seen, pred.out)
@@ -347,7 +363,8 @@ class DepthModule(L.LightningModule):
                     self.log(f"{stage}/{name}/{key}", value.float(), sync_dist=True)
             # the usual names hold the mean over members (NaN if a member has no number: no hiding it)
             shared = [key for key in members[0] if all(key in m for m in members)]
-            values = {key: torch.stack([m[key].float() for m in members]).mean() for key in shared}
+            values = {key: torch.stack([m[key].float() for m in members]).sum(0) if key in COUNTS else
+                      torch.stack([m[key].float() for m in members]).mean() for key in shared}
         else:
             members, values = [], self.stage_evaluators[stage].compute(stage)
         for name, value in values.items():
@@ -362,6 +379,12 @@ class DepthModule(L.LightningModule):
                     report_stage(member, f"{stage}_{name}", evaluator.protocol, *args)
                 protocol = self.stage_evaluators[stage].protocol
                 report_stage(values, stage + ("_mean_over_members" if names else ""), protocol, *args)
+            if stage == "test" and "images" in values and float(values["images"]) == 0:
+                skipped = int(values.get("skipped", torch.tensor(0)))
+                raise EmptySupervisionError(
+                    f"test: no image was scored ({skipped} skipped: none has a ground-truth pixel in the protocol's "
+                    f"depth range); check the data's depth unit and model.min_depth/max_depth "
+                    "(depthlab data stats --config ... shows what is read)")
 
     def _log_panels(self, batch: DepthSample, out: DepthOutput) -> None:
         experiment = getattr(self.logger, "experiment", None)

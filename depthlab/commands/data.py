@@ -1,10 +1,13 @@
-"""``depthlab data check --config X.yaml``: read every sample of every split once, report every problem.
+"""``depthlab data check|stats --config X.yaml``: the data a config trains on, checked and described.
 
-The front end of :func:`depthlab.data.check.check`: builds the data module from the same YAML that
-``depthlab fit`` reads (:func:`depthlab.parser.datamodule_from_config`) and walks it. Exit status 1
-when anything is wrong, so it can gate a multi-hour job::
+The front end of :func:`depthlab.data.check.check` and :func:`depthlab.data.stats.stats`: builds the
+data module from the same YAML that ``depthlab fit`` reads (:func:`depthlab.parser.datamodule_from_config`)
+and walks it (each member of a mixture in turn). ``check`` exits with status 1 when anything is wrong,
+so it can gate a multi-hour job; ``stats`` prints per split the image sizes, the valid-depth share,
+depth percentiles in metres and the intrinsics found::
 
     depthlab data check --config configs/kitti.yaml --workers 8
+    depthlab data stats --config configs/own_data.yaml --limit 200
 """
 
 from __future__ import annotations
@@ -33,8 +36,14 @@ def validate_dataset(config_path: str | Path, splits: list[str] | None = None, w
     """``depthlab data check`` as a function: build the config's data module, walk it, print the
     report; returns the number of problems (0 when every sample reads cleanly)."""
     from depthlab.data.check import check
+    from depthlab.data.stats import member_modules
 
-    return check(build_datamodule(config_path, overrides), splits, workers, limit, max_listed, out)
+    total = 0
+    for prefix, module in member_modules(build_datamodule(config_path, overrides)):
+        if prefix:
+            print(f"member {prefix.rstrip('/')}:", file=out)
+        total += check(module, splits, workers, limit, max_listed, out)
+    return total
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,14 +57,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="check only the first N samples of each split")
     p.add_argument("--max-listed", type=int, default=20, help="problems printed per kind (default 20)")
     p.epilog = "Any --data.* argument of 'depthlab fit' overrides the config, e.g. --data.init_args.raw_root /mnt/kitti"
+    s = sub.add_parser("stats", help="per split: image sizes, valid-depth share, depth percentiles (m), intrinsics")
+    s.add_argument("--config", required=True, help="the YAML given to 'depthlab fit'")
+    s.add_argument("--split", action="append", choices=["train", "val", "test"],
+                   help="only this split (repeatable; default: all distinct splits)")
+    s.add_argument("--limit", type=int, default=None, help="only the first N samples of each split")
+    s.epilog = p.epilog
     return parser
 
 
 def main(argv: list[str]) -> int:
-    """data set tools: 'depthlab data check --config X.yaml' validates every file of a split list"""
+    """data set tools: 'depthlab data check|stats --config X.yaml' validates / describes every split"""
     args, overrides = _parser().parse_known_args(argv)
     unknown = [a for a in overrides if a.startswith("-") and not a.startswith("--data.")]
     if unknown:
-        raise ConfigError(f"depthlab data check: unknown option {unknown[0]} (overrides must be --data.*)")
+        raise ConfigError(f"depthlab data {args.command}: unknown option {unknown[0]} (overrides must be --data.*)")
+    if args.command == "stats":
+        from depthlab.data.stats import stats
+
+        stats(build_datamodule(args.config, overrides), args.split, args.limit)
+        return 0
     problems = validate_dataset(args.config, args.split, args.workers, args.limit, args.max_listed, overrides=overrides)
     return 1 if problems else 0

@@ -31,7 +31,7 @@ from typing import Iterator, Sequence
 import cv2
 import lightning as L
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Sampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, IterableDataset, Sampler, SequentialSampler
 
 from depthlab.data.pipeline import SampleDataset
 from depthlab.data.readers import MISSING, UNREADABLE, DataError, Problem, read_rgb
@@ -166,6 +166,39 @@ class ImageFileDataset(SampleDataset):
         return {"image": rgb, "original_size": (height, width), "name": self.names[index]}
 
 
+class VideoFrameDataset(IterableDataset):
+    """The frames of a video file, decoded one at a time (memory stays flat with the video's length),
+    as samples like :class:`ImageFileDataset`'s: the frame at the network's input size, its own size,
+    the name ``<video stem>/<frame number>.png`` and the frame number as ``index``.
+
+    One decoding process: in DataLoader workers, only the first decodes (the others yield nothing), so
+    no frame is repeated."""
+
+    def __init__(self, path: Path, size: Sequence[int] | None = None, multiple_of: int = 32) -> None:
+        from depthlab.video import video_info
+
+        self.path, self.info = Path(path), video_info(path)  # a bad file is one line now, not in a worker
+        height, width = self.info.size
+        self.input = (int(size[0]), int(size[1])) if size is not None else (
+            round_to_multiple(height, multiple_of), round_to_multiple(width, multiple_of))
+
+    def __iter__(self) -> Iterator[dict]:
+        from depthlab.data.pipeline import to_tensors
+        from depthlab.video import read_frames
+
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None and worker.id != 0:
+            return
+        in_h, in_w = self.input
+        for number, rgb in enumerate(read_frames(self.path)):
+            height, width = rgb.shape[:2]
+            if (in_h, in_w) != (height, width):
+                shrink = in_h * in_w < height * width
+                rgb = cv2.resize(rgb, (in_w, in_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            yield to_tensors({"image": rgb, "original_size": (height, width), "index": number,
+                              "name": f"{self.path.stem}/{number:06d}.png"})
+
+
 class SizeGroupedBatchSampler(BatchSampler):
     """Batches of up to ``batch_size`` indices that share one input size (``sizes[index]``).
 
@@ -200,8 +233,10 @@ class ImageFolderDataModule(L.LightningDataModule):
     """Predict-only data: the images of a folder, a single image, or a list file (no ground truth).
 
     Args:
-        path: a folder (``.png``/``.jpg``/``.jpeg``), an image file, or a text file listing image
-            paths one per line (relative to the list's folder; ``#`` comments).
+        path: a folder (``.png``/``.jpg``/``.jpeg``), an image file, a text file listing image
+            paths one per line (relative to the list's folder; ``#`` comments), or a video file
+            (``.mp4``, ``.mov``, ``.avi``, ``.mkv``, ``.webm``, ``.m4v``; decoded frame by frame with
+            PyAV, the optional extra ``video``): the writer then writes a depth video too.
         size: [H, W] the network sees every image at; null (default): each image's own size
             rounded to the nearest multiple of ``multiple_of``. Predictions are resized back to
             each image's own size either way.
@@ -236,10 +271,24 @@ class ImageFolderDataModule(L.LightningDataModule):
     def provides(self) -> frozenset[str]:
         return frozenset({"image", "original_size", "name", "index"})
 
-    def dataset(self) -> ImageFileDataset:
-        """The listed images (listed once; a missing path or an empty folder is a ConfigError)."""
+    @property
+    def video(self) -> VideoFrameDataset | None:
+        """The video being predicted (``path`` is a video file), else None."""
+        dataset = self.dataset()
+        return dataset if isinstance(dataset, VideoFrameDataset) else None
+
+    def dataset(self) -> ImageFileDataset | VideoFrameDataset:
+        """The listed images (listed once; a missing path or an empty folder is a ConfigError), or the
+        frames of a video file (``.mp4``, ``.mov``, ...; needs the optional extra ``video``)."""
         if self._dataset is None:
             self._check_arguments()
+            from depthlab.video import is_video
+
+            if is_video(self.path):
+                if not Path(self.path).expanduser().is_file():
+                    raise ConfigError(f"data.path: video {self.path} does not exist")
+                self._dataset = VideoFrameDataset(Path(self.path).expanduser(), self.size, self.multiple_of)
+                return self._dataset
             files, names, sources = list_images(self.path, self.recursive)
             check_distinct_outputs(names, sources)
             input_sizes = None
@@ -256,6 +305,8 @@ class ImageFolderDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         dataset = self.dataset()
         common = dict(num_workers=self.num_workers, persistent_workers=False, pin_memory=torch.cuda.is_available())
+        if isinstance(dataset, VideoFrameDataset):  # in order, one decoder: at most one worker
+            return DataLoader(dataset, batch_size=self.batch_size, **{**common, "num_workers": min(self.num_workers, 1)})
         if dataset.input_sizes is None:  # one input size for all, or one image per batch
             return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, **common)
         sampler = SizeGroupedBatchSampler(SequentialSampler(dataset), self.batch_size, False, dataset.input_sizes)

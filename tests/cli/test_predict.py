@@ -224,3 +224,61 @@ def test_image_folder_batches_and_listing(setup, tmp_path):
         list_images(listing)
     with pytest.raises(ConfigError, match="data.path is not set"):
         ImageFolderDataModule().setup("predict")
+
+
+def test_the_writer_ply_is_the_backprojection_at_the_images_own_size(tmp_path):
+    plyfile = pytest.importorskip("plyfile")
+    writer = DepthPredictionWriter(output_dir=str(tmp_path), format="ply")
+    depth = torch.tensor([[1.0, 2.0], [0.0, 4.0]]).reshape(1, 1, 2, 2)  # 0: no depth, no point
+    image = torch.stack([torch.full((2, 2), 0.2), torch.full((2, 2), 0.4), torch.full((2, 2), 1.0)])[None]
+    # intrinsics in the pixels of the 2x2 batch image; the file's own size is 2x2 too (no resize)
+    batch = {"name": ["a.png"], "image": image, "intrinsics": torch.tensor([[2.0, 4.0, 0.5, 0.5]])}
+    writer.write_on_batch_end(None, None, DepthOutput(depth), [0], batch, 0)
+    v = plyfile.PlyData.read(str(tmp_path / "a.ply"))["vertex"].data
+    # x = (u - cx) z / fx, y = (v - cy) z / fy over the valid pixels, row-major
+    want = [((0 - .5) * 1 / 2, (0 - .5) * 1 / 4, 1), ((1 - .5) * 2 / 2, (0 - .5) * 2 / 4, 2), ((1 - .5) * 4 / 2, (1 - .5) * 4 / 4, 4)]
+    np.testing.assert_allclose(np.stack([v["x"], v["y"], v["z"]], 1), want, rtol=1e-6)
+    assert v["red"].tolist() == [51] * 3 and v["green"].tolist() == [102] * 3 and v["blue"].tolist() == [255] * 3
+
+    # resized back to the file's own size (4x4): the intrinsics follow (c' = (c + 0.5) * 2 - 0.5)
+    batch = {**batch, "name": ["b.png"], "original_size": torch.tensor([[4, 4]])}
+    writer.write_on_batch_end(None, None, DepthOutput(torch.full((1, 1, 2, 2), 3.0)), [0], batch, 0)
+    v = plyfile.PlyData.read(str(tmp_path / "b.ply"))["vertex"].data
+    assert len(v) == 16 and float(v["x"][0]) == pytest.approx((0 - 1.5) * 3 / 4)
+    assert float(v["y"][-1]) == pytest.approx((3 - 1.5) * 3 / 8)
+
+
+def test_ply_without_any_camera_is_one_line(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((4, 4, 3), np.uint8))
+
+    class _Trainer:
+        log_dir, default_root_dir, is_global_zero = str(tmp_path), str(tmp_path), True
+        datamodule = ImageFolderDataModule(path=str(tmp_path))
+
+    with pytest.raises(ConfigError, match="format ply needs the camera.*fx.*hfov_deg"):
+        DepthPredictionWriter(output_dir=str(tmp_path), format="ply").setup(_Trainer(), None, "predict")
+    DepthPredictionWriter(output_dir=str(tmp_path), format="ply", hfov_deg=60).setup(_Trainer(), None, "predict")
+
+
+@pytest.mark.slow
+def test_predict_on_a_video_writes_a_depth_video_of_as_many_frames(setup, monkeypatch, tmp_path):
+    pytest.importorskip("av")
+    from fractions import Fraction
+
+    from depthlab.video import VideoWriter, read_frames, video_info
+
+    work, cfg, ckpt, images = setup
+    monkeypatch.chdir(work)
+    video = tmp_path / "walk.mp4"
+    with VideoWriter(video, fps=15) as writer:
+        for i in range(9):
+            writer.write(np.full((40, 56, 3), 25 * i, dtype=np.uint8))
+    out = tmp_path / "out"
+    code = main(["predict", "--config", str(cfg), "--ckpt_path", str(ckpt), "--data", "depthlab.data.ImageFolderDataModule",
+                 "--data.path", str(video), "--data.batch_size", "4", "--output_dir", str(out),
+                 "--trainer.enable_progress_bar", "false"])
+    assert code == 0
+    written = out / "walk_depth.mp4"
+    assert video_info(written).fps == Fraction(15)
+    assert sum(1 for _ in read_frames(written)) == 9
+    assert not list(out.rglob("*.png"))  # per-frame files only with video_frames: true
