@@ -352,9 +352,9 @@ class DepthCLI(LightningCLI):
         """Where the run went: its folder and its ``last.ckpt`` (rank zero)."""
         from depthlab.checkpointing import LastCheckpoint
 
+        folder = self.trainer.log_dir or self.trainer.default_root_dir  # a broadcast under DDP: every rank calls it
         if not self.trainer.is_global_zero:
             return
-        folder = self.trainer.log_dir or self.trainer.default_root_dir
         print(f"depthlab: run folder {Path(folder).resolve()}", flush=True)
         last = [cb.path for cb in self.trainer.callbacks if isinstance(cb, LastCheckpoint)]
         if last and Path(last[0]).is_file():
