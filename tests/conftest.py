@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import platform
 
 import pytest
 import yaml
+
+# Under pytest-xdist (pyproject's addopts: two workers on this 2-core machine) each worker and the
+# processes its tests start use one thread: two workers x two threads would oversubscribe the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # h5py's first import asks platform.processor(), which runs `uname -p` in a subprocess: done once here,
 # before the fast tier's guard below refuses subprocesses (the answer is cached).

@@ -46,8 +46,9 @@ def test_exit_cleanup_kills_every_worker_despite_torchs_sigchld_handler():
         dm = SyntheticDataModule(height=16, width=16, val_size=8, batch_size=1, num_workers=4)
         loader = dm.val_dataloader()
         others = _children()
-        next(iter(loader))
-        workers = _children(others)
+        for _ in loader:  # every worker has made a batch: each has run its start-up (SIGTERM ignored)
+            pass
+        workers = _children(others)  # persistent: alive after the epoch
         assert len(workers) == 4
         _kill_workers_ignoring_sigterm()
         assert all(not w.is_alive() for w in workers)
