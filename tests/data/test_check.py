@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+
+from depthlab.data.workers import shutdown_workers
 import yaml
 from data_trees import build_kitti, write_png
 
@@ -50,8 +52,11 @@ def test_error_from_a_worker_process_still_names_file_and_line(tmp_path):
     tree = build_kitti(tmp_path)
     path, line = _break(tree)["missing file"]
     loader = _kitti_module(tree, num_workers=1, eval_batch_size=1).val_dataloader()
-    with pytest.raises(DataError) as info:
-        next(iter(loader))
+    try:
+        with pytest.raises(DataError) as info:
+            next(iter(loader))
+    finally:
+        shutdown_workers(loader)  # not left to the garbage collector in a later test
     assert path in str(info.value) and line in str(info.value)
 
 
