@@ -24,6 +24,31 @@ def depthlab(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+def depthlab_here(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``depthlab ARGS`` in this process (what main() prints and returns; no interpreter start-up: the
+    suite's time budget). For the one-line errors, which main() prints itself; an uncaught exception
+    would fail the test as a traceback would."""
+    import contextlib
+    import io
+
+    from depthlab.cli import main
+
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    traceback = os.environ.pop("DEPTHLAB_TRACEBACK", None)
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # --help, --print_config
+                code = exc.code if isinstance(exc.code, int) else 0
+    finally:
+        os.chdir(here)
+        if traceback is not None:
+            os.environ["DEPTHLAB_TRACEBACK"] = traceback
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture(scope="module")
 def fit_run(tmp_path_factory, tiny_config_dict):
     """One short ``depthlab fit`` shared by the tests below: (workdir, config, checkpoint, process)."""
@@ -123,7 +148,7 @@ def test_help_lists_subcommands_and_plugin_listings(tmp_path):
 
 
 def test_dotted_overrides_reach_the_module_and_trainer(tiny_config, tmp_path):
-    proc = depthlab("fit", "--config", str(tiny_config), "--model.lr", "0.000123",
+    proc = depthlab_here("fit", "--config", str(tiny_config), "--model.lr", "0.000123",
                     "--trainer.strategy", "ddp", "--print_config", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "lr: 0.000123" in proc.stdout
@@ -140,7 +165,7 @@ def _one_line_error(proc: subprocess.CompletedProcess) -> str:
 
 
 def test_unknown_config_key_is_one_clear_line(tiny_config, tmp_path):
-    line = _one_line_error(depthlab("fit", "--config", str(tiny_config), "--model.learning_rate", "1", cwd=tmp_path))
+    line = _one_line_error(depthlab_here("fit", "--config", str(tiny_config), "--model.learning_rate", "1", cwd=tmp_path))
     assert "learning_rate" in line
 
 
@@ -148,17 +173,17 @@ def test_unknown_key_inside_the_yaml_file_is_named(tiny_config, tmp_path):
     text = tiny_config.read_text().replace("  lr: 0.001", "  lr: 0.001\n  lrr: 0.1")
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
-    line = _one_line_error(depthlab("fit", "--config", str(bad), cwd=tmp_path))
+    line = _one_line_error(depthlab_here("fit", "--config", str(bad), cwd=tmp_path))
     assert "lrr" in line
 
 
 def test_missing_config_file_is_named(tmp_path):
-    line = _one_line_error(depthlab("fit", "--config", str(tmp_path / "nope.yaml"), cwd=tmp_path))
+    line = _one_line_error(depthlab_here("fit", "--config", str(tmp_path / "nope.yaml"), cwd=tmp_path))
     assert "nope.yaml" in line
 
 
 def test_unknown_encoder_is_one_line_naming_it(tiny_config, tmp_path):
-    proc = depthlab("fit", "--config", str(tiny_config), "--model.net",
+    proc = depthlab_here("fit", "--config", str(tiny_config), "--model.net",
                     '{"name": "unet", "encoder": "resnet_nope", "pretrained": false}', cwd=tmp_path)
     line = _one_line_error(proc)
     assert "resnet_nope" in line and "model.net.encoder" in line
@@ -173,7 +198,7 @@ def test_unknown_encoder_is_one_line_naming_it(tiny_config, tmp_path):
 )
 def test_a_stated_network_setting_contradicting_the_checkpoint_is_one_error_naming_both(trained, override, expected):
     work, cfg, ckpt = trained
-    line = _one_line_error(depthlab("test", "--config", str(cfg), "--ckpt_path", str(ckpt), *override, cwd=work))
+    line = _one_line_error(depthlab_here("test", "--config", str(cfg), "--ckpt_path", str(ckpt), *override, cwd=work))
     assert expected in line and str(ckpt) in line and ("10.0" in line or "resnet18" in line)
 
 
