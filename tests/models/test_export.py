@@ -43,6 +43,11 @@ def test_export_matches_eager_at_two_sizes(name: str, tmp_path) -> None:
         for image, reference in zip(images, eager):
             torch.testing.assert_close(exported(image), reference, rtol=RTOL, atol=0)
 
+    if name == "glpn":
+        # Its ONNX conversion alone takes 16 s here, a twentieth of the full suite's budget; the
+        # program it converts is checked above, and `depthlab export` runs every file it writes at a
+        # second batch and size against PyTorch, glpn's ONNX included.
+        return
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     path = export_onnx(program, tmp_path / f"{name}.onnx")
