@@ -108,9 +108,19 @@ def read_depth_file(path: Path, depth_scale: float, source: str, invalid_value: 
     if shape is not None and raw.shape != tuple(shape):
         raise DataError(Problem(SIZE, str(path), f"depth is {raw.shape[0]}x{raw.shape[1]}, its image "
                                 f"{shape[0]}x{shape[1]}", source))
-    raw = raw.astype(np.float64)
-    valid = np.isfinite(raw) & (raw != invalid_value) & (raw > 0)
-    return np.where(valid, raw * scale, 0.0).astype(np.float32)
+    valid = (raw != invalid_value) & (raw > 0)  # NaN compares False: not valid either
+    if raw.dtype.kind == "f":
+        valid &= np.isfinite(raw)
+    inverse = 1.0 / scale
+    if raw.dtype.kind == "u" and abs(inverse - round(inverse)) <= 1e-9 * inverse:
+        # millimetres, 1/256 m, ...: an integer divided by an integer in float32 is the nearest float32
+        # to the true metres (IEEE division is correctly rounded; uint16 is exact in float32)
+        depth = raw.astype(np.float32)
+        depth /= np.float32(round(inverse))
+    else:
+        depth = (raw.astype(np.float64) * scale).astype(np.float32)
+    depth[~valid] = 0
+    return depth
 
 
 # --- listing a split --------------------------------------------------------------------------------
