@@ -418,16 +418,18 @@ class RGBDDataModule(FileDataModule):
 
     # -- the DepthFileDataset / FileDataModule contract ------------------------------------------
 
-    def _keys(self) -> tuple[bool, bool, bool]:
+    def _keys(self) -> tuple[bool, bool, bool, bool]:
         rows = self.rows("train") if self.paths["train"] is not None else self.rows("val")
-        first = rows[0]
-        return first.intrinsics is not None, first.right is not None, first.right is not None and first.baseline_m is not None
+        first = rows[0]  # every row of a split carries the same keys (_check_consistent)
+        return (first.intrinsics is not None, first.right is not None,
+                first.right is not None and first.baseline_m is not None, first.depth is not None)
 
     @property
     def provides(self) -> frozenset[str]:
-        camera, stereo, baseline = self._keys()
-        # a stereo sample's right view gets an all-zero depth map (no measurement): keys.complete_stereo_pairs
-        keys = view_keys(["image", "depth"], stereo=stereo) | {"index"}
+        camera, stereo, baseline, depth = self._keys()
+        # a stereo sample's right view gets an all-zero depth map (no measurement): keys.complete_stereo_pairs;
+        # a manifest without depth (stereo self-supervision) provides none
+        keys = view_keys(["image", "depth"] if depth else ["image"], stereo=stereo) | {"index"}
         return keys | ({"intrinsics"} if camera else set()) | ({"baseline_m"} if baseline else set())
 
     def check_splits(self) -> list[Split]:

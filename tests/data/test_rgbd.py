@@ -194,3 +194,12 @@ def test_stats_show_sizes_valid_share_percentiles_and_camera(own_folder):
     wrong = stats(RGBDDataModule(train=str(own_folder), val=str(own_folder), depth_scale=1.0, num_workers=0),
                   ["train"], out=io.StringIO())[0]
     assert wrong.percentiles[1] > 400
+
+
+def test_a_stereo_manifest_without_depth_provides_no_depth(tmp_path):
+    _rgb(tmp_path / "l.png", 1)
+    _rgb(tmp_path / "r.png", 2)
+    (tmp_path / "m.csv").write_text("image,right,fx,fy,cx,cy,baseline_m\nl.png,r.png,30,30,8,6,0.1\n")
+    dm = RGBDDataModule(train=str(tmp_path / "m.csv"), val=str(tmp_path / "m.csv"), num_workers=0)
+    sample = dm.dataset("train")[0]
+    assert dm.provides == frozenset(sample) == {"image", "image_right", "intrinsics", "baseline_m", "index"}
