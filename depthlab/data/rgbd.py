@@ -46,6 +46,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSample
 from depthlab.data.base import DepthFileDataset, FileDataModule, Split
 from depthlab.data.images import SizeGroupedBatchSampler, header_size
 from depthlab.data.keys import view_keys
+from depthlab.data.stereo_hints import StereoHintsMixin, read_hints
 from depthlab.data.readers import DTYPE, LIST, MISSING, SIZE, UNREADABLE, read_rgb
 from depthlab.data.transforms import DepthAugment
 from depthlab.errors import ConfigError, DataError, Problem
@@ -70,6 +71,7 @@ class RGBDRow:
     intrinsics: tuple[float, float, float, float] | None = None
     baseline_m: float | None = None
     depth_scale: float | None = None
+    key: str = ""  # the image's path relative to its folder or manifest, without suffix (names its hints)
 
 
 def read_depth_file(path: Path, depth_scale: float, source: str, invalid_value: float = 0.0,
@@ -171,7 +173,7 @@ def scan_folder(root: Path, key: str) -> list[RGBDRow]:
     if problems:
         raise DataError(problems)
     return [RGBDRow(image, depths[stem], f"{root}: {image.relative_to(root).as_posix()}",
-                    None if rights is None else rights[stem]) for stem, image in images.items()]
+                    None if rights is None else rights[stem], key=stem) for stem, image in images.items()]
 
 
 def _manifest_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -226,7 +228,8 @@ def read_manifest(path: Path, key: str) -> list[RGBDRow]:
                  for c in PATH_COLUMNS}
         rows.append(RGBDRow(paths["image"], paths["depth"], source, paths["right"],
                             tuple(camera) if all(v is not None for v in camera) else None,  # type: ignore[arg-type]
-                            numbers.get("baseline_m"), numbers.get("depth_scale")))
+                            numbers.get("baseline_m"), numbers.get("depth_scale"),
+                            key=Path(str(row["image"]).strip()).with_suffix("").as_posix().lstrip("/")))
     if problems:
         raise DataError(problems)
     if not rows:
@@ -246,6 +249,41 @@ def list_split(spec: str | Path, key: str) -> list[RGBDRow]:
     raise ConfigError(f"data.{key}: {path} does not exist (a folder with rgb/ and depth/, or a .csv/.jsonl manifest)")
 
 
+# --- Depth Hints (depthlab hints precompute) ------------------------------------------------------
+
+HINT_LAYOUT = "<image path relative to its folder or manifest, without suffix>.npy (left view), <...>_right.npy"
+HINTS_DATA = {"dataset": "rgbd"}
+
+
+def hint_files(key: str) -> dict[str, str]:
+    """The hint files of a row (sample key -> path relative to hints_root)."""
+    return {"hint": f"{key}.npy", "hint_right": f"{key}_right.npy"}
+
+
+@dataclass(frozen=True)
+class RGBDHintJob:
+    """One row's rectified pair for ``depthlab hints precompute`` (plain values: it pickles)."""
+
+    image: str
+    right: str
+    fx: float
+    baseline_m: float
+    key: str
+    source: str
+
+    @property
+    def outputs(self) -> tuple[str, str]:
+        files = hint_files(self.key)
+        return files["hint"], files["hint_right"]
+
+    def read(self) -> tuple[np.ndarray, np.ndarray, float, float]:
+        left, right = read_rgb(Path(self.image), self.source), read_rgb(Path(self.right), self.source)
+        if left.shape != right.shape:
+            raise DataError(Problem(SIZE, self.right, f"right view is {right.shape[0]}x{right.shape[1]}, its left "
+                                    f"image {left.shape[0]}x{left.shape[1]}", self.source))
+        return left, right, self.fx, self.baseline_m
+
+
 # --- the data set and its module ------------------------------------------------------------------
 
 
@@ -253,9 +291,10 @@ class RGBDDataset(DepthFileDataset):
     """The rows of one split as depthlab samples (``load -> augment -> to_tensors``)."""
 
     def __init__(self, rows: Sequence[RGBDRow], depth_scale: float = 1e-3, invalid_value: float = 0.0,
-                 augment: DepthAugment | None = None) -> None:
+                 augment: DepthAugment | None = None, hints_root: Path | None = None) -> None:
         super().__init__(augment)
         self.rows, self.depth_scale, self.invalid_value = list(rows), depth_scale, invalid_value
+        self.hints_root = hints_root
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -284,13 +323,18 @@ class RGBDDataset(DepthFileDataset):
             sample["intrinsics"] = np.asarray(row.intrinsics, dtype=np.float64)
         if row.baseline_m is not None:
             sample["baseline_m"] = row.baseline_m
+        if self.hints_root is not None:  # read before any resize or crop: cut and moved with depth
+            files = hint_files(row.key)
+            if row.right is None:
+                files.pop("hint_right")
+            sample.update(read_hints(self.hints_root, files, shape, row.source))
         return sample
 
 
 MixedSizes = Literal["error", "group"]
 
 
-class RGBDDataModule(FileDataModule):
+class RGBDDataModule(StereoHintsMixin, FileDataModule):
     """Your own RGB-D data (see the module docstring and docs/data.md, "Train on your own data").
 
     Args:
@@ -311,6 +355,9 @@ class RGBDDataModule(FileDataModule):
             held-out rows are a pure function of ``split_seed``.
         eval_protocol: this data's evaluation protocol (``none``, ``nyu``, ``kitti`` or a mapping);
             null: the model's ``eval_protocol`` (``none`` by default: the model's depth range, no crop).
+        hints_root: Depth Hints folder for stereo rows (``depthlab hints precompute`` fills it,
+            layout :data:`HINT_LAYOUT`; needs ``fx`` and ``baseline_m``): every sample then carries
+            ``hint`` and ``hint_right``. None (default): no hints.
     """
 
     def __init__(
@@ -327,6 +374,7 @@ class RGBDDataModule(FileDataModule):
         val_fraction: float = 0.0,
         split_seed: int = 0,
         eval_protocol: str | dict[str, Any] | None = None,
+        hints_root: str | None = None,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 4,
@@ -355,6 +403,7 @@ class RGBDDataModule(FileDataModule):
         self.baseline_m, self.size, self.mixed_sizes = baseline_m, size, mixed_sizes
         self.val_fraction, self.split_seed = val_fraction, split_seed
         self.eval_protocol = eval_protocol
+        self.hints_root = hints_root
         self.has_crop = any(str(t.get("name", "")).endswith("Crop") for t in (train_transforms or []))
         self._rows: dict[str, list[RGBDRow]] = {}
         self._size_cache: dict[str, list[tuple[int, int]]] = {}
@@ -429,7 +478,8 @@ class RGBDDataModule(FileDataModule):
         camera, stereo, baseline, depth = self._keys()
         # a stereo sample's right view gets an all-zero depth map (no measurement): keys.complete_stereo_pairs;
         # a manifest without depth (stereo self-supervision) provides none
-        keys = view_keys(["image", "depth"] if depth else ["image"], stereo=stereo) | {"index"}
+        names = ["image"] + ["depth"] * depth + ["hint"] * (self.hints_root is not None)
+        keys = view_keys(names, stereo=stereo) | {"index"}
         return keys | ({"intrinsics"} if camera else set()) | ({"baseline_m"} if baseline else set())
 
     def check_splits(self) -> list[Split]:
@@ -441,7 +491,27 @@ class RGBDDataModule(FileDataModule):
         return splits
 
     def build(self, split: Split, augment: DepthAugment | None, strict: bool = True) -> RGBDDataset:
-        return RGBDDataset(self.rows(split), self.depth_scale, self.invalid_value, augment)
+        return RGBDDataset(self.rows(split), self.depth_scale, self.invalid_value, augment, self.hints_folder())
+
+    # -- Depth Hints (depthlab hints precompute) ---------------------------------------------------------
+    hint_layout = HINT_LAYOUT
+    hints_data = HINTS_DATA
+
+    def hint_jobs(self, split: Split) -> list[RGBDHintJob]:
+        """The rectified pairs of ``split`` (every row needs a right view, ``fx`` and ``baseline_m``)."""
+        if split not in self.check_splits():
+            return []
+        jobs = []
+        for row in self.rows(split):
+            missing = [what for what, value in (("a right view", row.right), ("intrinsics (fx)", row.intrinsics),
+                                                ("baseline_m", row.baseline_m)) if value is None]
+            if missing:
+                raise ConfigError(f"data.{split}: {row.source} has no {' and no '.join(missing)}: Depth Hints need "
+                                  "rectified stereo pairs with fx and baseline_m (right/ or the right column, "
+                                  "data.intrinsics or fx..cy, data.baseline_m or the column)")
+            jobs.append(RGBDHintJob(str(row.image), str(row.right), float(row.intrinsics[0]),  # type: ignore[index]
+                                    float(row.baseline_m), row.key, row.source))  # type: ignore[arg-type]
+        return jobs
 
     def _sizes(self, split: Split) -> list[tuple[int, int]]:
         if split not in self._size_cache:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -203,3 +204,32 @@ def test_a_stereo_manifest_without_depth_provides_no_depth(tmp_path):
     dm = RGBDDataModule(train=str(tmp_path / "m.csv"), val=str(tmp_path / "m.csv"), num_workers=0)
     sample = dm.dataset("train")[0]
     assert dm.provides == frozenset(sample) == {"image", "image_right", "intrinsics", "baseline_m", "index"}
+
+
+def test_stereo_rows_get_depth_hints_from_hints_precompute(tmp_path):
+    from depthlab.hints.precompute import precompute
+
+    root, d, fx, baseline = tmp_path / "stereo", 6, 50.0, 0.2
+    rng = np.random.default_rng(0)
+    texture = cv2.resize(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8), (160, 96), interpolation=cv2.INTER_LINEAR)
+    for i in range(2):
+        left = np.roll(texture, 3 * i, axis=1)
+        right = np.roll(left, -d, axis=1)  # left(x) = right(x - d): every pixel at disparity d
+        for folder, image in (("rgb", left), ("right", right)):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root / folder / f"{i}.png"), image)
+        _png16(root / "depth" / f"{i}.png", np.full((96, 160), round(fx * baseline / d * 1000), np.uint16))
+    common = dict(train=str(root), val=str(root), intrinsics=(fx, fx, 79.5, 47.5), baseline_m=baseline, num_workers=0)
+    hints = tmp_path / "hints"
+    summary = precompute(RGBDDataModule(**common), hints, workers=1, progress=False, out=io.StringIO())
+    assert summary.computed == 2 and not summary.failures
+    assert sorted(p.relative_to(hints).as_posix() for p in hints.glob("*.npy")) == ["0.npy", "0_right.npy", "1.npy",
+                                                                                  "1_right.npy"]
+    dm = RGBDDataModule(**common, hints_root=str(hints))
+    sample = dm.dataset("train")[1]
+    assert dm.provides == frozenset(sample)
+    assert {"hint", "hint_valid", "hint_right", "hint_valid_right"} <= set(sample)
+    hint = sample["hint"][sample["hint_valid"]]
+    assert hint.numel() > 0.3 * 96 * 160 and hint.median().item() == pytest.approx(fx * baseline / d, rel=0.05)
+    with pytest.raises(ConfigError, match="baseline_m"):
+        RGBDDataModule(train=str(root), val=str(root), intrinsics=(fx, fx, 79.5, 47.5), num_workers=0).hint_jobs("train")
