@@ -236,18 +236,21 @@ class DepthModule(L.LightningModule):
             mask = mask & (batch["depth"] > self.hparams.loss_min_depth)
         return mask
 
-    def compute_loss(self, out: DepthOutput, batch: DepthSample) -> tuple[Tensor, dict[str, Tensor]]:
+    def compute_loss(self, out: DepthOutput, batch: DepthSample, mask: Tensor | None = None
+                     ) -> tuple[Tensor, dict[str, Tensor]]:
         """The objective on one batch: ``(total, {term: unweighted value})``.
 
-        Losses get :meth:`loss_mask` (all False for a batch without ``depth``: self-supervised
-        terms do not use it). Every depth-like map is made safe once before any loss sees it
-        (:func:`~depthlab.losses.base.safe_batch`: 1 m at masked ground truth and missing hints).
+        Losses get :meth:`loss_mask` (``mask`` when the caller computed it already; all False for a
+        batch without ``depth``: self-supervised terms do not use it). Every depth-like map is made
+        safe once before any loss sees it (:func:`~depthlab.losses.base.safe_batch`: 1 m at masked
+        ground truth and missing hints).
         """
         if not self._requirements_checked:  # a data module that declares nothing: check the first batch
             self.loss.check_requirements(batch.keys(), None, "the batch")
             self.loss.check_requirements(None, out.available(), f"network {type(self.net).__name__}")
             self._requirements_checked = True
-        mask = self.loss_mask(batch) if "depth" in batch else torch.zeros_like(out.depth, dtype=torch.bool)
+        if mask is None:
+            mask = self.loss_mask(batch) if "depth" in batch else torch.zeros_like(out.depth, dtype=torch.bool)
         return self.loss(out, safe_batch(batch, {"depth": mask}), mask)
 
     # --- steps --------------------------------------------------------------------------------
@@ -259,9 +262,11 @@ class DepthModule(L.LightningModule):
         self._supervision.check(stage, batch["depth"], mask, datamodule, f"({hp.min_depth}, {hp.max_depth}] m{above}")
 
     def training_step(self, batch: DepthSample, batch_idx: int) -> Tensor:
+        mask = None
         if "depth" in self.loss.requires:  # a supervised objective: its ground truth must count
-            self._check_supervision("train", batch, self.loss_mask(batch))
-        total, parts = self.compute_loss(self(batch["image"]), batch)
+            mask = self.loss_mask(batch)
+            self._check_supervision("train", batch, mask)
+        total, parts = self.compute_loss(self(batch["image"]), batch, mask)
         bs = batch["image"].shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
         for name, value in parts.items():

@@ -407,6 +407,7 @@ class RGBDDataModule(StereoHintsMixin, FileDataModule):
         self.has_crop = any(str(t.get("name", "")).endswith("Crop") for t in (train_transforms or []))
         self._rows: dict[str, list[RGBDRow]] = {}
         self._size_cache: dict[str, list[tuple[int, int]]] = {}
+        self._split_rows: tuple[list[RGBDRow], list[RGBDRow]] | None = None
 
     # -- rows ------------------------------------------------------------------------------------
 
@@ -441,12 +442,16 @@ class RGBDDataModule(StereoHintsMixin, FileDataModule):
         return rows
 
     def _held_out(self) -> tuple[list[RGBDRow], list[RGBDRow]]:
-        rows = list_split(self.paths["train"], "train")  # type: ignore[arg-type]
-        count = max(1, int(round(len(rows) * self.val_fraction)))
-        if count >= len(rows):
-            raise ConfigError(f"data.val_fraction {self.val_fraction} of {len(rows)} training rows leaves none to train on")
-        held = set(np.random.default_rng(self.split_seed).permutation(len(rows))[:count].tolist())
-        return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+        """(train, held-out val) rows of ``train`` (listed once for both splits)."""
+        if self._split_rows is None:
+            rows = list_split(self.paths["train"], "train")  # type: ignore[arg-type]
+            count = max(1, int(round(len(rows) * self.val_fraction)))
+            if count >= len(rows):
+                raise ConfigError(f"data.val_fraction {self.val_fraction} of {len(rows)} training rows leaves none to "
+                                  "train on")
+            held = set(np.random.default_rng(self.split_seed).permutation(len(rows))[:count].tolist())
+            self._split_rows = ([r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held])
+        return self._split_rows
 
     def _check_consistent(self, rows: list[RGBDRow], split: str) -> None:
         """Every batch must carry the same keys: intrinsics, right views and baselines for all or none."""
