@@ -184,6 +184,7 @@ class DepthPredictionWriter(BasePredictionWriter):
 
     def _write_ply(self, stem: str, depth_m: np.ndarray, batch: dict, i: int) -> None:
         """The point cloud of one prediction (at the image's own size, ``depth_m``'s)."""
+        from depthlab.depth_ops import scale_intrinsics
         from depthlab.pointcloud import depth_to_ply, intrinsics_from_fov
 
         height, width = depth_m.shape
@@ -196,10 +197,8 @@ class DepthPredictionWriter(BasePredictionWriter):
             rgb = (pixels[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
         k = batch.get("intrinsics")
         if k is not None:
-            fx, fy, cx, cy = (float(v) for v in k[i])
             in_h, in_w = image.shape[-2:] if image is not None else (height, width)
-            sx, sy = width / in_w, height / in_h  # the batch's pixels -> the image's own (centres at integers)
-            camera = (fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5)
+            camera = scale_intrinsics(k[i].tolist(), width / in_w, height / in_h)  # batch pixels -> the image's own
         elif self.fx is not None:
             camera = (self.fx, self.fx, (width - 1) / 2, (height - 1) / 2)
         else:

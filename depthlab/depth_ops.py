@@ -18,6 +18,13 @@ KB_CROP = (352, 1216)  # (H, W)
 Interpolation = Literal["half_pixel", "opencv", "align_corners", "nearest"]
 
 
+def scale_intrinsics(k, sx: float, sy: float) -> tuple[float, float, float, float]:
+    """(fx, fy, cx, cy) of an image resized by (sx, sy): with pixel centres at integer coordinates a
+    point x maps to (x + 0.5) s - 0.5, so c' = (c + 0.5) s - 0.5 and f' = f s."""
+    fx, fy, cx, cy = (float(v) for v in k)
+    return fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5
+
+
 def kb_crop_box(height: int, width: int) -> tuple[int, int]:
     """(top, left) of the KB crop in a height x width frame: the bottom 352 rows, the 1216 central
     columns (375x1242: (23, 13)). A frame smaller than 352x1216 is a ValueError."""

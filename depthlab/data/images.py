@@ -30,6 +30,7 @@ from typing import Iterator, Sequence
 
 import cv2
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, IterableDataset, Sampler, SequentialSampler
 
@@ -104,6 +105,15 @@ def check_distinct_outputs(names: Sequence[str], sources: Sequence[str]) -> None
         seen[stem] = i
 
 
+def to_input_size(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An image at the network's input size: area averaging when shrinking (no aliasing), bilinear
+    when enlarging, unchanged at its own size."""
+    if rgb.shape[:2] == (height, width):
+        return rgb
+    shrink = height * width < rgb.shape[0] * rgb.shape[1]
+    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 def round_to_multiple(size: int, multiple: int) -> int:
     """``size`` rounded to the nearest multiple of ``multiple`` (halves up), at least ``multiple``."""
     return max(multiple, int(math.floor(size / multiple + 0.5)) * multiple)
@@ -159,11 +169,7 @@ class ImageFileDataset(SampleDataset):
         rgb = read_rgb(self.files[index], self.sources[index])
         height, width = rgb.shape[:2]
         in_h, in_w = self.input_sizes[index] if self.input_sizes is not None else self.input_size(height, width)
-        if (in_h, in_w) != (height, width):
-            # Area averaging when shrinking (no aliasing), bilinear when enlarging.
-            shrink = in_h * in_w < height * width
-            rgb = cv2.resize(rgb, (in_w, in_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        return {"image": rgb, "original_size": (height, width), "name": self.names[index]}
+        return {"image": to_input_size(rgb, in_h, in_w), "original_size": (height, width), "name": self.names[index]}
 
 
 class VideoFrameDataset(IterableDataset):
@@ -191,11 +197,7 @@ class VideoFrameDataset(IterableDataset):
             return
         in_h, in_w = self.input
         for number, rgb in enumerate(read_frames(self.path)):
-            height, width = rgb.shape[:2]
-            if (in_h, in_w) != (height, width):
-                shrink = in_h * in_w < height * width
-                rgb = cv2.resize(rgb, (in_w, in_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-            yield to_tensors({"image": rgb, "original_size": (height, width), "index": number,
+            yield to_tensors({"image": to_input_size(rgb, in_h, in_w), "original_size": rgb.shape[:2], "index": number,
                               "name": f"{self.path.stem}/{number:06d}.png"})
 
 

@@ -26,8 +26,10 @@ logs ``val/<member>/<metric>`` and the mean over members as ``val/<metric>``.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Iterator
 
@@ -38,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from depthlab.data.keys import VIEW_KEYS, VIEWS
 from depthlab.data.loading import ResumableSampler, Split, SplitDataModule
+from depthlab.depth_ops import scale_intrinsics
 from depthlab.errors import ConfigError
 
 # Keys that place a sample in a larger frame (KITTI's evaluation windows): meaningless after a resize.
@@ -67,8 +70,7 @@ def resize_sample(sample: Mapping[str, Any], size: tuple[int, int]) -> dict[str,
                 out[key] = depth
                 out[vk.valid_key(view)] = depth > 0
     if "intrinsics" in sample:
-        fx, fy, cx, cy = sample["intrinsics"].tolist()
-        out["intrinsics"] = torch.tensor([fx * sx, fy * sy, (cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5],
+        out["intrinsics"] = torch.tensor(scale_intrinsics(sample["intrinsics"].tolist(), sx, sy),
                                          dtype=sample["intrinsics"].dtype)
     return out
 
@@ -89,10 +91,10 @@ class MixtureDataset(Dataset):
 
     def locate(self, index: int) -> tuple[int, int]:
         """(member, index in the member) of a concatenated index."""
-        for k in range(len(self.lengths) - 1, -1, -1):
-            if index >= self.offsets[k]:
-                return k, index - self.offsets[k]
-        raise IndexError(index)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        k = bisect.bisect_right(self.offsets, index) - 1
+        return k, index - self.offsets[k]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         k, local = self.locate(index)
@@ -117,8 +119,8 @@ class MixtureSampler(ResumableSampler):
         self.num_samples = math.ceil(epoch_size / self.num_replicas)
         self.total_size = self.num_samples * self.num_replicas
 
-    def order(self, epoch: int) -> list[int]:
-        """Every device's indices of ``epoch`` (``total_size`` of them, before the split across devices)."""
+    def _draws(self, epoch: int) -> tuple[list[int], list[int]]:
+        """(member of each draw, concatenated index of each draw) of ``epoch``, ``total_size`` of each."""
         g = torch.Generator().manual_seed(self.seed + epoch)
         members = torch.multinomial(self.weights, self.total_size, replacement=True, generator=g).tolist()
         queues: list[list[int]] = [[] for _ in self.lengths]
@@ -127,7 +129,11 @@ class MixtureSampler(ResumableSampler):
             if not queues[k]:
                 queues[k] = torch.randperm(self.lengths[k], generator=g).tolist()[::-1]
             out.append(self.offsets[k] + queues[k].pop())
-        return out
+        return members, out
+
+    def order(self, epoch: int) -> list[int]:
+        """Every device's indices of ``epoch`` (``total_size`` of them, before the split across devices)."""
+        return self._draws(epoch)[1]
 
     def __iter__(self) -> Iterator[int]:
         mine = self.order(self.epoch)[self.rank:self.total_size:self.num_replicas]
@@ -135,10 +141,8 @@ class MixtureSampler(ResumableSampler):
 
     def shares(self, epoch: int = 0) -> list[float]:
         """The fraction of ``epoch``'s samples drawn from each member."""
-        counts = [0] * len(self.lengths)
-        for index in self.order(epoch):
-            counts[next(k for k in range(len(self.offsets) - 1, -1, -1) if index >= self.offsets[k])] += 1
-        return [c / self.total_size for c in counts]
+        counts = Counter(self._draws(epoch)[0])
+        return [counts[k] / self.total_size for k in range(len(self.lengths))]
 
 
 class MixtureDataModule(SplitDataModule):

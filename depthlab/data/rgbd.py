@@ -249,6 +249,15 @@ def list_split(spec: str | Path, key: str) -> list[RGBDRow]:
     raise ConfigError(f"data.{key}: {path} does not exist (a folder with rgb/ and depth/, or a .csv/.jsonl manifest)")
 
 
+def read_right(path: Path, left_shape: tuple[int, ...], source: str) -> np.ndarray:
+    """The rectified right view, which must have its left image's size."""
+    right = read_rgb(path, source)
+    if right.shape != tuple(left_shape):
+        raise DataError(Problem(SIZE, str(path), f"right view is {right.shape[0]}x{right.shape[1]}, its left image "
+                                f"{left_shape[0]}x{left_shape[1]}", source))
+    return right
+
+
 # --- Depth Hints (depthlab hints precompute) ------------------------------------------------------
 
 HINT_LAYOUT = "<image path relative to its folder or manifest, without suffix>.npy (left view), <...>_right.npy"
@@ -277,11 +286,8 @@ class RGBDHintJob:
         return files["hint"], files["hint_right"]
 
     def read(self) -> tuple[np.ndarray, np.ndarray, float, float]:
-        left, right = read_rgb(Path(self.image), self.source), read_rgb(Path(self.right), self.source)
-        if left.shape != right.shape:
-            raise DataError(Problem(SIZE, self.right, f"right view is {right.shape[0]}x{right.shape[1]}, its left "
-                                    f"image {left.shape[0]}x{left.shape[1]}", self.source))
-        return left, right, self.fx, self.baseline_m
+        left = read_rgb(Path(self.image), self.source)
+        return left, read_right(Path(self.right), left.shape, self.source), self.fx, self.baseline_m
 
 
 # --- the data set and its module ------------------------------------------------------------------
@@ -314,11 +320,7 @@ class RGBDDataset(DepthFileDataset):
             sample["depth"] = read_depth_file(row.depth, self.depth_scale, row.source, self.invalid_value, shape,
                                               row.depth_scale)
         if row.right is not None:
-            right = read_rgb(row.right, row.source)
-            if right.shape != image.shape:
-                raise DataError(Problem(SIZE, str(row.right), f"right view is {right.shape[0]}x{right.shape[1]}, "
-                                        f"its left image {shape[0]}x{shape[1]}", row.source))
-            sample["image_right"] = right
+            sample["image_right"] = read_right(row.right, image.shape, row.source)
         if row.intrinsics is not None:
             sample["intrinsics"] = np.asarray(row.intrinsics, dtype=np.float64)
         if row.baseline_m is not None:

@@ -51,13 +51,8 @@ class SplitStats:
 
 def _raw_samples(dataset: Any, limit: int | None) -> Iterator[dict[str, Any]]:
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    for index in range(count):
-        if hasattr(dataset, "load"):
-            yield dataset.load(index)
-        else:  # a tensor dataset: back to NumPy, (C, H, W) -> (H, W, C)
-            sample = dataset[index]
-            yield {"image": sample["image"].permute(1, 2, 0).numpy(), "depth": sample["depth"][0].numpy(),
-                   **({"intrinsics": sample["intrinsics"].numpy()} if "intrinsics" in sample else {})}
+    for index in range(count):  # every data set loads through the one pipeline: raw NumPy from load()
+        yield dataset.load(index)
 
 
 def split_stats(dataset: Any, name: str, limit: int | None = None) -> SplitStats:

@@ -51,6 +51,7 @@ import torch  # noqa: E402
 from albumentations.core.transforms_interface import ImageOnlyTransform  # noqa: E402
 
 from depthlab.data.keys import ALBUMENTATIONS_TARGETS, STEREO_PAIRS, complete_stereo_pairs  # noqa: E402
+from depthlab.depth_ops import scale_intrinsics  # noqa: E402
 from depthlab.errors import ConfigError  # noqa: E402
 
 # albumentations target types of the sample keys; every "mask" target is a depth-like map in metres.
@@ -76,7 +77,7 @@ def _scale_camera(data: dict[str, Any], sx: float, sy: float) -> None:
     """Resize by (sx, sy): with pixel centres at integers, x' = (x + 0.5) sx - 0.5."""
     k = _camera(data)
     if k is not None:
-        data["intrinsics"] = np.array([k[0] * sx, k[1] * sy, (k[2] + 0.5) * sx - 0.5, (k[3] + 0.5) * sy - 0.5])
+        data["intrinsics"] = np.array(scale_intrinsics(k, sx, sy))
 
 
 def _reject(name: str, kwargs: dict[str, Any], key: str, allowed: Sequence[Any], why: str) -> None:
