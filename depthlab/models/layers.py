@@ -60,9 +60,12 @@ def resize_output(out: DepthOutput, size: tuple[int, int] | list[int], mode: str
 
     An inverse-depth network's ``inverse_depth`` is interpolated and ``depth`` recomputed as its
     reciprocal (interpolating both would break ``depth == 1 / inverse_depth``); ``log_variance``
-    is interpolated as it is. ``scales`` are passed on untouched, each at its own resolution.
+    is interpolated as it is, and so is a relative network's ``relative_inverse_depth``. ``scales``
+    are passed on untouched, each at its own resolution.
     """
     log_variance = None if out.log_variance is None else resize(out.log_variance, size, mode)
+    if out.is_relative:
+        return DepthOutput(None, None, log_variance, out.scales, resize(out.relative_inverse_depth, size, mode))
     depth, inverse_depth = resize_depth(out.depth, size, out.predicts_inverse_depth,
                                         "nearest" if mode == "nearest" else "half_pixel", out.inverse_depth)
     return DepthOutput(depth, inverse_depth, log_variance, out.scales)

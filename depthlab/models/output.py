@@ -10,41 +10,89 @@ panels and prediction files never see 1/m by mistake. Fields a network does not 
     out.log_variance            # (B, 1, H, W) ln sigma^2 of ln(depth), only with ``uncertainty: true``
     out.scales                  # coarser predictions (each a DepthOutput, no nested scales), finest first
 
+A *relative* network (MiDaS/DPT, Depth Anything's relative models: an affine-invariant inverse
+depth, known only up to a scale and a shift) fills ``relative_inverse_depth`` instead, and its
+``depth`` is None: nothing can read it as metres. Metric losses refuse it at start-up, evaluation
+needs a per-image alignment (``eval_protocol.align: scale_shift``), ``predict`` writes it as
+float32 ``.npy`` and a colour map, ``export`` names the output ``relative_inverse_depth``.
+:attr:`DepthOutput.kind` says which of the two a prediction is, :attr:`DepthOutput.prediction`
+gives its main map either way.
+
 "Disparity" in depthlab means pixels (stereo matching, ``depthlab.geometry``); inverse depth is 1/m.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import torch
 from torch import Tensor
 
-OUTPUT_FIELDS = ("depth", "inverse_depth", "log_variance")
+OUTPUT_FIELDS = ("depth", "inverse_depth", "relative_inverse_depth", "log_variance")
+OutputKind = Literal["depth", "relative_inverse_depth"]
+RELATIVE = "relative_inverse_depth"
+
+
+class RelativeDepthError(ValueError):
+    """A metric quantity (metres, 1/m) was asked of a relative (affine-invariant) prediction."""
 
 
 @dataclass
 class DepthOutput:
-    """A network's prediction (see the module docstring). ``depth`` is required, the rest optional."""
+    """A network's prediction (see the module docstring): ``depth`` (metres) or
+    ``relative_inverse_depth`` (no unit), exactly one of the two; the rest optional."""
 
-    depth: Tensor
+    depth: Tensor | None
     inverse_depth: Tensor | None = None
     log_variance: Tensor | None = None
     scales: list[DepthOutput] = field(default_factory=list)
+    relative_inverse_depth: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if (self.depth is None) == (self.relative_inverse_depth is None):
+            raise ValueError("DepthOutput: give exactly one of depth (metres) and relative_inverse_depth")
+        if self.depth is None and self.inverse_depth is not None:
+            raise ValueError("DepthOutput: a relative prediction has no metric inverse_depth")
+
+    @property
+    def kind(self) -> OutputKind:
+        """``depth`` (metres) or ``relative_inverse_depth`` (affine-invariant, no unit)."""
+        return "depth" if self.depth is not None else RELATIVE
+
+    @property
+    def is_relative(self) -> bool:
+        return self.depth is None
+
+    @property
+    def prediction(self) -> Tensor:
+        """The main map: ``depth`` (metres) or, for a relative network, ``relative_inverse_depth``."""
+        return self.depth if self.depth is not None else self.relative_inverse_depth  # type: ignore[return-value]
 
     @property
     def predicts_inverse_depth(self) -> bool:
-        """True when the network's native quantity is inverse depth (resize it, not depth)."""
-        return self.inverse_depth is not None
+        """True when the network's native quantity is inverse depth, metric or relative (resize it, not depth)."""
+        return self.inverse_depth is not None or self.relative_inverse_depth is not None
+
+    def metric_depth(self, what: str = "this") -> Tensor:
+        """``depth``, or a :class:`RelativeDepthError` naming ``what`` needed metres."""
+        if self.depth is None:
+            raise RelativeDepthError(
+                f"{what} needs depth in metres, but the network predicts relative inverse depth (known only up to "
+                "a scale and a shift): align it to ground truth (model.eval_protocol.align: scale_shift), train it "
+                "with a relative loss (ssi, gradient_matching), or make the network metric (model.net.kind: metric)"
+            )
+        return self.depth
 
     def inverse(self) -> Tensor:
-        """Inverse depth (1/m): the network's own when it predicts it, else 1 / depth."""
+        """Inverse depth (1/m): the network's own when it predicts it, else 1 / depth. Metric only."""
         if self.inverse_depth is not None:
             return self.inverse_depth
-        return 1.0 / self.depth.clamp_min(torch.finfo(self.depth.dtype).tiny)
+        depth = self.metric_depth("inverse depth (1/m)")
+        return 1.0 / depth.clamp_min(torch.finfo(depth.dtype).tiny)
 
     def available(self) -> frozenset[str]:
-        """Names of the fields that are set (``depth`` always; ``scales`` when non-empty)."""
+        """Names of the fields that are set (``scales`` when non-empty)."""
         names = {name for name in OUTPUT_FIELDS if getattr(self, name) is not None}
         return frozenset(names | ({"scales"} if self.scales else set()))
 
@@ -52,9 +100,7 @@ class DepthOutput:
         """Apply ``fn`` to every tensor field (same for each of ``scales``): select, crop, flip, detach."""
         return replace(
             self,
-            depth=fn(self.depth),
-            inverse_depth=None if self.inverse_depth is None else fn(self.inverse_depth),
-            log_variance=None if self.log_variance is None else fn(self.log_variance),
+            **{name: None if getattr(self, name) is None else fn(getattr(self, name)) for name in OUTPUT_FIELDS},
             scales=[s.map(fn) for s in self.scales],
         )
 
@@ -63,6 +109,6 @@ class DepthOutput:
         return self.map(lambda t: t[index])
 
     def as_tensor(self) -> Tensor:
-        """(B, C, H, W): depth, then log_variance when present (prediction files, export)."""
-        parts = [self.depth] + ([self.log_variance] if self.log_variance is not None else [])
+        """(B, C, H, W): the main map (:attr:`prediction`), then log_variance when present (prediction files, export)."""
+        parts = [self.prediction] + ([self.log_variance] if self.log_variance is not None else [])
         return torch.cat(parts, dim=1)
