@@ -21,10 +21,11 @@ from depthlab.errors import ConfigError
 from depthlab.eval import build_protocol
 from depthlab.eval.distributed import RepeatTracker
 from depthlab.eval.evaluator import Evaluator, report_stage
+from depthlab.eval.protocols import align_scale_shift
 from depthlab.eval.report import COUNTS
 from depthlab.losses.base import safe_batch
 from depthlab.metrics import valid_depth_mask
-from depthlab.models.output import DepthOutput
+from depthlab.models.output import RELATIVE, DepthOutput
 from depthlab.training import optim
 from depthlab.training.guard import NonFiniteGuard
 from depthlab.training.protocol import protocol_in_force, protocol_spec
@@ -190,9 +191,22 @@ class DepthModule(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         self._set_protocols(datamodule, ("val",) if stage in ("fit", "validate") else ("test",))
         provides = getattr(datamodule, "provides", None)
-        head = getattr(self.net, "head", None)
-        outputs = head.provides if isinstance(getattr(head, "provides", None), frozenset) else None
+        outputs = models.provides(self.net)
         self.loss.check_requirements(None, outputs, f"network {type(self.net).__name__}")
+        if outputs is not None and RELATIVE in outputs:  # evaluation must align a relative prediction
+            for name in ("val",) if stage in ("fit", "validate") else ("test",):
+                evaluators = self.member_evaluators[name] if name in self._members else [self.stage_evaluators[name]]
+                for evaluator in evaluators:
+                    evaluator.protocol.check_kind(RELATIVE, f"network {type(self.net).__name__}'s output")
+        elif stage == "fit" and self.loss.scale_invariant:  # a metric network that nothing teaches metres
+            evaluators = self.member_evaluators["val"] if "val" in self._members else [self.stage_evaluators["val"]]
+            if any(evaluator.protocol.align == "none" for evaluator in evaluators):
+                terms = ", ".join(self.loss.terms)
+                raise ConfigError(
+                    f"model.loss: every term ({terms}) is blind to depth's scale, so nothing teaches network "
+                    f"{type(self.net).__name__} metres, yet validation scores metres without alignment; add a metric "
+                    "term (e.g. silog), set model.eval_protocol.align: scale_shift (or median), or train a relative "
+                    "network (model.net: {name: hf, kind: relative})")
         self._requirements_checked = provides is not None
         self._eval_loss = True
         if provides is None:
@@ -250,7 +264,7 @@ class DepthModule(L.LightningModule):
             self.loss.check_requirements(None, out.available(), f"network {type(self.net).__name__}")
             self._requirements_checked = True
         if mask is None:
-            mask = self.loss_mask(batch) if "depth" in batch else torch.zeros_like(out.depth, dtype=torch.bool)
+            mask = self.loss_mask(batch) if "depth" in batch else torch.zeros_like(out.prediction, dtype=torch.bool)
         return self.loss(out, safe_batch(batch, {"depth": mask}), mask)
 
     # --- steps --------------------------------------------------------------------------------
@@ -393,13 +407,18 @@ class DepthModule(L.LightningModule):
 
     def _log_panels(self, batch: DepthSample, out: DepthOutput) -> None:
         experiment = getattr(self.logger, "experiment", None)
-        n = min(self.hparams.log_images, out.depth.shape[0])
+        n = min(self.hparams.log_images, out.prediction.shape[0])
         if n == 0 or not hasattr(experiment, "add_image") or self.trainer.sanity_checking:
             return
         mask = self.valid_mask(batch)
         log_var = out.log_variance
+        depth = out.depth
+        if depth is None:  # a relative network: shown aligned to the ground truth, as it is scored
+            protocol = self.stage_evaluators["val"].protocol
+            depth = align_scale_shift(out.prediction[:n], batch["depth"][:n], mask[:n], "inverse_depth", RELATIVE,
+                                      protocol.max_depth)[0]
         rows = [
-            depth_panel(batch["image"][i], batch["depth"][i], mask[i], out.depth[i], None if log_var is None else log_var[i])
+            depth_panel(batch["image"][i], batch["depth"][i], mask[i], depth[i], None if log_var is None else log_var[i])
             for i in range(n)
         ]
         name = "val/image_gt_pred" + ("_sigma" if log_var is not None else "")

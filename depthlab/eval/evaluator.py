@@ -100,7 +100,7 @@ class Evaluator(nn.Module):
         seen = batch if pred.window is None else crop_batch(batch, *pred.window)
         keep = torch.arange(image.shape[0], device=image.device) if real is None else real.nonzero().squeeze(1)
         out = pred.out
-        if out.depth.shape[-2:] != seen["image"].shape[-2:]:  # a protocol input_size: loss at the batch's size
+        if out.prediction.shape[-2:] != seen["image"].shape[-2:]:  # a protocol input_size: loss at the batch's size
             out = resize_output(out, tuple(seen["image"].shape[-2:]))
         if loss_fn is not None:
             rows = []
@@ -129,10 +129,10 @@ class Evaluator(nn.Module):
                 for i in range(gt.shape[0])
             ]
         for p, g, v, window in parts:
-            ev = self.protocol.prepare(p, g, v, window, predicts_inverse_depth=pred.predicts_inverse_depth)
+            ev = self.protocol.prepare(p, g, v, window, predicts_inverse_depth=pred.predicts_inverse_depth, kind=pred.kind)
             # Updated even with no real sample left: every rank then holds states for the sync.
             self.metrics[stage].update(ev.pred, ev.gt, ev.mask)
-            if self.protocol.median_scaling:
+            if self.protocol.aligns:
                 self.ratios[stage].update(ev.ratios)
 
     def compute(self, stage: Stage) -> dict[str, Tensor]:
@@ -151,7 +151,7 @@ class Evaluator(nn.Module):
                 f"[{self.protocol.min_depth}, {self.protocol.max_depth}] m, so the score is not the network's: "
                 "check the checkpoint's training (train/nonfinite_skipped) and the inputs"
             )
-        if self.protocol.median_scaling:
+        if self.protocol.aligns:
             values.update(self.ratios[stage].compute())
             self.ratios[stage].reset()
         if self.losses[stage].update_count:  # a loss was computed this epoch (not only metrics)

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from depthlab.depth_ops import KB_CROP, kb_crop_box, resize_depth
+from depthlab.depth_ops import KB_CROP, kb_crop_box, resize_depth, resize_map
 from depthlab.errors import ConfigError
 from depthlab.metrics.functional import valid_depth_mask
 
@@ -48,6 +48,12 @@ Crop = Literal["none", "nyu", "garg", "eigen"]
 CropFrame = Literal["full", "kb_window"]
 Flip = Literal["none", "mean", "monodepth"]
 Resize = Literal["auto", "depth", "inverse_depth"]
+Align = Literal["none", "median", "scale_shift"]
+AlignSpace = Literal["inverse_depth", "depth"]
+# What a prediction map holds: metres, 1/m, or an affine-invariant (relative) inverse depth or depth.
+PredictionKind = Literal["depth", "inverse_depth", "relative_inverse_depth", "relative_depth"]
+PREDICTION_KINDS = ("depth", "inverse_depth", "relative_inverse_depth", "relative_depth")
+RELATIVE_KINDS = ("relative_inverse_depth", "relative_depth")
 Box = tuple[int, int, int, int]  # four ints; each use says which
 
 # Caps in metres (BTS arguments_test_*.txt, ZoeDepth config, monodepth2 evaluate_depth.py).
@@ -151,13 +157,71 @@ def median_scale(pred: Tensor, gt: Tensor, mask: Tensor) -> tuple[Tensor, Tensor
     return scaled, torch.stack(ratios) if ratios else pred.new_zeros(0, dtype=torch.float64)
 
 
+def scale_shift_fit(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Per image, the least-squares (s, t) of ``s * pred + t ~ target`` over ``mask``; (B,) float64 each.
+
+    The 2x2 normal equations of MiDaS' ``compute_scale_and_shift`` (its evaluation gist; SPEC
+    section 7): a00 = sum p^2, a01 = sum p, a11 = n, b0 = sum p t, b1 = sum t, det = a00 a11 - a01^2,
+    s = (a11 b0 - a01 b1) / det, t = (a00 b1 - a01 b0) / det, solved in float64. Where det <= 0 (no
+    valid pixel, one, or a constant prediction) the fit is undefined and MiDaS leaves s = t = 0.
+    Marigold solves the same problem with ``np.linalg.lstsq`` (``src/util/alignment.py``).
+    """
+    keep = mask.flatten(1)
+    # masked pixels add nothing: zeros there (not 0 * value, which keeps a NaN)
+    p = torch.where(keep, pred.double().flatten(1), 0.0)
+    g = torch.where(keep, target.double().flatten(1), 0.0)
+    m = keep.double()
+    a00, a01, a11 = (p * p).sum(1), p.sum(1), m.sum(1)
+    b0, b1 = (p * g).sum(1), g.sum(1)
+    det = a00 * a11 - a01 * a01
+    ok = det > 0
+    safe = torch.where(ok, det, torch.ones_like(det))
+    s = torch.where(ok, (a11 * b0 - a01 * b1) / safe, torch.zeros_like(det))
+    t = torch.where(ok, (a00 * b1 - a01 * b0) / safe, torch.zeros_like(det))
+    return s, t
+
+
+def align_scale_shift(
+    pred: Tensor, gt: Tensor, mask: Tensor, space: AlignSpace, kind: PredictionKind, max_depth: float
+) -> tuple[Tensor, Tensor]:
+    """Per-image least-squares alignment of ``pred`` (B, 1, H, W) to ``gt`` metres; returns (depth, scales).
+
+    ``space: inverse_depth`` (MiDaS and Depth Anything zero-shot tables; Marigold's
+    ``least_square_disparity``): p is the predicted (relative or metric) inverse depth (1 / depth for
+    depth kinds), the target 1 / gt; the aligned inverse depth s p + t is clamped below at
+    1 / max_depth, and depth = 1 / it. ``space: depth`` (Marigold's ``least_square``): p is depth,
+    the target gt, depth = s p + t (the metrics clamp it into the caps, as Marigold clips). A
+    relative inverse depth cannot be aligned in depth space (its reciprocal is not affine in depth).
+    The fit runs in float64 on the valid pixels; the result has ``pred``'s dtype.
+    """
+    tiny = torch.finfo(torch.float64).tiny
+    inverse_kind = kind in ("inverse_depth", "relative_inverse_depth")
+    if space == "inverse_depth":
+        p = pred.double() if inverse_kind else 1 / pred.double().clamp_min(tiny)
+        target = 1 / gt.double().clamp_min(tiny)
+    else:
+        if kind == "relative_inverse_depth":
+            raise ConfigError(
+                "eval protocol align_space: depth fits depth, but the prediction is relative inverse depth, whose "
+                "reciprocal is not an affine function of depth; use align_space: inverse_depth (MiDaS, Depth Anything)"
+            )
+        p = 1 / pred.double().clamp_min(tiny) if inverse_kind else pred.double()
+        target = gt.double()
+    s, t = scale_shift_fit(p, target, mask)
+    aligned = s.view(-1, 1, 1, 1) * p + t.view(-1, 1, 1, 1)
+    if space == "inverse_depth":
+        aligned = 1 / aligned.clamp_min(1 / max_depth)
+    return aligned.to(pred.dtype), s
+
+
 class Predicted(NamedTuple):
     """The protocol's prediction for a batch (:meth:`EvalProtocol.predict`)."""
 
     out: DepthOutput  # the plain (un-flipped) forward on the network input: the KB window with kb_crop
     window: Box | None  # (top, left, height, width) of the KB window in image coordinates; None without kb_crop
-    depth: Tensor  # (B, 1, h, w) metres for prepare(): flip TTA merged; full frame or window, see predict()
+    depth: Tensor  # (B, 1, h, w) for prepare(): metres, or relative inverse depth (see kind); flip TTA merged
     predicts_inverse_depth: bool  # out's native quantity is inverse depth (for resize: auto)
+    kind: PredictionKind = "depth"  # "relative_inverse_depth" for a relative network: ``depth`` is then no metres
 
 
 class Prepared(NamedTuple):
@@ -166,7 +230,8 @@ class Prepared(NamedTuple):
     pred: Tensor  # (B, 1, H, W) metres, scaled, not yet clamped (the metric clamps)
     gt: Tensor  # (B, 1, H, W) metres (cut to the KB window with crop_frame: kb_window)
     mask: Tensor  # (B, 1, H, W) bool: valid, finite, inside the caps and the crop
-    ratios: Tensor  # (n,) median-scaling ratios of the images with a valid pixel; empty if unused
+    ratios: Tensor  # (n,) median-scaling ratios (align: median) or fitted scales (scale_shift) of the images
+    #                 with a valid pixel; empty without alignment
 
 
 @dataclass(frozen=True)
@@ -186,8 +251,15 @@ class EvalProtocol:
             whose loaders cut the ground truth to the window): the ground truth is cut to the KB
             window and the fractions are taken of 352x1216 (0.2-1 % apart from ``full``). Needs
             ``kb_crop``.
-        median_scaling: per-image median scaling (relative-depth and monocular self-supervised
-            models, monodepth2); the ratios are summarised as ``ratio_median`` and ``ratio_std``.
+        align: per-image alignment of the prediction to the ground truth before scoring:
+            ``none``; ``median`` (p *= median(g) / median(p): monocular self-supervised models,
+            monodepth2 ``--eval_mono``; the ratios are summarised as ``ratio_median`` and
+            ``ratio_std``); ``scale_shift`` (least squares, :func:`align_scale_shift`: relative
+            depth, the MiDaS / Depth Anything zero-shot protocol in ``align_space: inverse_depth``,
+            Marigold's in ``align_space: depth``; the fitted scales are summarised the same way).
+            A relative prediction (``relative_inverse_depth``) is refused without ``scale_shift``.
+        align_space: ``inverse_depth`` or ``depth``: where ``scale_shift`` fits (see ``align``).
+        median_scaling: the older spelling of ``align: median`` (checkpoints keep it); true sets it.
         pred_scale: a fixed factor applied to predictions before median scaling (monodepth2 uses
             5.4 for its stereo models trained with a 0.1 baseline).
         flip: horizontal-flip TTA: ``mean`` (average of the two depth predictions, AdaBins and
@@ -210,6 +282,8 @@ class EvalProtocol:
     kb_crop: bool = False
     crop_frame: CropFrame = "full"
     median_scaling: bool = False
+    align: Align = "none"
+    align_space: AlignSpace = "inverse_depth"
     pred_scale: float = 1.0
     flip: Flip = "none"
     resize: Resize = "auto"
@@ -238,6 +312,37 @@ class EvalProtocol:
             raise ConfigError(f"eval protocol averaging: expected image or pixel, got {self.averaging!r}")
         if not (math.isfinite(self.pred_scale) and self.pred_scale > 0):
             raise ConfigError(f"eval protocol pred_scale: expected a positive number, got {self.pred_scale}")
+        if self.align not in ("none", "median", "scale_shift"):
+            raise ConfigError(f"eval protocol align: expected none, median or scale_shift, got {self.align!r}")
+        if self.align_space not in ("inverse_depth", "depth"):
+            raise ConfigError(f"eval protocol align_space: expected inverse_depth or depth, got {self.align_space!r}")
+        if self.median_scaling and self.align == "scale_shift":
+            raise ConfigError("eval protocol: median_scaling: true and align: scale_shift are two alignments; keep one")
+        # one source of truth: align; median_scaling mirrors it (saved specs of either spelling rebuild the same)
+        if self.median_scaling:
+            object.__setattr__(self, "align", "median")
+        object.__setattr__(self, "median_scaling", self.align == "median")
+
+    @property
+    def aligns(self) -> bool:
+        """True when predictions are aligned per image (median or scale_shift): scale ratios are reported."""
+        return self.align != "none"
+
+    def check_kind(self, kind: str, what: str = "the prediction") -> None:
+        """ConfigError when a prediction of ``kind`` cannot be scored under this protocol (one line)."""
+        if kind not in PREDICTION_KINDS:
+            raise ConfigError(f"prediction kind: expected one of {', '.join(PREDICTION_KINDS)}, got {kind!r}")
+        if kind == "relative_inverse_depth" and self.align != "scale_shift":
+            raise ConfigError(
+                f"model.eval_protocol: {what} is relative inverse depth (known only up to a scale and a shift), which "
+                f"cannot be scored as metres with align: {self.align}; set model.eval_protocol.align: scale_shift "
+                "(MiDaS / Depth Anything zero-shot protocol, align_space: inverse_depth)"
+            )
+        if kind == "relative_depth" and self.align == "none":
+            raise ConfigError(
+                f"model.eval_protocol: {what} is relative depth (known only up to a scale and a shift); set "
+                "model.eval_protocol.align: scale_shift (Marigold: align_space: depth) or median"
+            )
 
     @property
     def needs_own_forward(self) -> bool:
@@ -263,8 +368,10 @@ class EvalProtocol:
             parts.append(f"resize {self.resize}")
         if self.pred_scale != 1:
             parts.append(f"pred x {self.pred_scale:g}")
-        if self.median_scaling:
+        if self.align == "median":
             parts.append("median scaling")
+        elif self.align == "scale_shift":
+            parts.append(f"least-squares scale and shift in {self.align_space.replace('_', ' ')}")
         parts.append(f"{self.averaging} averaging")
         return ", ".join(parts)
 
@@ -291,22 +398,30 @@ class EvalProtocol:
             # like the PIL resize of its loader when shrinking
             image = F.interpolate(image, size=self.input_size, mode="bilinear", align_corners=False, antialias=True)
         out = net(image)
-        depth = out.depth
+        depth = out.prediction  # metres, or a relative network's relative inverse depth (out.kind)
         if self.flip != "none":
             back = net(image.flip(-1))
             if self.flip == "mean":
-                depth = 0.5 * (out.depth + back.depth.flip(-1))
+                depth = 0.5 * (depth + back.prediction.flip(-1))
+            elif out.is_relative:  # the ramp on the network's own (relative) inverse depth
+                depth = monodepth_post_process(depth, back.prediction.flip(-1))
             else:
                 inverse = monodepth_post_process(out.inverse(), back.inverse().flip(-1))
                 depth = 1 / inverse.clamp_min(torch.finfo(inverse.dtype).tiny)
         if window is not None and self.crop_frame == "full":
             top, left, kh, kw = window
-            inverse = self.resizes_inverse_depth(out.predicts_inverse_depth)
             canvas = depth.new_zeros(*depth.shape[:-2], *gt_hw)
-            pasted = resize_prediction(depth, (kh, kw), inverse, self.align_corners)
-            canvas[..., top : top + kh, left : left + kw] = pasted
+            canvas[..., top : top + kh, left : left + kw] = self._resize(depth, (kh, kw), out.predicts_inverse_depth, out.kind)
             depth = canvas
-        return Predicted(out, window, depth, out.predicts_inverse_depth)
+        return Predicted(out, window, depth, out.predicts_inverse_depth, out.kind)
+
+    def _resize(self, pred: Tensor, hw: tuple[int, int], predicts_inverse_depth: bool, kind: str) -> Tensor:
+        """``pred`` resized to ``hw``: depth kinds by the ``resize`` rule, inverse kinds as they are."""
+        if kind in ("inverse_depth", "relative_inverse_depth"):
+            if tuple(pred.shape[-2:]) == tuple(hw):
+                return pred
+            return resize_map(pred, (int(hw[0]), int(hw[1])), "align_corners" if self.align_corners else "opencv")
+        return resize_prediction(pred, hw, self.resizes_inverse_depth(predicts_inverse_depth), self.align_corners)
 
     def prepare(
         self,
@@ -315,6 +430,7 @@ class EvalProtocol:
         valid: Tensor | None = None,
         window: Box | None = None,
         predicts_inverse_depth: bool = False,
+        kind: PredictionKind = "depth",
     ) -> Prepared:
         """Resize ``pred`` to ``gt`` (B, 1, H, W) metres, scale it, and build the evaluation mask.
 
@@ -326,8 +442,12 @@ class EvalProtocol:
         ``valid`` are first cut to the KB window of the full frame (``window``'s, else ``gt``'s
         own: a no-op for 352x1216 samples) and the crop is taken of that window.
         ``predicts_inverse_depth``: the network's (``Predicted.predicts_inverse_depth``), for
-        ``resize: auto``.
+        ``resize: auto``. ``kind``: what ``pred`` holds (``Predicted.kind``; ``depthlab evaluate
+        --predictions_kind``): ``depth`` (metres), ``inverse_depth`` (1/m), ``relative_inverse_depth``
+        or ``relative_depth`` (affine-invariant: they need ``align``, :meth:`check_kind`). Inverse
+        kinds are resized as they are; the result is always depth in metres.
         """
+        self.check_kind(kind)
         h, w = gt.shape[-2:]
         if window is not None:
             top, left, full_h, full_w = (int(v) for v in window)
@@ -359,13 +479,18 @@ class EvalProtocol:
             region = crop_mask(self.crop, h, w, device=gt.device)
         else:
             region = crop_mask(self.crop, full_h, full_w, device=gt.device)[top : top + h, left : left + w]
-        inverse = self.resizes_inverse_depth(predicts_inverse_depth)
-        pred = resize_prediction(pred, gt.shape[-2:], inverse, self.align_corners)
+        pred = self._resize(pred, gt.shape[-2:], predicts_inverse_depth, kind)
         if self.pred_scale != 1:
             pred = pred * self.pred_scale
         mask = valid_depth_mask(gt, self.min_depth, self.max_depth, valid) & region  # finite, in caps and crop
         ratios = gt.new_zeros(0, dtype=torch.float64)
-        if self.median_scaling:
+        if self.align == "scale_shift":
+            pred, scales = align_scale_shift(pred, gt, mask, self.align_space, kind, self.max_depth)
+            ratios = scales[mask.flatten(1).any(1)]
+            kind = "depth"
+        elif kind == "inverse_depth":  # metric 1/m: metres from here on
+            pred = 1 / pred.clamp_min(torch.finfo(pred.dtype).tiny)
+        if self.align == "median":
             # Only non-finite values are mapped (NaN -> min, inf -> max) before the medians; the
             # range clamp comes after scaling, as monodepth2 does.
             pred = torch.nan_to_num(pred, nan=self.min_depth, posinf=self.max_depth, neginf=self.min_depth)

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from depthlab.data.keys import VIEW_KEYS, VIEWS
 from depthlab.errors import ConfigError
-from depthlab.models.output import DepthOutput
+from depthlab.models.output import RELATIVE, DepthOutput
 
 LOG_EPS = 1e-7  # smallest depth (m) that enters a log or a reciprocal; ZoeDepth adds the same 1e-7
 SQRT_EPS = 1e-8  # added inside square roots: caps d sqrt(x)/dx = 1/(2 sqrt(x)) at 5e3 as x -> 0
@@ -40,6 +40,12 @@ class DepthLoss(nn.Module):
 
     requires: frozenset[str] = frozenset()
     requires_output: frozenset[str] = frozenset({"depth"})
+    # Reads a relative network's ``relative_inverse_depth`` in place of ``depth`` (ssi, gradient
+    # matching); every other loss reads metres and is refused for a relative network at start-up.
+    accepts_relative: bool = False
+    # Blind to the prediction's overall scale (ssi, gradient matching): an objective of such terms
+    # alone cannot teach a metric network metres (:meth:`WeightedSum.scale_invariant`).
+    scale_invariant: bool = False
 
     def forward(self, out: DepthOutput, batch: Mapping[str, Any], mask: Tensor) -> Tensor:
         raise NotImplementedError
@@ -49,13 +55,14 @@ class SupervisedLoss(DepthLoss):
     """A loss of predicted against ground-truth depth: subclasses implement :meth:`compute`.
 
     ``compute(pred, target, mask)`` is the pure tensor form ((B, 1, H, W) metres and a bool mask);
-    ``forward`` feeds it ``out.depth`` and ``batch["depth"]``.
+    ``forward`` feeds it ``out.depth`` and ``batch["depth"]`` (a loss that ``accepts_relative``
+    overrides ``forward`` for a relative network's output).
     """
 
     requires = frozenset({"depth"})
 
     def forward(self, out: DepthOutput, batch: Mapping[str, Any], mask: Tensor) -> Tensor:
-        return self.compute(out.depth, batch["depth"], mask)
+        return self.compute(out.metric_depth(f"loss {type(self).__name__}"), batch["depth"], mask)
 
     def compute(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         raise NotImplementedError
@@ -157,6 +164,11 @@ class WeightedSum(nn.Module):
         return frozenset().union(*(getattr(loss, "requires", frozenset()) for loss in self.terms.values()))
 
     @property
+    def scale_invariant(self) -> bool:
+        """True when every term is blind to depth's overall scale (nothing in the objective fixes metres)."""
+        return bool(self.terms) and all(getattr(loss, "scale_invariant", False) for loss in self.terms.values())
+
+    @property
     def requires_output(self) -> frozenset[str]:
         return frozenset().union(*(getattr(loss, "requires_output", {"depth"}) for loss in self.terms.values()))
 
@@ -167,7 +179,18 @@ class WeightedSum(nn.Module):
 
         ``batch_keys``: what the data provides (None: not known, not checked); ``output_fields``:
         what the network predicts (None: not checked); ``source`` names where the keys came from.
+        A network that predicts ``relative_inverse_depth`` only suits terms that ``accept_relative``
+        (their ``depth`` requirement is met by it); any other term is refused in one line.
         """
+        if output_fields is not None and RELATIVE in set(output_fields):
+            for name, loss in self.terms.items():
+                if not getattr(loss, "accepts_relative", False):
+                    raise ConfigError(
+                        f"model.loss: term {name!r} reads depth in metres, but {source or 'the network'} predicts relative "
+                        "inverse depth, known only up to a scale and a shift; train it with a relative loss (ssi with "
+                        "space: inverse_depth, gradient_matching) or make the network metric (model.net.kind: metric)"
+                    )
+            output_fields = set(output_fields) | {"depth"}
         for name, loss in self.terms.items():
             for needed, have, what in (
                 (getattr(loss, "requires", frozenset()), batch_keys, "batch key"),
@@ -190,7 +213,7 @@ class WeightedSum(nn.Module):
 
     def forward(self, out: DepthOutput, batch: Mapping[str, Any], mask: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         parts: dict[str, Tensor] = {}
-        total = out.depth.new_zeros(())
+        total = out.prediction.new_zeros(())
         for name, loss in self.terms.items():
             value = loss(out, batch, mask)
             if isinstance(value, tuple):

@@ -8,13 +8,15 @@ for Zero-shot Cross-dataset Transfer" (MiDaS), the least-squares-aligned loss L_
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
 from depthlab.errors import ConfigError
 from depthlab.losses.base import SupervisedLoss, check_inputs, safe_log, safe_reciprocal
+from depthlab.models.output import DepthOutput
 
 GRADIENT_SCALES = 4  # MegaDepth and MiDaS both use 4 scales, each subsampled by 2
 MIDAS_ALPHA = 0.5  # MiDaS weight of the gradient term next to L_ssimse
@@ -82,6 +84,7 @@ def scale_shift_invariant(
     space: Literal["inverse_depth", "depth"] = "inverse_depth",
     alpha: float = 0.0,
     scales: int = GRADIENT_SCALES,
+    pred_is_inverse: bool = False,
 ) -> Tensor:
     """MiDaS L_ssimse = (1 / 2M) sum_i (s p_i + t - g_i)^2 + alpha * multi-scale gradient term.
 
@@ -89,10 +92,16 @@ def scale_shift_invariant(
     or the depths themselves (``"depth"``); (s, t) aligns each image by least squares
     (:func:`align_scale_shift`, differentiable); sums run over all images and M counts the valid
     pixels of the batch. The gradient term is :func:`multiscale_gradient_loss` of the aligned
-    residual s p + t - g. Returns an attached 0 when no pixel is valid.
+    residual s p + t - g. Returns an attached 0 when no pixel is valid. ``pred_is_inverse``: ``pred``
+    already is an inverse depth, e.g. a relative network's affine-invariant one (MiDaS trains its
+    output this way); then p = pred (``space`` must be ``inverse_depth``).
     """
     pred, target, mask = check_inputs(pred, target, mask)
-    if space == "inverse_depth":
+    if pred_is_inverse:
+        if space != "inverse_depth":
+            raise ValueError("ssi: an inverse-depth prediction is aligned in space 'inverse_depth'")
+        p, g = pred, safe_reciprocal(target)
+    elif space == "inverse_depth":
         p, g = safe_reciprocal(pred), safe_reciprocal(target)
     elif space == "depth":
         p, g = pred, target
@@ -113,15 +122,31 @@ class GradientMatchingLoss(SupervisedLoss):
     neighbour pairs of valid pixels only. Scale invariant; use it next to a data term (MegaDepth
     weights it 0.5 next to its scale-invariant data term).
 
+    On a relative network's output (``relative_inverse_depth`` r, known up to scale and shift) the
+    term is MiDaS' L_reg instead: the multi-scale gradient term of the aligned inverse-depth residual
+    s r + t - 1/target, (s, t) fitted per image by least squares.
+
     Args:
         scales: number of scales (stride 1, 2, 4, ...). Default 4.
     """
+
+    accepts_relative = True
+    scale_invariant = True
 
     def __init__(self, scales: int = GRADIENT_SCALES) -> None:
         super().__init__()
         if scales < 1:
             raise ConfigError(f"gradient_matching: scales must be >= 1, got {scales}")
         self.scales = int(scales)
+
+    def forward(self, out: DepthOutput, batch: Mapping[str, Any], mask: Tensor) -> Tensor:
+        if not out.is_relative:
+            return self.compute(out.depth, batch["depth"], mask)
+        r, target, mask = check_inputs(out.relative_inverse_depth, batch["depth"], mask)
+        g = safe_reciprocal(target)
+        s, t = align_scale_shift(r, g, mask)
+        residual = torch.where(mask, s * r + t - g, torch.zeros_like(r))
+        return multiscale_gradient_loss(residual, mask, self.scales)
 
     def compute(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         return gradient_matching(pred, target, mask, self.scales)
@@ -138,7 +163,16 @@ class ScaleShiftInvariantLoss(SupervisedLoss):
         space: ``"inverse_depth"`` (p = 1/pred, g = 1/target, as MiDaS) or ``"depth"``.
         alpha: weight of the gradient term; 0 by default (the ssi term alone), MiDaS uses 0.5.
         scales: scales of the gradient term. Default 4.
+
+    On a relative network's output (``relative_inverse_depth``) p is that map itself (MiDaS trains
+    its affine-invariant inverse depth this way); ``space`` must then be ``inverse_depth``.
     """
+
+    scale_invariant = True
+
+    @property
+    def accepts_relative(self) -> bool:  # type: ignore[override]
+        return self.space == "inverse_depth"
 
     def __init__(self, space: Literal["inverse_depth", "depth"] = "inverse_depth", alpha: float = 0.0,
                  scales: int = GRADIENT_SCALES) -> None:
@@ -150,6 +184,15 @@ class ScaleShiftInvariantLoss(SupervisedLoss):
         self.space = space
         self.alpha = float(alpha)
         self.scales = int(scales)
+
+    def forward(self, out: DepthOutput, batch: Mapping[str, Any], mask: Tensor) -> Tensor:
+        if not out.is_relative:
+            return self.compute(out.depth, batch["depth"], mask)
+        if self.space != "inverse_depth":
+            raise ConfigError("ssi: space: depth aligns depth, but the network predicts relative inverse depth; "
+                              "use space: inverse_depth (MiDaS)")
+        return scale_shift_invariant(out.relative_inverse_depth, batch["depth"], mask, self.space, self.alpha,
+                                     self.scales, pred_is_inverse=True)
 
     def compute(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         return scale_shift_invariant(pred, target, mask, self.space, self.alpha, self.scales)

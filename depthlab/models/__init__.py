@@ -39,4 +39,15 @@ def build(spec: Any, **defaults: Any) -> nn.Module:
     return build_from_spec(REGISTRY, spec, "model.net")
 
 
-__all__ = ["REGISTRY", "available", "build"]
+def provides(net: nn.Module) -> frozenset[str] | None:
+    """The :class:`~depthlab.models.output.DepthOutput` fields ``net`` fills, as it declares them
+    (``net.provides``, or its ``head.provides``); None when it declares nothing (then the first
+    batch's output is checked instead)."""
+    for owner in (net, getattr(net, "head", None)):
+        value = getattr(owner, "provides", None) if owner is not None else None
+        if isinstance(value, frozenset):
+            return value
+    return None
+
+
+__all__ = ["REGISTRY", "available", "build", "provides"]
