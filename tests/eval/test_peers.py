@@ -241,10 +241,10 @@ def depthlab_metrics(protocol, net, image, gt, window=None, names=METRIC_NAMES):
     """depthlab's path: one predict, one prepare, depth_metrics (and the median-scaling summary)."""
     gt = torch.from_numpy(gt)[:, None]
     predicted = protocol.predict(net, image, tuple(gt.shape[-2:]))
-    ev = protocol.prepare(predicted.depth, gt, gt > 0, window, predicted.predicts_inverse_depth)
+    ev = protocol.prepare(predicted.depth, gt, gt > 0, window, predicted.predicts_inverse_depth, predicted.kind)
     values = depth_metrics(ev.pred, ev.gt, ev.mask, protocol.min_depth, protocol.max_depth, protocol.averaging)
     ours = {name: float(values[name]) for name in names}
-    if protocol.median_scaling:
+    if protocol.align == "median":
         ours.update({k: float(v) for k, v in summarize_ratios(ev.ratios).items()})
     return ours, ev
 
@@ -397,3 +397,98 @@ def test_monodepth2_resizes_disparity_with_opencv_then_inverts(mode, options, sc
         net, image, gt, names=MONODEPTH2_METRICS,
     )
     assert abs(as_depth["sq_rel"] / theirs["sq_rel"] - 1) > 1e-4
+
+
+# ---- relative depth: per-image least-squares alignment --------------------------------------------
+
+
+def marigold_script(gts, preds, masks, alignment: str, min_depth=1e-3, max_depth=10.0):
+    """Marigold ``script/depth/eval.py`` with ``src/util/alignment.py``, restated: per image a
+    float32 ``np.linalg.lstsq`` of [pred, 1] against the target over the valid mask.
+    ``least_square`` fits depth; ``least_square_disparity`` fits 1 / gt over the pixels where gt and
+    the prediction are > 0, clips the aligned disparity at 1e-3 and inverts it. Both then clip to
+    [min_depth, max_depth] (and at 1e-6) and score the valid pixels."""
+    rows = []
+    for gt, pred, mask in zip(gts, preds, masks):
+        if alignment == "least_square":
+            target, fit_mask = gt, mask
+        else:
+            target = np.zeros_like(gt)
+            target[gt > 0] = 1.0 / gt[gt > 0]
+            fit_mask = mask & (gt > 0) & (pred > 0)
+        a = np.stack([pred[fit_mask], np.ones_like(pred[fit_mask])], axis=-1)
+        (scale, shift), *_ = np.linalg.lstsq(a, target[fit_mask].reshape(-1, 1), rcond=None)
+        aligned = pred * scale + shift
+        if alignment != "least_square":
+            aligned = np.clip(aligned, 1e-3, None)
+            out = np.zeros_like(aligned)
+            out[aligned > 0] = 1.0 / aligned[aligned > 0]
+            aligned = out
+        depth = np.clip(np.clip(aligned, min_depth, max_depth), 1e-6, None)
+        rows.append(errors_script(gt[mask], depth[mask]))
+    return mean_over_images(rows)
+
+
+def midas_script(gts, preds, masks, depth_cap=10.0):
+    """The MiDaS evaluation gist's ``compute_scale_and_shift`` + disparity cap, restated in float32
+    torch: the 2x2 normal equations on the masked pixels (s = t = 0 where det <= 0), aligned
+    inverse depth clamped below at 1 / depth_cap, depth = 1 / it."""
+    rows = []
+    for gt, pred, mask in zip(gts, preds, masks):
+        p, m = torch.from_numpy(pred), torch.from_numpy(mask).float()
+        t = torch.zeros_like(p)
+        t[torch.from_numpy(gt) > 0] = 1.0 / torch.from_numpy(gt)[torch.from_numpy(gt) > 0]
+        a00, a01, a11 = (m * p * p).sum(), (m * p).sum(), m.sum()
+        b0, b1 = (m * p * t).sum(), (m * t).sum()
+        det = a00 * a11 - a01 * a01
+        s, shift = ((a11 * b0 - a01 * b1) / det, (-a01 * b0 + a00 * b1) / det) if det > 0 else (0.0, 0.0)
+        aligned = s * p + shift
+        aligned[aligned < 1.0 / depth_cap] = 1.0 / depth_cap
+        depth = (1.0 / aligned).numpy()
+        rows.append(errors_script(gt[mask], np.clip(depth[mask], 1e-3, depth_cap)))
+    return mean_over_images(rows)
+
+
+def relative_network(shift: float = 0.05):
+    """A relative network: an affine function of the stand-in's inverse depth (unknown scale and shift)."""
+    inner = network("depth")
+
+    def net(image: torch.Tensor) -> DepthOutput:
+        return DepthOutput(None, relative_inverse_depth=3.0 / inner(image).depth + shift)
+
+    return net
+
+
+def _nyu_relative_case(seed: int):
+    depth, image = scenes(seed, 2, NYU_HW, 0.5, 8.0)
+    gt = nyu_ground_truth(seed + 1, depth)
+    masks = [(g > 1e-3) & (g < 10.0) & nyu_region() for g in gt]
+    return gt, image, masks
+
+
+@pytest.mark.parametrize("source", ["midas", "marigold_disparity"])
+def test_relative_inverse_depth_aligned_as_midas_and_marigold_align_it(source):
+    gt, image, masks = _nyu_relative_case(21)
+    net = relative_network()
+    preds = list(net(image).relative_inverse_depth[:, 0].numpy())
+    assert min(p.min() for p in preds) > 0  # Marigold drops pixels with a prediction <= 0 from the fit
+    theirs = midas_script(gt, preds, masks) if source == "midas" else marigold_script(gt, preds, masks, "least_square_disparity")
+    assert 0.2 < theirs["delta1"] < 0.98
+    protocol = build_protocol({"name": "nyu", "align": "scale_shift", "align_space": "inverse_depth"})
+    ours, ev = depthlab_metrics(protocol, net, image, gt)
+    assert ev.ratios.shape == (2,) and (ev.ratios > 0).all()  # the fitted scales are reported
+    for name, want in theirs.items():  # the peers fit in float32, depthlab in float64
+        assert ours[name] == pytest.approx(float(want), rel=2e-5, abs=1e-7), name
+
+
+def test_relative_depth_aligned_in_depth_space_as_marigold():
+    gt, image, masks = _nyu_relative_case(23)
+    rel = (0.4 * network("depth")(image).depth + 1.5)[:, 0].numpy()  # affine depth (Marigold's output kind)
+    theirs = marigold_script(gt, list(rel), masks, "least_square")
+    assert 0.2 < theirs["delta1"] < 0.98
+    protocol = build_protocol({"name": "nyu", "align": "scale_shift", "align_space": "depth"})
+    g = torch.from_numpy(gt)[:, None]
+    ev = protocol.prepare(torch.from_numpy(rel)[:, None], g, g > 0, kind="relative_depth")
+    values = depth_metrics(ev.pred, ev.gt, ev.mask, protocol.min_depth, protocol.max_depth)
+    for name, want in theirs.items():
+        assert float(values[name]) == pytest.approx(float(want), rel=2e-5, abs=1e-7), name
