@@ -32,7 +32,7 @@ from torch import nn
 
 from depthlab.errors import ConfigError
 from depthlab.models.layers import resize_output
-from depthlab.models.output import DepthOutput
+from depthlab.models.output import RELATIVE, DepthOutput
 from depthlab.models.performance import (
     compile_network,
     compile_unavailable_reason,
@@ -64,6 +64,10 @@ class DepthPredictionWriter(BasePredictionWriter):
     up to ``color_max_depth``, else the model's ``max_depth``, the same for every frame), frame by
     frame; the per-frame files of ``format`` only with ``video_frames: true``.
 
+    A relative network (``relative_inverse_depth``: no metres) is written as ``<stem>.npy`` (float32,
+    the network's relative inverse depth) and ``<stem>_color.png`` (each image's own range, near
+    blue, far red): the default formats for it; ``png16`` and ``ply`` hold metres and are refused.
+
     ``<stem>``: a batch with ``name`` (:class:`depthlab.data.ImageFolderDataModule`) names each
     file after its input, subfolders kept (``sub/a.jpg`` -> ``sub/a.png``); otherwise the sample's
     index in the predict data set (``000042.png``), which lines up with its file list on any number
@@ -74,7 +78,8 @@ class DepthPredictionWriter(BasePredictionWriter):
     Args:
         output_dir: folder to write to (created); None: ``predictions/`` in the run's log folder
             (``trainer.log_dir``, beside the ``config.yaml`` Lightning saves there).
-        format: one of ``png16``, ``color``, ``npy``, or a list of them.
+        format: one of ``png16``, ``color``, ``npy``, ``ply``, or a list of them; None (default):
+            ``png16`` and ``color`` for a metric network, ``npy`` and ``color`` for a relative one.
         png_scale: metres -> PNG units for ``png16``.
         color_max_depth: metres at the far end of the preview's colour map; None: each image's
             own maximum (the full range of every image; colours then differ between images).
@@ -87,7 +92,7 @@ class DepthPredictionWriter(BasePredictionWriter):
     def __init__(
         self,
         output_dir: str | None = None,
-        format: PredictionFormat | Sequence[PredictionFormat] = ("png16", "color"),
+        format: PredictionFormat | Sequence[PredictionFormat] | None = None,
         png_scale: float = 256.0,
         color_max_depth: float | None = None,
         fx: float | None = None,
@@ -95,6 +100,8 @@ class DepthPredictionWriter(BasePredictionWriter):
         video_frames: bool = False,
     ) -> None:
         super().__init__(write_interval="batch")
+        self._format_given = format is not None
+        format = ("png16", "color") if format is None else format
         formats = [format] if isinstance(format, str) else list(format)
         unknown = [f for f in formats if f not in PREDICTION_FORMATS]
         if unknown or not formats:
@@ -125,6 +132,9 @@ class DepthPredictionWriter(BasePredictionWriter):
             # log_dir on every rank: under DDP it is broadcast from rank 0, so all ranks agree.
             self.output_dir = Path(trainer.log_dir or trainer.default_root_dir) / "predictions"
         self.written = 0
+        from depthlab.models import provides
+
+        self._relative(RELATIVE in (provides(_network(pl_module)) or ()))
         datamodule = getattr(trainer, "datamodule", None)
         if "ply" in self.formats and self.fx is None and self.hfov_deg is None and \
                 "intrinsics" not in (getattr(datamodule, "provides", None) or ()):
@@ -151,27 +161,52 @@ class DepthPredictionWriter(BasePredictionWriter):
                 what = f"{video.path.stem}_depth.mp4 ({float(video.info.fps):g} fps)" + (f" and {what}" if what else "")
             print(f"predict: writing {what} to {self.output_dir.resolve()}", flush=True)
 
+    def _relative(self, relative: bool) -> None:
+        """Formats for a relative network: npy and color by default; metres-only formats refused."""
+        if not relative or getattr(self, "_is_relative", False):
+            return
+        metric = [f for f in self.formats if f in ("png16", "ply")]
+        if metric and self._format_given:
+            raise ConfigError(
+                f"DepthPredictionWriter.format: {metric[0]} holds metres, but the network predicts relative inverse "
+                "depth (no unit); write npy (float32) and color instead, or make the network metric")
+        if not self._format_given:
+            self.formats = ("npy", "color")
+        self._is_relative = True
+
     def _describe(self) -> str:
+        unit = "relative inverse depth" if getattr(self, "_is_relative", False) else "metres"
         parts = {"png16": f"<name>.png (uint16, depth x {self.png_scale:g})", "color": "<name>_color.png (turbo)",
-                 "npy": "<name>.npy (float32 metres)", "ply": "<name>.ply (point cloud, metres)"}
+                 "npy": f"<name>.npy (float32 {unit})", "ply": "<name>.ply (point cloud, metres)"}
         return ", ".join(parts[f] for f in self.formats)
 
     def write_on_batch_end(
         self, trainer, pl_module, prediction: DepthOutput, batch_indices: Sequence[int] | None, batch: Any,
         batch_idx: int, dataloader_idx: int = 0,
     ) -> None:
-        out = DepthOutput(prediction.depth, prediction.inverse_depth)  # the fields resized and written
+        self._relative(prediction.is_relative)  # a network that declared nothing: known from its output
+        out = DepthOutput(prediction.depth, prediction.inverse_depth,  # the fields resized and written
+                          relative_inverse_depth=prediction.relative_inverse_depth)
         out = out.map(lambda t: t.detach().float())
-        count = out.depth.shape[0]
+        count = out.prediction.shape[0]
         batch = batch if isinstance(batch, dict) else {}
         names, sizes = batch.get("name"), batch.get("original_size")
         if names is None and batch_indices is None:  # a sampler that does not report indices: number by batch
             batch_indices = [batch_idx * count + i for i in range(count)]
         for i in range(count):
             one = out.select(slice(i, i + 1))
-            if sizes is not None and tuple(one.depth.shape[-2:]) != tuple(int(s) for s in sizes[i]):
+            if sizes is not None and tuple(one.prediction.shape[-2:]) != tuple(int(s) for s in sizes[i]):
                 one = resize_output(one, [int(s) for s in sizes[i]])
             stem = Path(names[i]).with_suffix("").as_posix() if names is not None else f"{int(batch_indices[i]):06d}"
+            if one.is_relative:
+                relative = one.prediction[0, 0].cpu().numpy()
+                if self._video is not None:
+                    self._video.write(relative_rgb(relative))
+                    if not self.video_frames:
+                        self.written += 1
+                        continue
+                self.write_relative(stem, relative)
+                continue
             depth = one.depth[0, 0].cpu().numpy()
             if self._video is not None:
                 self._video.write(turbo_rgb(depth, self._video_vmax))
@@ -222,6 +257,18 @@ class DepthPredictionWriter(BasePredictionWriter):
                 np.save(f, depth_m.astype(np.float32))
         self.written += 1
 
+    def write_relative(self, stem: str, relative: np.ndarray) -> None:
+        """One (H, W) relative inverse depth: ``<stem>.npy`` float32 as predicted, ``<stem>_color.png``
+        coloured over the image's own range (large inverse depth = near = blue, as for depth)."""
+        base = self.output_dir / stem
+        base.parent.mkdir(parents=True, exist_ok=True)
+        if "npy" in self.formats:
+            with _atomic(base.with_name(base.name + ".npy")) as f:
+                np.save(f, relative.astype(np.float32))
+        if "color" in self.formats:
+            _write_png(base.with_name(base.name + "_color.png"), relative_rgb(relative)[:, :, ::-1])  # RGB -> BGR
+        self.written += 1
+
     def on_predict_end(self, trainer, pl_module) -> None:  # noqa: ANN001
         if self._video is not None:
             self._video.close()
@@ -230,6 +277,14 @@ class DepthPredictionWriter(BasePredictionWriter):
         total = int(trainer.strategy.reduce(written, reduce_op="sum"))
         if trainer.is_global_zero:
             print(f"predict: wrote {total} depth map{'s' * (total != 1)} to {self.output_dir.resolve()}", flush=True)
+
+
+def relative_rgb(relative: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB turbo map of a relative inverse depth over its own range: the largest
+    (nearest) blue, the smallest (farthest) red, as depth is coloured."""
+    finite = relative[np.isfinite(relative)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    return turbo_rgb((hi - relative) / (hi - lo if hi > lo else 1.0), 1.0)
 
 
 @contextlib.contextmanager

@@ -497,6 +497,37 @@ def modules_from_config(cli_args: list[str], prog: str, *, model: bool = True, d
     return module, cli.datamodule
 
 
+def settings_from_config(cli_args: list[str], prog: str) -> tuple[dict[str, Any], Any]:
+    """``(model settings, datamodule)`` of a depthlab config: the model's arguments as parsed (for
+    ``fit``, with its defaults) without building it (no network at all: ``depthlab evaluate``)."""
+    import lightning as L
+
+    from depthlab.module import DepthModule
+
+    captured: dict[str, Any] = {}
+
+    class _SettingsCLI(DepthCLI):
+        def instantiate_classes(self) -> None:
+            model = self.config["model"]
+            captured.update(model.as_dict() if hasattr(model, "as_dict") else dict(model))
+            self.model = None
+            self.datamodule = self.parser.instantiate_classes(Namespace({"data": self.config["data"]})).get("data")
+
+    quiet_lightning()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        try:
+            cli = _SettingsCLI(DepthModule, L.LightningDataModule, subclass_mode_data=True, run=False,
+                               args=cli_args, seed_everything_default=False,
+                               parser_kwargs={"prog": prog, "exit_on_error": False})
+        except ValueError as exc:
+            error = unwrap_config_error(exc)
+            if not isinstance(error, ConfigError):
+                raise
+            raise error from None
+    return captured, cli.datamodule
+
+
 def datamodule_from_config(cli_args: list[str], prog: str) -> Any:
     """The data module of a depthlab config (:func:`modules_from_config`); no network is built (no
     pretrained download)."""

@@ -315,7 +315,8 @@ class RGBDDataset(DepthFileDataset):
         row = self.rows[index]
         image = read_rgb(row.image, row.source)
         shape = image.shape[:2]
-        sample: dict[str, Any] = {"image": image}
+        # named as listed: `depthlab predict` names its files after it, `depthlab evaluate` finds them by it
+        sample: dict[str, Any] = {"image": image, "name": row.key + row.image.suffix}
         if row.depth is not None:
             sample["depth"] = read_depth_file(row.depth, self.depth_scale, row.source, self.invalid_value, shape,
                                               row.depth_scale)
@@ -486,7 +487,7 @@ class RGBDDataModule(StereoHintsMixin, FileDataModule):
         # a stereo sample's right view gets an all-zero depth map (no measurement): keys.complete_stereo_pairs;
         # a manifest without depth (stereo self-supervision) provides none
         names = ["image"] + ["depth"] * depth + ["hint"] * (self.hints_root is not None)
-        keys = view_keys(names, stereo=stereo) | {"index"}
+        keys = view_keys(names, stereo=stereo) | {"index", "name"}
         return keys | ({"intrinsics"} if camera else set()) | ({"baseline_m"} if baseline else set())
 
     def check_splits(self) -> list[Split]:

@@ -203,7 +203,7 @@ def test_a_stereo_manifest_without_depth_provides_no_depth(tmp_path):
     (tmp_path / "m.csv").write_text("image,right,fx,fy,cx,cy,baseline_m\nl.png,r.png,30,30,8,6,0.1\n")
     dm = RGBDDataModule(train=str(tmp_path / "m.csv"), val=str(tmp_path / "m.csv"), num_workers=0)
     sample = dm.dataset("train")[0]
-    assert dm.provides == frozenset(sample) == {"image", "image_right", "intrinsics", "baseline_m", "index"}
+    assert dm.provides == frozenset(sample) == {"image", "image_right", "intrinsics", "baseline_m", "index", "name"}
 
 
 def test_stereo_rows_get_depth_hints_from_hints_precompute(tmp_path):
