@@ -108,6 +108,19 @@ def test_onecycle_by_class_path_gets_the_run_length_and_each_group_its_multiple(
     assert "OneCycleLR(max_lr=0.01, total_steps=40, max_lr=" not in setup.lines[0]  # one max_lr, the list
 
 
+def test_poly_decay_by_class_path_spans_the_run_as_depth_anything_v2_decays(module_factory):
+    # Depth Anything V2 metric_depth/train.py: lr * (1 - it / total)^0.9 per iteration, each group its own lr
+    poly = functools.partial(torch.optim.lr_scheduler.PolynomialLR, power=0.9)
+    setup = _configure(module_factory(lr_scheduler=poly, lr=5e-5, encoder_lr_mult=0.1), steps=30)
+    assert setup.config["lr_scheduler"]["scheduler"].total_iters == 30
+    optimizer, scheduler = setup.config["optimizer"], setup.config["lr_scheduler"]["scheduler"]
+    for it in range(30):
+        lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
+        assert lrs == {"encoder": pytest.approx(5e-6 * (1 - it / 30) ** 0.9, rel=1e-9),
+                       "rest": pytest.approx(5e-5 * (1 - it / 30) ** 0.9, rel=1e-9)}, it
+        optimizer.step(), scheduler.step()
+
+
 def test_the_short_onecycle_keeps_its_formula(module_factory):
     # pct_start = warm-up steps / total, max_lr = lr: as before the move to depthlab.training
     setup = _configure(module_factory(scheduler="onecycle", lr=0.02, warmup=0.1), steps=50)
