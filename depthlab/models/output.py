@@ -9,6 +9,8 @@ panels and prediction files never see 1/m by mistake. Fields a network does not 
     out.inverse_depth           # (B, 1, H, W) 1/m, only for ``output: inverse_depth`` networks
     out.log_variance            # (B, 1, H, W) ln sigma^2 of ln(depth), only with ``uncertainty: true``
     out.scales                  # coarser predictions (each a DepthOutput, no nested scales), finest first
+    out.poses                   # {k: (B, 4, 4)} target camera -> frame k's camera, from a pose network
+                                # (monocular video training: DepthModule's pose_net fills it; else None)
 
 A *relative* network (MiDaS/DPT, Depth Anything's relative models: an affine-invariant inverse
 depth, known only up to a scale and a shift) fills ``relative_inverse_depth`` instead, and its
@@ -48,6 +50,7 @@ class DepthOutput:
     log_variance: Tensor | None = None
     scales: list[DepthOutput] = field(default_factory=list)
     relative_inverse_depth: Tensor | None = None
+    poses: dict[int, Tensor] | None = None
 
     def __post_init__(self) -> None:
         if (self.depth is None) == (self.relative_inverse_depth is None):
@@ -94,10 +97,11 @@ class DepthOutput:
     def available(self) -> frozenset[str]:
         """Names of the fields that are set (``scales`` when non-empty)."""
         names = {name for name in OUTPUT_FIELDS if getattr(self, name) is not None}
-        return frozenset(names | ({"scales"} if self.scales else set()))
+        return frozenset(names | ({"scales"} if self.scales else set()) | ({"poses"} if self.poses else set()))
 
     def map(self, fn) -> DepthOutput:
-        """Apply ``fn`` to every tensor field (same for each of ``scales``): select, crop, flip, detach."""
+        """Apply ``fn`` to every map (same for each of ``scales``): crop, flip, detach. ``poses`` are
+        not maps and are kept as they are (:meth:`select` picks their samples)."""
         return replace(
             self,
             **{name: None if getattr(self, name) is None else fn(getattr(self, name)) for name in OUTPUT_FIELDS},
@@ -105,8 +109,11 @@ class DepthOutput:
         )
 
     def select(self, index: Tensor) -> DepthOutput:
-        """The samples ``index`` (bool mask or integer indices over the batch axis)."""
-        return self.map(lambda t: t[index])
+        """The samples ``index`` (bool mask or integer indices over the batch axis), poses included."""
+        out = self.map(lambda t: t[index])
+        if self.poses:
+            out = replace(out, poses={k: pose[index] for k, pose in self.poses.items()})
+        return out
 
     def as_tensor(self) -> Tensor:
         """(B, C, H, W): the main map (:attr:`prediction`), then log_variance when present (prediction files, export)."""
