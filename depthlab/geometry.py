@@ -389,7 +389,8 @@ def warp_with_pose(
         raise ValueError(f"warp_with_pose: depth must be {(batch, 1, height, width)} (source's B, H, W), "
                          f"got {tuple(depth.shape)}")
     if intrinsics.shape != (batch, 4):
-        raise ValueError(f"warp_with_pose: intrinsics must be ({batch}, 4) fx, fy, cx, cy, got {tuple(intrinsics.shape)}")
+        raise ValueError(f"warp_with_pose: intrinsics must be ({batch}, 4) fx, fy, cx, cy, "
+                         f"got {tuple(intrinsics.shape)}")
     if pose.shape != (batch, 4, 4):
         raise ValueError(f"warp_with_pose: pose must be ({batch}, 4, 4), got {tuple(pose.shape)}")
     if padding_mode not in PADDING_MODES:

@@ -164,9 +164,8 @@ def _plane_texture(x: torch.Tensor, y: torch.Tensor, seed: int) -> torch.Tensor:
     g = _gen(seed)
     value = torch.full_like(x, 0.5)
     for _ in range(4):
-        angle, freq, phase = (torch.rand(3, generator=g, dtype=torch.float64) * torch.tensor([math.pi, 2.0, 6.3],
-                                                                                              dtype=torch.float64)).tolist()
-        freq += 1.0  # rad/m
+        angle, freq, phase = torch.rand(3, generator=g, dtype=torch.float64).tolist()
+        angle, freq, phase = angle * math.pi, 1 + 2 * freq, phase * 2 * math.pi  # freq in rad/m
         value = value + 0.1 * torch.sin(freq * (math.cos(angle) * x + math.sin(angle) * y) + phase)
     return value
 
