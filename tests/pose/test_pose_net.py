@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 CLASS_PATH = "depthlab.pose.monodepth2.PoseNet"
 
 
-def _frames(n: int, batch: int = 2, size: tuple[int, int] = (64, 96), seed: int = 0) -> list[torch.Tensor]:
+def _frames(n: int, batch: int = 2, size: tuple[int, int] = (32, 64), seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return [torch.rand(batch, 3, *size, generator=g) for _ in range(n)]
 
