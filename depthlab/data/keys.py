@@ -37,8 +37,12 @@ view of the target (the ``_right`` keys above). A temporal neighbour carries the
 :data:`FRAME_MAPS` (its image only) under the key ``<name>`` + :func:`frame_suffix` (k):
 ``image_f-1``, ``image_f+1``, ``image_f+2``. These keys are per-view maps like the others
 (:func:`sample_views`, :func:`is_spatial`, :func:`albumentations_targets`): one photometric draw and
-one geometric draw for the whole set, and a stereo flip mirrors them in place (they are views of the
-target's camera, not of the right one).
+one geometric draw for the whole set; a horizontal flip mirrors them in place.
+
+With both (``[0, -1, 1, "s"]``, Monodepth2's MS) a sample also carries the right camera's frames,
+``image_right_f-1`` ..., because a stereo flip swaps the views (``keys.STEREO_PAIRS``): the mirrored
+right camera becomes the target, and its own frames must become ``image_f{k}`` (the temporal
+frames always belong to the target's camera); the pose follows (see below).
 
 - The target's ``intrinsics`` (fx, fy, cx, cy) hold for every frame (one camera).
 - ``pose_f{k:+d}`` (4, 4) float32, where the data know it (procedural scenes): the rigid motion
@@ -47,7 +51,9 @@ target's camera, not of the right one).
   ``K (P X_0)`` with the target's depth finds where frame k sees the target's pixel (the warp
   of Monodepth2's photometric loss). A horizontal flip mirrors it (``P' = S P S``,
   ``S = diag(-1, 1, 1, 1)``), a zoom by s (``EigenScale``) divides its translation by s, an
-  in-plane rotation R conjugates it (``R P R^T``); crops and resizes leave it as it is.
+  in-plane rotation R conjugates it (``R P R^T``); crops and resizes leave it as it is. A stereo
+  flip (the right camera becomes the target) first moves it to the right camera,
+  ``T(-b) P T(b)`` with ``T(b)`` the translation by ``baseline_m`` along x, then mirrors it.
 """
 
 from __future__ import annotations
@@ -103,6 +109,7 @@ _BY_NAME = {vk.name: vk for vk in VIEW_KEYS}
 FRAME_MAPS: tuple[str, ...] = ("image",)
 STEREO_FRAME = "s"  # the frame id of the target's stereo view
 POSE = "pose"  # pose_f{k:+d}: target camera -> frame k's camera, (4, 4)
+_FRAME_VIEWS = {_BY_NAME[name].key(view): (_BY_NAME[name], view) for name in FRAME_MAPS for view in VIEWS}
 _FRAME_KEY = re.compile(r"^(?P<name>[a-z_]+?)_f(?P<k>[+-][1-9][0-9]*)$")
 
 
@@ -136,24 +143,43 @@ def temporal_ids(frame_ids: Iterable[int | str]) -> tuple[int, ...]:
     return tuple(k for k in frame_ids if k != STEREO_FRAME and k != 0)
 
 
-def frame_keys(frame_ids: Iterable[int | str], poses: bool = False) -> frozenset[str]:
+def frame_keys(frame_ids: Iterable[int | str], poses: bool = False, stereo: bool | None = None) -> frozenset[str]:
     """The keys the temporal neighbours of ``frame_ids`` add to a sample: ``image_f{k:+d}`` for
-    each, and ``pose_f{k:+d}`` too when ``poses`` (a data set that knows its camera motion)."""
-    names = FRAME_MAPS + ((POSE,) if poses else ())
+    each; ``image_right_f{k:+d}`` too in a stereo sample (``stereo``; by default: ``"s"`` is among
+    the ids); ``pose_f{k:+d}`` when ``poses`` (a data set that knows its camera motion)."""
+    frame_ids = list(frame_ids)
+    stereo = STEREO_FRAME in frame_ids if stereo is None else stereo
+    names = [_BY_NAME[name].key(view) for name in FRAME_MAPS for view in (VIEWS if stereo else ("",))]
+    names += [POSE] * poses
     return frozenset(name + frame_suffix(k) for k in temporal_ids(frame_ids) for name in names)
 
 
 def parse_frame_key(key: str) -> tuple[str, int] | None:
-    """(map name, k) of a temporal frame's key (``image_f-1`` -> ``("image", -1)``), else None."""
+    """(map name, k) of a temporal frame's key (``image_f-1`` -> ``("image", -1)``,
+    ``image_right_f+1`` -> ``("image_right", 1)``), else None."""
     match = _FRAME_KEY.match(key)
     return None if match is None else (match["name"], int(match["k"]))
 
 
-def _frame_view(key: str) -> ViewKey | None:
+def _frame_view(key: str) -> tuple[ViewKey, str] | None:
+    """(its map, its view) of a temporal frame's map key, else None."""
     parsed = parse_frame_key(key)
-    if parsed is None or parsed[0] not in FRAME_MAPS:
+    if parsed is None:
         return None
-    return _BY_NAME[parsed[0]]
+    return _FRAME_VIEWS.get(parsed[0])
+
+
+def frame_stereo_pairs(keys: Iterable[str]) -> list[tuple[str, str]]:
+    """(left, right) keys of the temporal frames' maps among ``keys`` (``image_f-1``,
+    ``image_right_f-1``): what a stereo flip swaps besides :data:`STEREO_PAIRS`. A left frame
+    without its right one is paired all the same (the flip reports the missing key)."""
+    pairs = []
+    for key in keys:
+        found = _frame_view(key)
+        if found is not None and found[1] == "":
+            name, k = parse_frame_key(key)  # type: ignore[misc]
+            pairs.append((key, name + RIGHT + frame_suffix(k)))
+    return sorted(pairs)
 
 
 def is_pose_key(key: str) -> bool:
@@ -170,9 +196,9 @@ def sample_views(sample: Iterable[str]) -> Iterator[tuple[str, ViewKey, str | No
             if vk.key(view) in present:
                 yield vk.key(view), vk, vk.valid_key(view)
     for key in sorted(present):
-        vk = _frame_view(key)
-        if vk is not None:
-            yield key, vk, None
+        found = _frame_view(key)
+        if found is not None:
+            yield key, found[0], None
 
 
 def is_spatial(key: str) -> bool:
@@ -184,9 +210,9 @@ def albumentations_targets(keys: Iterable[str]) -> dict[str, str]:
     """:data:`ALBUMENTATIONS_TARGETS` plus the temporal frames among ``keys`` (extra image targets)."""
     targets = dict(ALBUMENTATIONS_TARGETS)
     for key in keys:
-        vk = _frame_view(key)
-        if vk is not None:
-            targets[key] = "image" if vk.kind == "image" else "mask"
+        found = _frame_view(key)
+        if found is not None:
+            targets[key] = "image" if found[0].kind == "image" else "mask"
     return targets
 
 

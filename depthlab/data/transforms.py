@@ -19,7 +19,8 @@ as ``depth`` below. Rules the pipeline enforces:
 - :class:`EigenScale` resizes by s and divides depth by s (Eigen et al. 2014, section 3.3).
 - Video frames (``image_f{k:+d}``, ``depthlab.data.keys``) are extra image targets: the same
   geometric and photometric draw as the target (Monodepth2: one colour jitter and one flip per
-  sample); a stereo flip mirrors them in place. Relative poses ``pose_f{k:+d}`` follow the camera:
+  sample), mirrored in place; a stereo flip swaps them with the right camera's (``image_right_f*``),
+  as it swaps the target's views. Relative poses ``pose_f{k:+d}`` follow the camera:
   mirrored by a flip, translation divided by EigenScale's s, conjugated by a rotation.
 - :class:`Rotate` masks the border it brings in (depth 0 there).
 
@@ -55,7 +56,8 @@ import torch  # noqa: E402
 from albumentations.core.transforms_interface import ImageOnlyTransform  # noqa: E402
 
 from depthlab.data.keys import (  # noqa: E402
-    ALBUMENTATIONS_TARGETS, STEREO_PAIRS, albumentations_targets, complete_stereo_pairs, is_pose_key,
+    ALBUMENTATIONS_TARGETS, STEREO_PAIRS, albumentations_targets, complete_stereo_pairs, frame_stereo_pairs,
+    is_pose_key,
 )
 from depthlab.depth_ops import scale_intrinsics  # noqa: E402
 from depthlab.errors import ConfigError  # noqa: E402
@@ -124,8 +126,9 @@ class HorizontalFlip(A.HorizontalFlip):
 
     Mirroring a rectified pair turns the right view into a left view: new left = flip(old right),
     new right = flip(old left), with the same positive baseline. cx becomes W - 1 - cx. Temporal
-    frames (``image_f{k:+d}``) are mirrored in place, and their poses mirrored: P' = S P S with
-    S = diag(-1, 1, 1) (x -> -x in both cameras).
+    frames (``image_f{k:+d}``) are mirrored, swapped with the right camera's (``image_right_f*``) in
+    a stereo sample, and their poses mirrored: P' = S P S with S = diag(-1, 1, 1) (x -> -x in both
+    cameras), after moving them to the right camera in a stereo sample (``depthlab.data.keys``).
     """
 
     def apply_with_params(self, params: dict[str, Any], *args: Any, **data: Any) -> dict[str, Any]:
@@ -135,14 +138,22 @@ class HorizontalFlip(A.HorizontalFlip):
         if k is not None:
             k[2] = width - 1 - k[2]
             out["intrinsics"] = k
-        _conjugate_poses(out, np.diag([-1.0, 1.0, 1.0]))
         if "image_right" in out:
-            for left, right in STEREO_PAIRS:
+            for left, right in [*STEREO_PAIRS, *frame_stereo_pairs(out)]:
                 if (left in out) != (right in out):
                     raise ValueError(f"HorizontalFlip: a stereo sample with {left if left in out else right} "
                                      f"needs {right if left in out else left} too (zeros if unknown) to swap views")
                 if left in out:
                     out[left], out[right] = out[right], out[left]
+            poses = [key for key in out if is_pose_key(key)]
+            if poses:  # the right camera becomes the target: its motion is T(-b) P T(b)
+                if "baseline_m" not in out:
+                    raise ValueError(f"HorizontalFlip: a stereo sample with {poses[0]} needs baseline_m to swap views")
+                shift = np.eye(4)
+                shift[0, 3] = float(out["baseline_m"])
+                for key in poses:
+                    out[key] = (np.linalg.inv(shift) @ np.asarray(out[key], dtype=np.float64) @ shift).astype(np.float32)
+        _conjugate_poses(out, np.diag([-1.0, 1.0, 1.0]))
         return out
 
 

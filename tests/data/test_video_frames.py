@@ -39,11 +39,13 @@ def _sample(stereo: bool) -> dict:
 
 def test_the_key_convention():
     assert frame_suffix(-1) == "_f-1" and frame_suffix(1) == "_f+1" and frame_suffix(12) == "_f+12"
-    assert frame_keys([0, -1, 1, "s"]) == {"image_f-1", "image_f+1"}
+    assert frame_keys([0, -1, 1]) == {"image_f-1", "image_f+1"}
+    assert frame_keys([0, -1, 1, "s"]) == {"image_f-1", "image_f+1", "image_right_f-1", "image_right_f+1"}
     assert frame_keys([0, -1, 1], poses=True) == {"image_f-1", "image_f+1", "pose_f-1", "pose_f+1"}
     assert frame_keys([0]) == frozenset() and frame_keys([0, "s"]) == frozenset()
     assert view_keys(["image"], stereo=False, frame_ids=[0, -1, 1]) == {"image", "image_f-1", "image_f+1"}
     assert parse_frame_key("image_f-1") == ("image", -1) and parse_frame_key("pose_f+2") == ("pose", 2)
+    assert parse_frame_key("image_right_f-1") == ("image_right", -1) and is_spatial("image_right_f-1")
     for key in ("image", "image_right", "image_f0", "image_f1", "image_f-01", "depth_right"):
         assert parse_frame_key(key) is None, key
     assert is_spatial("image_f+3") and not is_spatial("pose_f+3") and not is_spatial("depth_f-1")
@@ -74,15 +76,32 @@ def test_frames_get_the_targets_draw_geometric_and_photometric():
     assert not torch.equal(out["image"], to_tensors(sample)["image"][:, :30, :50])  # it did change
 
 
-def test_a_stereo_flip_swaps_the_views_and_mirrors_frames_in_place():
-    sample = _sample(stereo=True)
+def test_a_flip_mirrors_frames_and_poses_in_place():
+    sample = _sample(stereo=False)
     out = DepthAugment([HorizontalFlip(p=1.0)])(sample)
-    assert np.array_equal(out["image"], sample["image_right"][:, ::-1])  # the views swap
-    assert np.array_equal(out["image_f-1"], sample["image_f-1"][:, ::-1])  # the frame stays the target camera's
+    assert np.array_equal(out["image_f-1"], sample["image_f-1"][:, ::-1])
     s = np.diag([-1.0, 1.0, 1.0, 1.0])
     for key in ("pose_f-1", "pose_f+1"):
         np.testing.assert_allclose(out[key], s @ sample[key] @ s, atol=1e-7)
         assert out[key][0, 3] == -sample[key][0, 3] and out[key][0, 2] == -sample[key][0, 2]
+
+
+def test_a_stereo_flip_swaps_the_frames_with_the_views():
+    """The mirrored right camera becomes the target: its frames and its motion come with it."""
+    sample = _sample(stereo=True)
+    rng = np.random.default_rng(1)
+    sample |= {f"image_right_f{k}": rng.integers(0, 256, (H, W, 3), dtype=np.uint8) for k in ("-1", "+1")}
+    out = DepthAugment([HorizontalFlip(p=1.0)])(sample)
+    assert np.array_equal(out["image"], sample["image_right"][:, ::-1])
+    assert np.array_equal(out["image_f-1"], sample["image_right_f-1"][:, ::-1])
+    assert np.array_equal(out["image_right_f+1"], sample["image_f+1"][:, ::-1])
+    s, shift = np.diag([-1.0, 1.0, 1.0, 1.0]), np.eye(4)
+    shift[0, 3] = 0.54  # right camera = left + b x: X_right = X_left - b x
+    right_motion = np.linalg.inv(shift) @ sample["pose_f-1"] @ shift
+    np.testing.assert_allclose(out["pose_f-1"], s @ right_motion @ s, atol=1e-6)
+    del sample["image_right_f+1"]
+    with pytest.raises(ValueError, match="image_f\\+1 needs image_right_f\\+1"):
+        DepthAugment([HorizontalFlip(p=1.0)])(sample)
 
 
 def test_poses_follow_zoom_and_rotation():
