@@ -129,3 +129,94 @@ def test_to_tensors_and_crop_batch_know_the_frames():
     assert cut["image_f+1"].shape == (1, 3, 10, 20)
     assert torch.equal(cut["image_f+1"], batch["image_f+1"][..., 2:12, 3:23])
     assert torch.equal(cut["pose_f-1"], batch["pose_f-1"])  # the camera's motion is the window's too
+
+
+# -- procedural videos ----------------------------------------------------------------------------------
+def _warp(source: torch.Tensor, depth: torch.Tensor, k: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``source`` seen from the target camera: back-project each target pixel with its depth,
+    move it by ``pose`` (target -> source camera), project, sample bilinearly (pixel centres at
+    integers: align_corners=True). Returns the warped (3, H, W) image and where it is inside."""
+    height, width = depth.shape[-2:]
+    fx, fy, cx, cy = k.double().tolist()
+    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+                          indexing="ij")
+    z = depth.double().reshape(height, width)
+    points = torch.stack([(u - cx) / fx * z, (v - cy) / fy * z, z]).reshape(3, -1)
+    moved = pose.double()[:3, :3] @ points + pose.double()[:3, 3:]
+    us, vs = fx * moved[0] / moved[2] + cx, fy * moved[1] / moved[2] + cy
+    grid = torch.stack([2 * us / (width - 1) - 1, 2 * vs / (height - 1) - 1], -1).reshape(1, height, width, 2)
+    warped = torch.nn.functional.grid_sample(source[None].double(), grid, align_corners=True)[0]
+    inside = (us >= 0) & (us <= width - 1) & (vs >= 0) & (vs <= height - 1) & (moved[2] > 0)
+    return warped.float(), inside.reshape(height, width)
+
+
+def _median_error(sample: dict, k: str, pose: torch.Tensor | None = None) -> float:
+    pose = sample[f"pose_f{k}"] if pose is None else pose
+    warped, inside = _warp(sample[f"image_f{k}"], sample["depth"], sample["intrinsics"], pose)
+    visible = inside & sample["valid"][0]
+    assert visible.float().mean() > 0.8
+    return float((warped - sample["image"]).abs().mean(0)[visible].median())
+
+
+def _video(frame_ids, transforms=None, size=2):
+    from depthlab.data.synthetic import SyntheticDataModule
+
+    # 144x192: the procedural textures are point-sampled; smaller images alias them too much for a
+    # bilinear warp to reproduce a rendered frame.
+    return SyntheticDataModule(height=144, width=192, train_size=size, frame_ids=frame_ids,
+                               train_transforms=transforms).dataset("train")
+
+
+def test_procedural_video_is_a_pure_function_of_the_index():
+    from depthlab.data.synthetic import SyntheticDataModule
+
+    small = dict(height=24, width=32, train_size=2, frame_ids=[0, -1, 1, "s"])
+    a, b = SyntheticDataModule(**small).dataset("train"), SyntheticDataModule(**small).dataset("train")
+    first, again, other = a[1], b[1], a[0]
+    assert set(first) == SyntheticDataModule(**small).provides
+    assert {"image_f-1", "image_right_f+1", "pose_f-1", "baseline_m"} <= set(first)
+    assert all(torch.equal(first[key], again[key]) for key in first)
+    assert not torch.equal(first["pose_f-1"], other["pose_f-1"])  # each sample drives its own way
+    plain = SyntheticDataModule(height=24, width=32, train_size=2).dataset("train")[1]
+    assert torch.equal(plain["image"], first["image"]) and torch.equal(plain["image_right"], first["image_right"])
+    mono = SyntheticDataModule(**(small | {"frame_ids": [0, 1]}))
+    assert mono.provides == {"image", "image_f+1", "pose_f+1", "depth", "valid", "intrinsics", "index"}
+    # forward motion with a small turn: frame +1 is ahead (target points come nearer), frame -1 behind
+    pose = first["pose_f+1"]
+    assert 0.1 <= -pose[2, 3] <= 0.2 and 0.1 <= first["pose_f-1"][2, 3] <= 0.2
+    assert 0.5 <= np.degrees(np.arccos(float(pose[0, 0]))) <= 2.0
+
+
+def test_ground_truth_pose_warps_the_neighbours_onto_the_target():
+    dataset = _video([0, -1, 1])
+    for index in (1,):
+        sample = dataset[index]
+        for k in ("-1", "+1"):
+            error = _median_error(sample, k)
+            assert error < 0.004, (index, k, error)
+            # a wrong motion does not: standing still, or driving the other way
+            assert _median_error(sample, k, torch.eye(4)) > 5 * error
+            assert _median_error(sample, k, torch.linalg.inv(sample[f"pose_f{k}"])) > 5 * error
+
+
+@pytest.mark.parametrize("frame_ids", [[0, -1], [0, -1, "s"]])
+def test_flipped_samples_keep_pose_and_frames_consistent(frame_ids):
+    """A flip (a stereo flip: the mirrored right camera becomes the target) still warps exactly."""
+    plain = _video(frame_ids, size=1)[0]
+    flipped = _video(frame_ids, [{"name": "HorizontalFlip", "p": 1.0}], size=1)[0]
+    stereo = "s" in frame_ids
+    assert torch.equal(flipped["image"], (plain["image_right"] if stereo else plain["image"]).flip(-1))
+    assert not torch.allclose(flipped["pose_f-1"], plain["pose_f-1"])
+    assert _median_error(flipped, "-1") < 0.004
+    if stereo:  # the mirrored left camera's frame does not fit the new target
+        wrong = dict(flipped, **{"image_f-1": flipped["image_right_f-1"]})
+        assert _median_error(wrong, "-1") > 3 * _median_error(flipped, "-1")
+
+
+def test_procedural_frame_ids_are_checked():
+    from depthlab.data.synthetic import SyntheticDataModule
+
+    with pytest.raises(ConfigError, match="data.frame_ids: must contain 0"):
+        SyntheticDataModule(frame_ids=[-1, 1])
+    with pytest.raises(ConfigError, match="data.frame_ids: procedural videos reach 2 frames"):
+        SyntheticDataModule(frame_ids=[0, 3])
