@@ -233,7 +233,8 @@ def view_keys(names: Iterable[str], stereo: bool, frame_ids: Iterable[int | str]
               poses: bool = False) -> frozenset[str]:
     """The sample keys that per-view maps ``names`` (e.g. ``["image", "depth"]``) produce: each
     map's key and validity mask, for the left view and, when ``stereo``, the right view too; with
-    temporal neighbours in ``frame_ids``, their :func:`frame_keys` (``poses``: with ``pose_f*``)."""
+    temporal neighbours in ``frame_ids``, their :func:`frame_keys` (the right camera's too when
+    ``stereo``; ``poses``: with ``pose_f*``)."""
     names = list(names)
     by_name = _BY_NAME
     unknown = sorted(set(names) - set(by_name))
@@ -243,7 +244,7 @@ def view_keys(names: Iterable[str], stereo: bool, frame_ids: Iterable[int | str]
     return frozenset(
         key for name in names for view in views
         for key in (by_name[name].key(view), by_name[name].valid_key(view)) if key is not None
-    ) | frame_keys(frame_ids, poses)
+    ) | frame_keys(frame_ids, poses, stereo=stereo)
 
 
 def complete_stereo_pairs(sample: Mapping[str, Any]) -> dict[str, Any]:
