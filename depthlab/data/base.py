@@ -31,8 +31,9 @@ cv2.setNumThreads(1)
 
 
 def _installed_split(name: str) -> Path | None:
-    """``name`` among the split lists installed with depthlab (a wheel's ``depthlab/_splits/``)."""
-    shipped = resources.files("depthlab").joinpath(SPLITS_PACKAGE_DIR, name)
+    """``name`` (``eigen_test_files_with_gt.txt``, ``monodepth2/eigen_zhou/train_files.txt``) among
+    the split lists installed with depthlab (a wheel's ``depthlab/_splits/``)."""
+    shipped = resources.files("depthlab").joinpath(SPLITS_PACKAGE_DIR, *PurePosixPath(name).parts)
     # Installed packages are plain folders; a zipped install would need as_file(), not worth it.
     return shipped if isinstance(shipped, Path) and shipped.is_file() else None
 
@@ -40,15 +41,16 @@ def _installed_split(name: str) -> Path | None:
 def resolve_path(path: str | Path) -> Path:
     """A configured path. A relative one that does not exist under the working directory is looked
     up among the files depthlab ships, so ``data/splits/...`` in a config works from any directory:
-    ``data/splits/<name>`` in the installed package data (wheel install), then the path under the
+    ``data/splits/<name>`` (``<name>`` may hold folders: ``monodepth2/eigen_zhou/train_files.txt``)
+    in the installed package data (wheel install), then the path under the
     depthlab checkout (source checkout, editable install). Otherwise the path is returned as given
     (the reader then reports it missing)."""
     path = Path(path).expanduser()
     if path.is_absolute() or path.exists():
         return path
     parts = PurePosixPath(path.as_posix()).parts
-    if parts[:-1] == SHIPPED_SPLITS.parts:
-        installed = _installed_split(parts[-1])
+    if parts[:len(SHIPPED_SPLITS.parts)] == SHIPPED_SPLITS.parts and len(parts) > len(SHIPPED_SPLITS.parts):
+        installed = _installed_split("/".join(parts[len(SHIPPED_SPLITS.parts):]))
         if installed is not None:
             return installed
     shipped = REPO_ROOT / path

@@ -31,4 +31,7 @@ class DepthSample(TypedDict, total=False):
     full_size: Tensor  # (2,) int64 H, W of the original frame (place the window back for eval crops)
     index: Tensor  # () int64 position in its data set (names the file in error reports)
     original_size: Tensor  # (2,) int64 H, W of a user's image file before resizing to the network's input
+    # Video frames (data.frame_ids with temporal neighbours k, see depthlab.data.keys), e.g. k = -1:
+    #   image_f-1: (3, H, W) frame k of the target's camera, pose_f-1: (4, 4) float32 target camera ->
+    #   frame k's camera (procedural data only). Not declared here: the keys depend on k.
     name: str  # a user's image file, relative to its folder (names the prediction files)

@@ -13,9 +13,24 @@ where the frame has no annotated depth. The annotated maps are uint16 PNGs, dept
 merged. Focal length and baseline come from ``calib_cam_to_cam.txt`` (``P_rect_02``, ``P_rect_03``),
 never from the list (``depthlab data check`` reports where the two disagree).
 
+Monodepth2's lists (``<date>/<drive>_sync <frame index> <l|r>``, shipped in
+``data/splits/monodepth2/``: eigen_zhou, eigen_full, eigen, eigen_benchmark) are read as well; the
+format is recognised per file. ``image_ext: .jpg`` reads Monodepth2's JPEG copy of the raw tree (the
+list's ``.png`` names are read as ``.jpg``).
+
+Video frames (``frame_ids``, ``depthlab.data.keys``): frame k of a line is the file k frames after it
+in the same drive and camera folder (``<frame + k:010d>``); with ``"s"`` (or ``stereo``) the other
+camera's frames come too. A neighbour that is not on disk (the first and last frames of a drive
+have none on one side) is an error naming the list line and the file: lists for video training
+(Monodepth2's eigen_zhou) leave those frames out. In a stereo module, a Monodepth2 ``r`` line
+(target: image_03) is loaded mirrored: the mirrored right camera is the left camera of the mirrored
+pair (what ``HorizontalFlip`` makes of an ``l`` line), so the right view stays on the right.
+
 Ground truth: ``annotated`` (default; frames listed with ``None`` are skipped and counted, which
 leaves 652 of the 697 Eigen test frames, the ``eigen_benchmark`` set) or ``velodyne`` (the raw scan
-projected into the image as for the original 697-frame Eigen test split).
+projected into the image as for the original 697-frame Eigen test split), or ``none`` for training
+(self-supervision from raw KITTI only: samples carry no ``depth``). A Monodepth2 line whose annotated
+map does not exist is skipped and counted as BTS's ``None`` lines are.
 
 KB crop (352x1216 at the bottom centre; Uhrig et al., BTS): training samples are cut to it
 (``kb_crop``). Evaluation samples stay full frames by default (``eval_kb_crop: false``): the ``kitti``
@@ -34,19 +49,22 @@ and the augmentation, so both cut and move it exactly as ``depth``.
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import numpy as np
 
 from depthlab.data.base import DepthFileDataset, FileDataModule, Split, require_dir, resolve_path
-from depthlab.data.keys import VIEW_KEYS, VIEWS, view_keys
+from depthlab.data.keys import (
+    STEREO_FRAME, check_frame_ids, frame_suffix, sample_views, temporal_ids, view_keys,
+)
 from depthlab.data.readers import (
     CALIBRATION, DTYPE, FOCAL, LIST, MISSING, SIZE, DataError, ListEntry, Problem,
-    StereoCalibration, kitti_stereo_calibration, read_depth_png, read_kitti_calib, read_rgb,
-    read_split_list,
+    StereoCalibration, is_monodepth2_list, kitti_stereo_calibration, read_depth_png, read_kitti_calib,
+    read_monodepth2_list, read_rgb, read_split_list,
 )
 from depthlab.data.stereo_hints import StereoHintsMixin, read_hints
 from depthlab.data.transforms import DepthAugment
@@ -54,9 +72,9 @@ from depthlab.depth_ops import KB_CROP, kb_crop_box
 from depthlab.errors import ConfigError
 
 DEPTH_PNG_SCALE = 1 / 256  # devkit readme of the depth benchmarks
-GroundTruth = Literal["annotated", "velodyne"]
+GroundTruth = Literal["annotated", "velodyne", "none"]
 _OTHER_CAMERA = {"image_02": "image_03", "image_03": "image_02"}
-PER_VIEW_KEYS = tuple(vk.key(view) for vk in VIEW_KEYS for view in VIEWS)  # what the KB crop cuts
+IMAGE_EXTS = (".png", ".jpg")
 #: Where a frame's hint lives under hints_root: the raw layout without ``data/`` (the published depth-hints layout).
 HINT_LAYOUT = "<date>/<date>_drive_<id>_sync/image_0{2,3}/<frame:010d>.npy"
 HINTS_DATA = {"dataset": "kitti"}  # what a KITTI hints folder's manifest.json records as its data
@@ -106,6 +124,7 @@ class KITTIHintJob:
     drive: str  # <date>_drive_<id>_sync
     frame: str  # 10 digits
     source: str  # the split-list line that named the frame
+    image_ext: str = ".png"
 
     @property
     def outputs(self) -> tuple[str, str]:
@@ -121,7 +140,7 @@ class KITTIHintJob:
         images = []
         for camera in ("image_02", "image_03"):
             try:
-                images.append(read_rgb(drive / camera / "data" / f"{self.frame}.png", self.source))
+                images.append(read_rgb(drive / camera / "data" / f"{self.frame}{self.image_ext}", self.source))
             except DataError as exc:
                 problems.extend(exc.problems)
         calib_path = raw / self.date / "calib_cam_to_cam.txt"
@@ -130,7 +149,7 @@ class KITTIHintJob:
         except DataError as exc:
             problems.extend(exc.problems)
         if not problems and images[0].shape != images[1].shape:
-            problems.append(Problem(SIZE, str(drive / "image_03" / "data" / f"{self.frame}.png"),
+            problems.append(Problem(SIZE, str(drive / "image_03" / "data" / f"{self.frame}{self.image_ext}"),
                                     f"right image is {images[1].shape[:2]}, left {images[0].shape[:2]}", self.source))
         if problems:
             raise DataError(problems)
@@ -141,33 +160,47 @@ class KITTIDataset(DepthFileDataset):
     """One split list over a KITTI raw tree and the annotated depth maps (or the Velodyne scans).
 
     Args:
-        list_path: BTS-style Eigen list.
+        list_path: BTS-style Eigen list or a Monodepth2 list.
         raw_root: KITTI raw root (holds the ``<date>`` folders).
         gt_root: annotated depth root (``gt_source: annotated``).
-        gt_source: ``annotated`` or ``velodyne``.
+        gt_source: ``annotated``, ``velodyne`` or ``none`` (no depth in the samples).
         kb_crop: cut every frame to the 352x1216 KB crop.
         stereo: also load the other camera's image (and its depth map) as ``image_right``/``depth_right``.
         hints_root: also load each view's Depth Hints (``hint``, ``hint_right``) from there.
+        image_ext: the raw images' suffix, ``.png`` or ``.jpg`` (Monodepth2's JPEG copy).
+        frame_ids: the frames of a sample (``depthlab.data.keys``; ``"s"`` implies ``stereo``).
     """
 
     def __init__(self, list_path: str | os.PathLike, raw_root: str | os.PathLike, gt_root: str | os.PathLike | None,
                  gt_source: GroundTruth = "annotated", kb_crop: bool = True, stereo: bool = False,
                  augment: DepthAugment | None = None, hints_root: str | os.PathLike | None = None,
-                 strict: bool = True) -> None:
+                 strict: bool = True, image_ext: str = ".png", frame_ids: tuple[int | str, ...] = (0,)) -> None:
         super().__init__(augment)
-        if gt_source not in ("annotated", "velodyne"):
-            raise ConfigError(f"KITTI gt_source must be annotated or velodyne, got {gt_source!r}")
+        if gt_source not in ("annotated", "velodyne", "none"):
+            raise ConfigError(f"KITTI gt_source must be annotated, velodyne or none, got {gt_source!r}")
+        if image_ext not in IMAGE_EXTS:
+            raise ConfigError(f"data.image_ext: expected one of {', '.join(IMAGE_EXTS)}, got {image_ext!r}")
+        self.image_ext, self.frame_ids = image_ext, check_frame_ids(list(frame_ids))
+        stereo = stereo or STEREO_FRAME in self.frame_ids
         if gt_source == "annotated" and gt_root is None:
             raise ConfigError("data.gt_root is not set: point it at the annotated depth maps (data_depth_annotated)")
         self.list_path, self.raw_root = Path(list_path), Path(raw_root)
         self.gt_root = None if gt_root is None else Path(gt_root)
         self.gt_source, self.kb_crop, self.stereo = gt_source, kb_crop, stereo
         self.hints_root = None if hints_root is None else Path(hints_root)
-        entries = read_split_list(self.list_path, self.list_problems)
+        self.monodepth2 = is_monodepth2_list(self.list_path)
+        if self.monodepth2:
+            entries = read_monodepth2_list(self.list_path, image_ext, self.list_problems)
+        else:
+            entries = read_split_list(self.list_path, self.list_problems)
+            if image_ext != ".png":
+                entries = [replace(e, rgb=PurePosixPath(e.rgb).with_suffix(image_ext).as_posix()) for e in entries]
         if strict:
             self.raise_list_problems()
         if gt_source == "annotated":
             self.entries = [e for e in entries if e.depth is not None]
+            if self.monodepth2:  # frames without an annotated map (first and last 5 of a drive)
+                self.entries = [e for e in self.entries if self._annotated_path(e, self._parts(e)[2]).is_file()]
         else:
             self.entries = entries
         self.skipped = len(entries) - len(self.entries)  # lines whose ground truth is None
@@ -186,7 +219,7 @@ class KITTIDataset(DepthFileDataset):
             except DataError as exc:
                 problems.extend(exc.problems)
                 continue
-            jobs.append(KITTIHintJob(str(self.raw_root), date, drive, frame, e.source))
+            jobs.append(KITTIHintJob(str(self.raw_root), date, drive, frame, e.source, self.image_ext))
         if problems:
             raise DataError(problems)
         return jobs
@@ -210,6 +243,8 @@ class KITTIDataset(DepthFileDataset):
         camera = _OTHER_CAMERA[camera] if view else camera
         if self.gt_source == "annotated":
             return str(self._annotated_path(e, camera))
+        if self.gt_source == "none":
+            return ""
         return str(self.raw_root / date / drive / "velodyne_points" / "data" / f"{frame}.bin")
 
     def _annotated_path(self, e: ListEntry, camera: str) -> Path:
@@ -277,19 +312,28 @@ class KITTIDataset(DepthFileDataset):
         if self.kb_crop and shape is not None and (shape[0] < KB_CROP[0] or shape[1] < KB_CROP[1]):
             problems.append(Problem(SIZE, str(self.raw_root / e.rgb), f"image is {shape[0]}x{shape[1]}, smaller than "
                                     f"the {KB_CROP[0]}x{KB_CROP[1]} KB crop", e.source))
-        depth = attempt(self._depth, e, date, drive, camera, frame, shape)
-        sample: dict[str, Any] = {"image": image, "depth": depth}
+        with_depth = self.gt_source != "none"
+        sample: dict[str, Any] = {"image": image}
+        if with_depth:
+            sample["depth"] = attempt(self._depth, e, date, drive, camera, frame, shape)
+        # A Monodepth2 `r` line of a stereo module is loaded mirrored (module docstring).
+        mirrored = self.stereo and self.monodepth2 and camera == "image_03"
+        other = _OTHER_CAMERA[camera]
         if self.stereo:
-            if camera != "image_02":
+            if camera != "image_02" and not mirrored:
                 problems.append(Problem(LIST, e.rgb, "stereo samples need the left camera (image_02)", e.source))
-            right_path = self.raw_root / e.rgb.replace(f"/{camera}/", f"/{_OTHER_CAMERA[camera]}/")
+            right_path = self.raw_root / e.rgb.replace(f"/{camera}/", f"/{other}/")
             sample["image_right"] = attempt(read_rgb, right_path, e.source)
             right = sample["image_right"]
             if right is not None and shape is not None and right.shape[:2] != shape:
                 problems.append(Problem(SIZE, str(right_path), f"right image is {right.shape[0]}x{right.shape[1]}, "
                                         f"left {shape[0]}x{shape[1]}", e.source))
                 shape = None  # the right depth map is still read, against no image size
-            sample["depth_right"] = attempt(self._depth, e, date, drive, "image_03", frame, shape)
+            if with_depth:
+                sample["depth_right"] = attempt(self._depth, e, date, drive, other, frame, shape)
+        for k in temporal_ids(self.frame_ids):
+            for view, cam in (("", camera), ("_right", other)) if self.stereo else (("", camera),):
+                sample[f"image{view}{frame_suffix(k)}"] = attempt(self._neighbour, e, date, drive, cam, frame, k, shape)
         if self.hints_root is not None:
             files = {"hint": hint_relpath(date, drive, camera, frame)}
             if self.stereo:
@@ -304,19 +348,37 @@ class KITTIDataset(DepthFileDataset):
         if self.kb_crop:
             top, left = kb_crop_box(height, width)
             window = (slice(top, top + KB_CROP[0]), slice(left, left + KB_CROP[1]))
-            for key in PER_VIEW_KEYS:
-                if key in sample:
-                    sample[key] = np.ascontiguousarray(sample[key][window])
+            for key, _, _ in list(sample_views(sample)):
+                sample[key] = np.ascontiguousarray(sample[key][window])
         fx, fy, cx, cy = calib.intrinsics
         sample["intrinsics"] = np.array([fx, fy, cx - left, cy - top])
+        if mirrored:
+            for key, _, _ in list(sample_views(sample)):
+                sample[key] = np.ascontiguousarray(sample[key][:, ::-1])
+            sample["intrinsics"][2] = sample["image"].shape[1] - 1 - sample["intrinsics"][2]
         sample["baseline_m"] = calib.baseline_m
         sample["crop_offset"] = np.array([top, left])
         sample["full_size"] = np.array([height, width])
         return sample
 
+    def _neighbour(self, e: ListEntry, date: str, drive: str, camera: str, frame: str, k: int,
+                   shape: tuple[int, int] | None) -> np.ndarray:
+        """Frame ``frame + k`` of ``camera`` in the same drive (``data.frame_ids``)."""
+        path = self.raw_root / date / drive / camera / "data" / f"{int(frame) + k:010d}{self.image_ext}"
+        if int(frame) + k < 0 or not path.is_file():
+            raise DataError(Problem(MISSING, str(path), f"no frame {k:+d} of frame {int(frame)} (data.frame_ids): "
+                                    "leave frames without neighbours out of the list", e.source))
+        image = read_rgb(path, e.source)
+        if shape is not None and image.shape[:2] != tuple(shape):
+            raise DataError(Problem(SIZE, str(path), f"frame {k:+d} is {image.shape[0]}x{image.shape[1]}, its "
+                                    f"target {shape[0]}x{shape[1]}", e.source))
+        return image
+
     def audit(self, index: int) -> list[Problem]:
         """The list's focal length against the calibration's (they should agree to the digit)."""
         e = self.entries[index]
+        if math.isnan(e.focal_px):  # Monodepth2's lists give none
+            return []
         try:
             date, _, camera, _ = self._parts(e)
             fx = self._calibration(date, camera, e.source).intrinsics[0]
@@ -338,7 +400,9 @@ class KITTIDataModule(StereoHintsMixin, FileDataModule):
         raw_root: KITTI raw root (the folder with ``2011_09_26/`` ...).
         gt_root: annotated depth root (``data_depth_annotated``, with or without ``train/``/``val/``).
         train_list, val_list, test_list: split lists (``data/splits/`` ships the BTS Eigen lists).
-        train_gt_source, eval_gt_source: ``annotated`` or ``velodyne`` (the original 697-frame protocol).
+        train_gt_source, eval_gt_source: ``annotated`` or ``velodyne`` (the original 697-frame protocol);
+            ``train_gt_source: none``: training samples without ground truth (self-supervision from
+            raw KITTI alone; the module then provides no ``depth``), validation keeps its own.
         kb_crop: cut training samples to the 352x1216 KB crop.
         eval_kb_crop: cut val/test samples too (default: full frames, for the ``kitti`` protocol's
             own KB crop and paste-back); without it eval_batch_size must be 1 (frame sizes differ).
@@ -346,6 +410,10 @@ class KITTIDataModule(StereoHintsMixin, FileDataModule):
         hints_root: Depth Hints folder (``depthlab hints precompute`` fills it; layout
             :data:`HINT_LAYOUT`): every sample then carries ``hint`` (and ``hint_right`` with
             ``stereo``), in every split. None (default): no hints.
+        image_ext: ``.png`` (default) or ``.jpg`` (Monodepth2's JPEG copy of the raw tree).
+        frame_ids: the frames of each sample (``depthlab.data.keys``): ``[0]`` (default), Monodepth2's
+            ``[0, -1, 1]`` (M) or ``[0, -1, 1, s]`` (MS; ``s`` implies ``stereo``); the neighbours
+            ``image_f{k:+d}`` are frames k of the same drive and camera, in every split.
         batch_size, eval_batch_size, num_workers: DataLoader settings.
         train_transforms, eval_transforms: augmentation lists (see :mod:`depthlab.data.transforms`).
     """
@@ -363,6 +431,8 @@ class KITTIDataModule(StereoHintsMixin, FileDataModule):
         eval_kb_crop: bool = False,
         stereo: bool = False,
         hints_root: str | None = None,
+        image_ext: str = ".png",
+        frame_ids: list[int | str] | None = None,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 4,
@@ -376,8 +446,14 @@ class KITTIDataModule(StereoHintsMixin, FileDataModule):
             eval_batch_size = 1
         super().__init__(batch_size, eval_batch_size, num_workers, train_transforms, eval_transforms)
         for key, value in (("train_gt_source", train_gt_source), ("eval_gt_source", eval_gt_source)):
-            if value not in ("annotated", "velodyne"):
-                raise ConfigError(f"data.{key} must be annotated or velodyne, got {value!r}")
+            allowed = ("annotated", "velodyne", "none") if key == "train_gt_source" else ("annotated", "velodyne")
+            if value not in allowed:
+                raise ConfigError(f"data.{key} must be {', '.join(allowed[:-1])} or {allowed[-1]}, got {value!r}")
+        if image_ext not in IMAGE_EXTS:
+            raise ConfigError(f"data.image_ext: expected one of {', '.join(IMAGE_EXTS)}, got {image_ext!r}")
+        self.frame_ids = check_frame_ids([0] if frame_ids is None else frame_ids)
+        self.image_ext = image_ext
+        stereo = stereo or STEREO_FRAME in self.frame_ids
         self.raw_root, self.gt_root = raw_root, gt_root
         self.lists = {"train": train_list, "val": val_list, "test": test_list}
         self.gt_sources = {"train": train_gt_source, "val": eval_gt_source, "test": eval_gt_source}
@@ -387,7 +463,8 @@ class KITTIDataModule(StereoHintsMixin, FileDataModule):
 
     @property
     def provides(self) -> frozenset[str]:
-        loaded = view_keys(["image", "depth"] + ["hint"] * (self.hints_root is not None), stereo=self.stereo)
+        names = ["image"] + ["depth"] * (self.gt_sources["train"] != "none") + ["hint"] * (self.hints_root is not None)
+        loaded = view_keys(names, stereo=self.stereo, frame_ids=self.frame_ids)
         return loaded | {"intrinsics", "baseline_m", "crop_offset", "full_size", "index"}
 
     def check_splits(self) -> list[Split]:
@@ -399,7 +476,7 @@ class KITTIDataModule(StereoHintsMixin, FileDataModule):
         source = self.gt_sources[split]
         gt = require_dir(self.gt_root, "data.gt_root") if source == "annotated" else None
         return KITTIDataset(resolve_path(self.lists[split]), raw, gt, source, self.kb_crops[split], self.stereo,
-                            augment, self.hints_folder(), strict)
+                            augment, self.hints_folder(), strict, self.image_ext, self.frame_ids)
 
     # -- Depth Hints (depthlab hints precompute) ---------------------------------------------------------
     hint_layout = HINT_LAYOUT
@@ -411,4 +488,5 @@ class KITTIDataModule(StereoHintsMixin, FileDataModule):
         source = self.gt_sources[split]
         gt = require_dir(self.gt_root, "data.gt_root") if source == "annotated" else None
         # Without hints_root: the pairs are listed before their hints exist.
-        return KITTIDataset(resolve_path(self.lists[split]), raw, gt, source, strict=False).hint_jobs()
+        return KITTIDataset(resolve_path(self.lists[split]), raw, gt, source, strict=False,
+                            image_ext=self.image_ext).hint_jobs()

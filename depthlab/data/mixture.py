@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
-from depthlab.data.keys import VIEW_KEYS, VIEWS
+from depthlab.data.keys import sample_views
 from depthlab.data.loading import ResumableSampler, Split, SplitDataModule
 from depthlab.depth_ops import scale_intrinsics
 from depthlab.errors import ConfigError
@@ -56,19 +56,15 @@ def resize_sample(sample: Mapping[str, Any], size: tuple[int, int]) -> dict[str,
         return dict(sample)
     sy, sx = size[0] / height, size[1] / width
     out = dict(sample)
-    for vk in VIEW_KEYS:
-        for view in VIEWS:
-            key = vk.key(view)
-            if key not in sample:
-                continue
-            value = sample[key][None]
-            if vk.kind == "image":
-                out[key] = F.interpolate(value, size=tuple(size), mode="bilinear", align_corners=False,
-                                         antialias=sy < 1 or sx < 1)[0]
-            else:
-                depth = F.interpolate(value, size=tuple(size), mode="nearest-exact")[0]
-                out[key] = depth
-                out[vk.valid_key(view)] = depth > 0
+    for key, vk, valid_key in sample_views(sample):
+        value = sample[key][None]
+        if vk.kind == "image":
+            out[key] = F.interpolate(value, size=tuple(size), mode="bilinear", align_corners=False,
+                                     antialias=sy < 1 or sx < 1)[0]
+        else:
+            depth = F.interpolate(value, size=tuple(size), mode="nearest-exact")[0]
+            out[key] = depth
+            out[valid_key] = depth > 0
     if "intrinsics" in sample:
         out["intrinsics"] = torch.tensor(scale_intrinsics(sample["intrinsics"].tolist(), sx, sy),
                                          dtype=sample["intrinsics"].dtype)

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from depthlab.data.batch import DepthSample
-from depthlab.data.keys import VIEW_KEYS, VIEWS, complete_stereo_pairs
+from depthlab.data.keys import complete_stereo_pairs, is_pose_key, sample_views
 
 if TYPE_CHECKING:
     from depthlab.data.transforms import DepthAugment
@@ -32,25 +32,26 @@ if TYPE_CHECKING:
 def to_tensors(sample: dict[str, Any]) -> DepthSample:
     """NumPy sample (HWC images, HW float32 depth-like maps) -> :class:`DepthSample` (CHW tensors).
 
-    Per-view maps follow ``keys.VIEW_KEYS``: images become (3, H, W) float32 in [0, 1] (uint8 ones
+    Per-view maps follow ``keys.VIEW_KEYS`` (and the temporal frames' ``image_f{k:+d}``,
+    ``keys.sample_views``): images become (3, H, W) float32 in [0, 1] (uint8 ones
     divided by 255); every depth-kind map (1, H, W) float32 with 0 where it is not finite or not > 0,
     and its validity mask (``valid``, ``hint_valid``, ...) is recomputed from the final values.
+    Relative poses ``pose_f{k:+d}`` become (4, 4) float32.
     """
     out: dict[str, Any] = {}
-    for vk in VIEW_KEYS:
-        for view in VIEWS:
-            key = vk.key(view)
-            if key not in sample:
-                continue
-            if vk.kind == "image":
-                image = np.ascontiguousarray(sample[key])
-                scale = 255.0 if image.dtype == np.uint8 else 1.0
-                out[key] = torch.from_numpy(image).permute(2, 0, 1).float().div_(scale)
-            else:
-                values = np.asarray(sample[key], dtype=np.float32)
-                valid = np.isfinite(values) & (values > 0)
-                out[key] = torch.from_numpy(np.where(valid, values, np.float32(0)))[None]
-                out[vk.valid_key(view)] = torch.from_numpy(valid)[None]
+    for key, vk, valid_key in sample_views(sample):
+        if vk.kind == "image":
+            image = np.ascontiguousarray(sample[key])
+            scale = 255.0 if image.dtype == np.uint8 else 1.0
+            out[key] = torch.from_numpy(image).permute(2, 0, 1).float().div_(scale)
+        else:
+            values = np.asarray(sample[key], dtype=np.float32)
+            valid = np.isfinite(values) & (values > 0)
+            out[key] = torch.from_numpy(np.where(valid, values, np.float32(0)))[None]
+            out[valid_key] = torch.from_numpy(valid)[None]
+    for key in sample:
+        if is_pose_key(key):  # pose_f{k:+d}: (4, 4) float32, target camera -> frame k's camera
+            out[key] = torch.as_tensor(np.asarray(sample[key], dtype=np.float32).reshape(4, 4))
     if "intrinsics" in sample:
         out["intrinsics"] = torch.as_tensor(np.asarray(sample["intrinsics"], dtype=np.float32))
     if "baseline_m" in sample:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -60,6 +60,62 @@ def read_split_list(path: str | os.PathLike, bad_lines: list[Problem] | None = N
             continue
         depth = None if fields[1] == "None" else fields[1].lstrip("/")
         entries.append(ListEntry(fields[0].lstrip("/"), depth, focal, source))
+    if problems and bad_lines is None:
+        raise DataError(problems)
+    if bad_lines is not None:
+        bad_lines.extend(problems)
+    return entries
+
+
+MONODEPTH2_SIDES = {"l": "image_02", "r": "image_03"}
+
+
+def is_monodepth2_list(path: str | os.PathLike) -> bool:
+    """Whether a split list is in Monodepth2's format (``<date>/<drive>_sync <frame index> <l|r>``,
+    ``nianticlabs/monodepth2`` splits/): its first non-blank line ends in ``l`` or ``r`` after an
+    integer. Decided per file, so one malformed line is reported in its own file's format."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"split list {path} does not exist")
+    with path.open() as file:
+        for line in file:
+            fields = line.split()
+            if fields:
+                return len(fields) == 3 and fields[2] in MONODEPTH2_SIDES and fields[1].isdigit()
+    return False
+
+
+def read_monodepth2_list(path: str | os.PathLike, image_ext: str = ".png",
+                         bad_lines: list[Problem] | None = None) -> list[ListEntry]:
+    """Parse a Monodepth2 KITTI raw split list: ``<date>/<date>_drive_<id>_sync <frame> <l|r>``.
+
+    Each line becomes the :class:`ListEntry` a BTS list would have: the image
+    ``<date>/<drive>/image_0{2|3}/data/<frame:010d><image_ext>``, the annotated depth
+    ``<drive>/proj_depth/groundtruth/image_0{2|3}/<frame:010d>.png`` and no focal (NaN: the
+    calibration has it). Odometry lists (``<sequence> <frame> <l|r>``) need the odometry tree and
+    are refused. Malformed lines are reported as :func:`read_split_list` does.
+    """
+    path = Path(path)
+    entries, problems = [], []
+    expected = "expected '<date>/<date>_drive_<id>_sync <frame index> <l|r>' (Monodepth2's KITTI raw format)"
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        source = f"{path}:{lineno}"
+        folder = PurePosixPath(fields[0]) if fields else None
+        if len(fields) != 3 or not fields[1].isdigit() or fields[2] not in MONODEPTH2_SIDES:
+            problems.append(Problem(LIST, str(path), f"{expected}, got {line.strip()!r}", source))
+            continue
+        if len(folder.parts) != 2:
+            what = "an odometry sequence (KITTI odometry tree: not read by data.kitti)" if fields[0].isdigit() else \
+                "not <date>/<drive>_sync"
+            problems.append(Problem(LIST, str(path), f"{fields[0]!r} is {what}; {expected}", source))
+            continue
+        camera, frame = MONODEPTH2_SIDES[fields[2]], f"{int(fields[1]):010d}"
+        drive = folder.parts[1]
+        entries.append(ListEntry(f"{folder.as_posix()}/{camera}/data/{frame}{image_ext}",
+                                 f"{drive}/proj_depth/groundtruth/{camera}/{frame}.png", float("nan"), source))
     if problems and bad_lines is None:
         raise DataError(problems)
     if bad_lines is not None:

@@ -28,6 +28,15 @@ every resize and crop. No intrinsics at all is fine for supervised training; a l
 that needs them refuses to start with one line (the module then does not provide ``intrinsics``).
 A stereo right view with a baseline (``right/`` and ``baseline_m``, or the columns) makes the
 module provide ``image_right`` and ``baseline_m`` for the stereo losses.
+
+Videos (``sequence: true`` with temporal ``frame_ids``, ``depthlab.data.keys``): the images of each
+subfolder (of ``rgb/``, or of the manifest's image paths) are the ordered frames of one video,
+sorted by file name; frame k of a sample is the image k places after it in its subfolder
+(``image_f{k:+d}``; with a right view, that frame's right view too, ``image_right_f{k:+d}``). A
+frame whose neighbours fall outside its video (the first and last ones) is not a target: it is left
+out of the split (one info line gives the count) but still serves as its neighbours' neighbour.
+Intrinsics are required (one camera for all frames of a sample). With ``val_fraction`` the held-out
+rows are drawn after this, so a training sample's neighbour may be a held-out row's image.
 """
 
 from __future__ import annotations
@@ -35,8 +44,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections import defaultdict
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal, Sequence
 
 import cv2
@@ -45,7 +55,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSample
 
 from depthlab.data.base import DepthFileDataset, FileDataModule, Split
 from depthlab.data.images import SizeGroupedBatchSampler, header_size
-from depthlab.data.keys import view_keys
+from depthlab.data.keys import STEREO_FRAME, check_frame_ids, frame_suffix, temporal_ids, view_keys
 from depthlab.data.stereo_hints import StereoHintsMixin, read_hints
 from depthlab.data.readers import DTYPE, LIST, MISSING, SIZE, UNREADABLE, read_rgb
 from depthlab.data.transforms import DepthAugment
@@ -72,6 +82,7 @@ class RGBDRow:
     baseline_m: float | None = None
     depth_scale: float | None = None
     key: str = ""  # the image's path relative to its folder or manifest, without suffix (names its hints)
+    neighbours: tuple[tuple[int, Path, Path | None], ...] = ()  # (k, image, right view) of frame k (videos)
 
 
 def read_depth_file(path: Path, depth_scale: float, source: str, invalid_value: float = 0.0,
@@ -249,6 +260,31 @@ def list_split(spec: str | Path, key: str) -> list[RGBDRow]:
     raise ConfigError(f"data.{key}: {path} does not exist (a folder with rgb/ and depth/, or a .csv/.jsonl manifest)")
 
 
+def with_neighbours(rows: Sequence[RGBDRow], frame_ids: Sequence[int | str], key: str) -> list[RGBDRow]:
+    """The rows that have every temporal neighbour of ``frame_ids`` in their video (see the module
+    docstring), each with its :attr:`RGBDRow.neighbours`; the others are left out, with one info line."""
+    videos: dict[str, list[RGBDRow]] = defaultdict(list)
+    for row in rows:
+        videos[PurePosixPath(row.key).parent.as_posix()].append(row)
+    offsets = temporal_ids(frame_ids)
+    kept = []
+    for frames in videos.values():
+        frames.sort(key=lambda r: PurePosixPath(r.key).name)
+        for i, row in enumerate(frames):
+            if all(0 <= i + k < len(frames) for k in offsets):
+                kept.append(replace(row, neighbours=tuple((k, frames[i + k].image, frames[i + k].right)
+                                                          for k in offsets)))
+    if not kept:
+        raise ConfigError(f"data.{key}: no frame has all its neighbours {list(offsets)} in its video "
+                          f"({len(videos)} videos of {len(rows)} frames)")
+    if len(kept) < len(rows):
+        from lightning.pytorch.utilities import rank_zero_info
+
+        rank_zero_info(f"data.{key}: {len(rows) - len(kept)} of {len(rows)} frames are not targets: their neighbours "
+                       f"{list(offsets)} fall outside their video ({len(videos)} videos)")
+    return kept
+
+
 def read_right(path: Path, left_shape: tuple[int, ...], source: str) -> np.ndarray:
     """The rectified right view, which must have its left image's size."""
     right = read_rgb(path, source)
@@ -322,6 +358,20 @@ class RGBDDataset(DepthFileDataset):
                                               row.depth_scale)
         if row.right is not None:
             sample["image_right"] = read_right(row.right, image.shape, row.source)
+        problems = []
+        for k, path, right in row.neighbours:
+            try:
+                frame = read_rgb(path, row.source)
+                if frame.shape != image.shape:
+                    raise DataError(Problem(SIZE, str(path), f"frame {k:+d} is {frame.shape[0]}x{frame.shape[1]}, "
+                                            f"its target {shape[0]}x{shape[1]}", row.source))
+                sample["image" + frame_suffix(k)] = frame
+                if row.right is not None:
+                    sample["image_right" + frame_suffix(k)] = read_right(right, image.shape, row.source)
+            except DataError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise DataError(problems)
         if row.intrinsics is not None:
             sample["intrinsics"] = np.asarray(row.intrinsics, dtype=np.float64)
         if row.baseline_m is not None:
@@ -361,6 +411,10 @@ class RGBDDataModule(StereoHintsMixin, FileDataModule):
         hints_root: Depth Hints folder for stereo rows (``depthlab hints precompute`` fills it,
             layout :data:`HINT_LAYOUT`; needs ``fx`` and ``baseline_m``): every sample then carries
             ``hint`` and ``hint_right``. None (default): no hints.
+        sequence: the images are videos (one per subfolder, frames in name order; see the module
+            docstring), for temporal ``frame_ids``.
+        frame_ids: the frames of each sample (``depthlab.data.keys``; default ``[0]``); temporal ids
+            need ``sequence: true``; ``s`` needs right views.
     """
 
     def __init__(
@@ -378,6 +432,8 @@ class RGBDDataModule(StereoHintsMixin, FileDataModule):
         split_seed: int = 0,
         eval_protocol: str | dict[str, Any] | None = None,
         hints_root: str | None = None,
+        sequence: bool = False,
+        frame_ids: list[int | str] | None = None,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 4,
@@ -407,12 +463,29 @@ class RGBDDataModule(StereoHintsMixin, FileDataModule):
         self.val_fraction, self.split_seed = val_fraction, split_seed
         self.eval_protocol = eval_protocol
         self.hints_root = hints_root
+        self.frame_ids = check_frame_ids([0] if frame_ids is None else frame_ids)
+        self.sequence = sequence
+        if temporal_ids(self.frame_ids) and not sequence:
+            raise ConfigError(f"data.frame_ids: temporal frames {list(temporal_ids(self.frame_ids))} need "
+                              "data.sequence: true (the images of each subfolder are the frames of one video)")
         self.has_crop = any(str(t.get("name", "")).endswith("Crop") for t in (train_transforms or []))
         self._rows: dict[str, list[RGBDRow]] = {}
         self._size_cache: dict[str, list[tuple[int, int]]] = {}
         self._split_rows: tuple[list[RGBDRow], list[RGBDRow]] | None = None
 
     # -- rows ------------------------------------------------------------------------------------
+
+    def _list(self, spec: str | Path, key: str) -> list[RGBDRow]:
+        """:func:`list_split`, then, for videos, the rows with all their neighbours (:func:`with_neighbours`)."""
+        rows = list_split(spec, key)
+        if not temporal_ids(self.frame_ids):
+            return rows
+        if self.intrinsics is None:
+            without = next((r for r in rows if r.intrinsics is None), None)
+            if without is not None:
+                raise ConfigError(f"data.intrinsics: video frames (data.frame_ids) need the camera, and {without.source} "
+                                  "has none: give data.intrinsics [fx, fy, cx, cy] or the fx..cy columns")
+        return with_neighbours(rows, self.frame_ids, key)
 
     def _complete(self, row: RGBDRow) -> RGBDRow:
         return replace(row, intrinsics=row.intrinsics or self.intrinsics,
@@ -436,9 +509,9 @@ class RGBDDataModule(StereoHintsMixin, FileDataModule):
             if self.paths["train"] is None:
                 raise ConfigError("data.train is not set: give a folder (rgb/ + depth/) or a .csv/.jsonl manifest")
             rows = self._held_out()[0] if self.paths["val"] is None and self.val_fraction > 0 else \
-                list_split(self.paths["train"], "train")
+                self._list(self.paths["train"], "train")
         else:
-            rows = list_split(self.paths[source], source)  # type: ignore[arg-type]
+            rows = self._list(self.paths[source], source)  # type: ignore[arg-type]
         rows = [self._complete(r) for r in rows]
         self._check_consistent(rows, split)
         self._rows[split] = rows
@@ -447,7 +520,7 @@ class RGBDDataModule(StereoHintsMixin, FileDataModule):
     def _held_out(self) -> tuple[list[RGBDRow], list[RGBDRow]]:
         """(train, held-out val) rows of ``train`` (listed once for both splits)."""
         if self._split_rows is None:
-            rows = list_split(self.paths["train"], "train")  # type: ignore[arg-type]
+            rows = self._list(self.paths["train"], "train")  # type: ignore[arg-type]
             count = max(1, int(round(len(rows) * self.val_fraction)))
             if count >= len(rows):
                 raise ConfigError(f"data.val_fraction {self.val_fraction} of {len(rows)} training rows leaves none to "
@@ -484,10 +557,12 @@ class RGBDDataModule(StereoHintsMixin, FileDataModule):
     @property
     def provides(self) -> frozenset[str]:
         camera, stereo, baseline, depth = self._keys()
+        if STEREO_FRAME in self.frame_ids and not stereo:
+            raise ConfigError("data.frame_ids: 's' (the stereo view) needs right views (right/ or the right column)")
         # a stereo sample's right view gets an all-zero depth map (no measurement): keys.complete_stereo_pairs;
         # a manifest without depth (stereo self-supervision) provides none
         names = ["image"] + ["depth"] * depth + ["hint"] * (self.hints_root is not None)
-        keys = view_keys(names, stereo=stereo) | {"index", "name"}
+        keys = view_keys(names, stereo=stereo, frame_ids=self.frame_ids) | {"index", "name"}
         return keys | ({"intrinsics"} if camera else set()) | ({"baseline_m"} if baseline else set())
 
     def check_splits(self) -> list[Split]:

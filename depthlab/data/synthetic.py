@@ -25,13 +25,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 
 from depthlab.data.batch import DepthSample
-from depthlab.data.keys import view_keys
+from depthlab.data.keys import STEREO_FRAME, check_frame_ids, frame_keys, frame_suffix, temporal_ids, view_keys
 from depthlab.data.loading import Split, SplitDataModule
 from depthlab.data.pipeline import SampleDataset, to_tensors
 from depthlab.data.stereo_hints import StereoHintsMixin, read_hints
@@ -200,16 +200,24 @@ def _shade(scene: Scene, points: np.ndarray, surface: np.ndarray, normal: np.nda
     return np.clip(albedo * lambert[:, None], 0.0, 1.0)
 
 
-def render_view(scene: Scene, cfg: SceneConfig, offset_x_m: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Render the camera displaced by ``offset_x_m`` along its own x axis.
+def render_view(scene: Scene, cfg: SceneConfig, offset_x_m: float = 0.0,
+                camera: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Render the camera displaced by ``offset_x_m`` along its own x axis; ``camera`` (4, 4), if
+    given, places it first: the camera-to-target-camera motion of a video frame (see
+    :func:`frame_camera`), so the rendered camera is ``camera`` then the x offset.
 
     Returns RGB (H, W, 3) float32 in [0, 1] and z-depth (H, W) float32 in metres.
     """
     fx, fy, cx, cy = cfg.intrinsics
     v, u = np.mgrid[0 : cfg.height, 0 : cfg.width].astype(np.float64)
     dirs_cam = np.stack([(u - cx) / fx, (v - cy) / fy, np.ones_like(u)], axis=-1).reshape(-1, 3)
-    dirs = dirs_cam @ scene.rotation.T
-    origin = scene.rotation @ np.array([offset_x_m, 0.0, 0.0])
+    if camera is None:
+        dirs = dirs_cam @ scene.rotation.T
+        origin = scene.rotation @ np.array([offset_x_m, 0.0, 0.0])
+    else:  # world <- target camera <- this camera
+        rotation = scene.rotation @ camera[:3, :3]
+        dirs = dirs_cam @ rotation.T
+        origin = scene.rotation @ (camera[:3, :3] @ np.array([offset_x_m, 0.0, 0.0]) + camera[:3, 3])
     t, surface, normal = _intersect(scene, origin, dirs)
     points = origin + t[:, None] * dirs
     rgb = _shade(scene, points, surface, normal)
@@ -226,10 +234,46 @@ HINT_KEYS = view_keys(["hint"], stereo=True)
 HINT_LAYOUT = "<split>/image_0{2,3}/<index:06d>.npy"
 
 
-def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int) -> dict[str, Any]:
+#: The trajectory of a sample's video: speed (metres per frame) and turn (degrees per frame) ranges.
+SPEED_M = (0.1, 0.2)
+TURN_DEG = (0.5, 2.0)
+MAX_FRAME_OFFSET = 2  # the room's back wall is >= 0.5 m behind the target camera: 2 x 0.2 m stays inside
+
+
+def sample_trajectory(seed: int, split: Split, index: int) -> tuple[float, float]:
+    """(speed in metres per frame, yaw in radians per frame) of the (seed, split, index)-th video:
+    forward at U(SPEED_M), turning by U(TURN_DEG) to either side, from the sample's own random
+    stream (the scene and its target frame are the same with or without video frames)."""
+    rng = np.random.default_rng([seed, _SPLIT_ID[split], index, 13])
+    speed = rng.uniform(*SPEED_M)
+    yaw = math.radians(rng.uniform(*TURN_DEG)) * (1 if rng.random() < 0.5 else -1)
+    return float(speed), float(yaw)
+
+
+def frame_camera(speed: float, yaw: float, k: int) -> np.ndarray:
+    """Frame k's camera in the target camera's frame, (4, 4) float64 (camera -> target camera): a
+    steady turn about the camera's y axis (down; positive yaw turns right, towards +x) while driving
+    forward, so frame k has turned by ``k yaw`` and sits on the chord of the arc,
+    ``k speed (sin(k yaw / 2), 0, cos(k yaw / 2))``."""
+    angle = k * yaw
+    c, s = math.cos(angle), math.sin(angle)
+    camera = np.eye(4)
+    camera[:3, :3] = [[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]
+    camera[:3, 3] = k * speed * np.array([math.sin(angle / 2), 0.0, math.cos(angle / 2)])
+    return camera
+
+
+def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int,
+                  frame_ids: Sequence[int | str] = (0,)) -> dict[str, Any]:
     """The (seed, split, index)-th stereo sample as NumPy arrays, what a data set's ``load`` returns
     (images (H, W, 3) float32 in [0, 1], depth (H, W) float32 metres, 0 where invalid). Both views
-    have ground truth, with the same range and density rules."""
+    have ground truth, with the same range and density rules.
+
+    Temporal ``frame_ids`` (non-zero k, ``depthlab.data.keys``) add frame k of the sample's video
+    (:func:`sample_trajectory`, :func:`frame_camera`): ``image_f{k:+d}`` and ``pose_f{k:+d}``
+    (target camera -> frame k's camera); with ``"s"`` among them the right camera's frames
+    ``image_right_f{k:+d}`` too, and without it no right view at all (a monocular video sample).
+    ``frame_ids`` of ``[0]`` or ``[0, "s"]`` give exactly the stereo sample of old."""
     rng = np.random.default_rng([seed, _SPLIT_ID[split], index])
     scene = sample_scene(cfg, rng)
     views = {"": render_view(scene, cfg, 0.0), "_right": render_view(scene, cfg, cfg.baseline_m)}
@@ -243,6 +287,20 @@ def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int) -> dict
     sample["intrinsics"] = np.array(cfg.intrinsics, dtype=np.float32)
     sample["baseline_m"] = np.float32(cfg.baseline_m)
     sample["index"] = index
+    temporal = temporal_ids(frame_ids)
+    if temporal:
+        stereo = STEREO_FRAME in frame_ids
+        if not stereo:
+            for key in ("image_right", "depth_right", "baseline_m"):
+                del sample[key]
+        speed, yaw = sample_trajectory(seed, split, index)
+        for k in temporal:
+            camera = frame_camera(speed, yaw, k)
+            suffix = frame_suffix(k)
+            sample["image" + suffix] = render_view(scene, cfg, 0.0, camera)[0]
+            if stereo:
+                sample["image_right" + suffix] = render_view(scene, cfg, cfg.baseline_m, camera)[0]
+            sample["pose" + suffix] = np.linalg.inv(camera).astype(np.float32)
     return sample
 
 
@@ -318,7 +376,8 @@ class SyntheticStereoDataset(SampleDataset):
 
     def __init__(self, cfg: SceneConfig, split: Split, length: int, seed: int = 0,
                  hints: Path | str | None = None, scale_range: tuple[float, float] | None = None,
-                 cache: bool = False, augment: DepthAugment | None = None) -> None:
+                 cache: bool = False, augment: DepthAugment | None = None,
+                 frame_ids: Sequence[int | str] = (0,)) -> None:
         if split not in _SPLIT_ID:
             raise ValueError(f"split must be one of {list(_SPLIT_ID)}, got {split!r}")
         if isinstance(hints, str) and hints != "on_the_fly":
@@ -326,6 +385,7 @@ class SyntheticStereoDataset(SampleDataset):
         super().__init__(augment)
         self.cfg, self.split, self.length, self.seed, self.hints = cfg, split, length, seed, hints
         self.scale_range = scale_range
+        self.frame_ids = tuple(frame_ids)
         self._cache: dict[int, dict[str, Any]] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -340,11 +400,16 @@ class SyntheticStereoDataset(SampleDataset):
     def load(self, index: int) -> dict[str, Any]:
         if self._cache is not None and index in self._cache:
             return dict(self._cache[index])
-        sample = render_arrays(self.cfg, self.seed, self.split, index)
+        sample = render_arrays(self.cfg, self.seed, self.split, index, frame_ids=self.frame_ids)
         if self.scale_range is not None:
             s = scene_scale(self.scale_range, self.seed, self.split, index)
             for key in ("depth", "depth_right", "baseline_m"):
-                sample[key] = sample[key] * np.float32(s)
+                if key in sample:
+                    sample[key] = sample[key] * np.float32(s)
+            for k in temporal_ids(self.frame_ids):  # the camera's motion scales with the world
+                pose = sample["pose" + frame_suffix(k)].copy()
+                pose[:3, 3] *= np.float32(s)
+                sample["pose" + frame_suffix(k)] = pose
         if self.hints is not None:
             sample.update(self._hints(sample, index))
         if self._cache is not None:
@@ -386,6 +451,12 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         cache: keep every rendered sample in memory (about 0.3 MB at 96x128), so each is rendered
             once: for small training sets run many epochs, with ``num_workers: 0`` (worker
             processes would each fill, and at every epoch's end lose, their own copy).
+        frame_ids: the frames of each sample (``depthlab.data.keys``; default ``[0]``: today's
+            stereo sample). Temporal ids k (|k| <= 2) add frame k of a short video of the scene:
+            the camera drives forward 0.1-0.2 m a frame turning 0.5-2 degrees a frame (drawn per
+            sample), ``image_f{k:+d}`` and the ground-truth ``pose_f{k:+d}`` (target camera ->
+            frame k's camera). With temporal ids the right view (and the right camera's frames)
+            come only with ``"s"``: ``[0, -1, 1]`` is a monocular video, ``[0, -1, 1, s]`` MS.
         train_transforms, eval_transforms: augmentation lists, as for the file data modules (see
             :mod:`depthlab.data.transforms`; e.g. ``{name: HorizontalFlip}`` mirrors a pair and
             swaps its views). Each sample's draw is its own (:func:`augment_seed`): a sample is the
@@ -414,10 +485,19 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         hints_on_the_fly: bool = False,
         scale_range: tuple[float, float] | None = None,
         cache: bool = False,
+        frame_ids: list[int | str] | None = None,
         train_transforms: list[dict[str, Any]] | None = None,
         eval_transforms: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
+        self.frame_ids = check_frame_ids([0] if frame_ids is None else frame_ids)
+        far = [k for k in temporal_ids(self.frame_ids) if abs(k) > MAX_FRAME_OFFSET]
+        if far:
+            raise ConfigError(f"data.frame_ids: procedural videos reach {MAX_FRAME_OFFSET} frames from the target "
+                              f"(the camera would leave the room), got {far[0]}")
+        if temporal_ids(self.frame_ids) and (hints_root is not None or hints_on_the_fly):
+            raise ConfigError("data.frame_ids: video frames are not combined with Depth Hints (hints are of stereo "
+                              "pairs; give frame_ids [0] or drop the hints)")
         if scale_range is not None:
             if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1]:
                 raise ConfigError(f"data.scale_range: expected [low, high] with 0 < low <= high, got {list(scale_range)}")
@@ -442,13 +522,18 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
     @property
     def provides(self) -> frozenset[str]:
         with_hints = self.hints_root is not None or self.hints_on_the_fly
+        if temporal_ids(self.frame_ids):
+            stereo = STEREO_FRAME in self.frame_ids
+            return (view_keys(["image", "depth"], stereo=stereo, frame_ids=self.frame_ids, poses=True)
+                    | {"intrinsics", "index"} | ({"baseline_m"} if stereo else set()))
         return SAMPLE_KEYS | HINT_KEYS if with_hints else SAMPLE_KEYS
 
     def dataset(self, split: Split) -> SyntheticStereoDataset:
         hints: Path | str | None = "on_the_fly" if self.hints_on_the_fly else self.hints_folder()
         augment = self.train_augment if split == "train" else self.eval_augment
         return SyntheticStereoDataset(self.scene, split, self.sizes[split], self.seed, hints,
-                                      scale_range=self.scale_range, cache=self.cache, augment=augment)
+                                      scale_range=self.scale_range, cache=self.cache, augment=augment,
+                                      frame_ids=self.frame_ids)
 
     # -- Depth Hints (depthlab hints precompute) ---------------------------------------------------------
     @property

@@ -17,6 +17,11 @@ as ``depth`` below. Rules the pipeline enforces:
   depth-kind map present for one view only gets zeros for the other (no value there) so that the
   swap is defined.
 - :class:`EigenScale` resizes by s and divides depth by s (Eigen et al. 2014, section 3.3).
+- Video frames (``image_f{k:+d}``, ``depthlab.data.keys``) are extra image targets: the same
+  geometric and photometric draw as the target (Monodepth2: one colour jitter and one flip per
+  sample), mirrored in place; a stereo flip swaps them with the right camera's (``image_right_f*``),
+  as it swaps the target's views. Relative poses ``pose_f{k:+d}`` follow the camera:
+  mirrored by a flip, translation divided by EigenScale's s, conjugated by a rotation.
 - :class:`Rotate` masks the border it brings in (depth 0 there).
 
 Mean/std normalisation is *not* done here: images stay in [0, 1] and every network normalises with
@@ -50,7 +55,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from albumentations.core.transforms_interface import ImageOnlyTransform  # noqa: E402
 
-from depthlab.data.keys import ALBUMENTATIONS_TARGETS, STEREO_PAIRS, complete_stereo_pairs  # noqa: E402
+from depthlab.data.keys import (  # noqa: E402
+    ALBUMENTATIONS_TARGETS, STEREO_PAIRS, albumentations_targets, complete_stereo_pairs, frame_stereo_pairs,
+    is_pose_key,
+)
 from depthlab.depth_ops import scale_intrinsics  # noqa: E402
 from depthlab.errors import ConfigError  # noqa: E402
 
@@ -80,6 +88,22 @@ def _scale_camera(data: dict[str, Any], sx: float, sy: float) -> None:
         data["intrinsics"] = np.array(scale_intrinsics(k, sx, sy))
 
 
+def _conjugate_poses(data: dict[str, Any], rotation: np.ndarray) -> None:
+    """The new camera sees X' = R X: every ``pose_f*`` (target -> frame k) becomes R P R^T."""
+    r = np.eye(4)
+    r[:3, :3] = rotation
+    for key in [k for k in data if is_pose_key(k)]:
+        data[key] = (r @ np.asarray(data[key], dtype=np.float64) @ r.T).astype(np.float32)
+
+
+def _scale_poses(data: dict[str, Any], scale: float) -> None:
+    """A scene shrunk by 1/scale (EigenScale): every ``pose_f*`` translation divided by scale."""
+    for key in [k for k in data if is_pose_key(k)]:
+        pose = np.array(data[key], dtype=np.float64)
+        pose[:3, 3] /= scale
+        data[key] = pose.astype(np.float32)
+
+
 def _reject(name: str, kwargs: dict[str, Any], key: str, allowed: Sequence[Any], why: str) -> None:
     if key in kwargs and kwargs[key] not in allowed:
         raise ConfigError(f"transform {name}: {key}={kwargs[key]!r} is not allowed ({why})")
@@ -101,7 +125,10 @@ class HorizontalFlip(A.HorizontalFlip):
     """Mirror left-right; a stereo pair's views (and all their per-view maps) are swapped as well.
 
     Mirroring a rectified pair turns the right view into a left view: new left = flip(old right),
-    new right = flip(old left), with the same positive baseline. cx becomes W - 1 - cx.
+    new right = flip(old left), with the same positive baseline. cx becomes W - 1 - cx. Temporal
+    frames (``image_f{k:+d}``) are mirrored, swapped with the right camera's (``image_right_f*``) in
+    a stereo sample, and their poses mirrored: P' = S P S with S = diag(-1, 1, 1) (x -> -x in both
+    cameras), after moving them to the right camera in a stereo sample (``depthlab.data.keys``).
     """
 
     def apply_with_params(self, params: dict[str, Any], *args: Any, **data: Any) -> dict[str, Any]:
@@ -112,12 +139,21 @@ class HorizontalFlip(A.HorizontalFlip):
             k[2] = width - 1 - k[2]
             out["intrinsics"] = k
         if "image_right" in out:
-            for left, right in STEREO_PAIRS:
+            for left, right in [*STEREO_PAIRS, *frame_stereo_pairs(out)]:
                 if (left in out) != (right in out):
                     raise ValueError(f"HorizontalFlip: a stereo sample with {left if left in out else right} "
                                      f"needs {right if left in out else left} too (zeros if unknown) to swap views")
                 if left in out:
                     out[left], out[right] = out[right], out[left]
+            poses = [key for key in out if is_pose_key(key)]
+            if poses:  # the right camera becomes the target: its motion is T(-b) P T(b)
+                if "baseline_m" not in out:
+                    raise ValueError(f"HorizontalFlip: a stereo sample with {poses[0]} needs baseline_m to swap views")
+                shift = np.eye(4)
+                shift[0, 3] = float(out["baseline_m"])
+                for key in poses:
+                    out[key] = (np.linalg.inv(shift) @ np.asarray(out[key], dtype=np.float64) @ shift).astype(np.float32)
+        _conjugate_poses(out, np.diag([-1.0, 1.0, 1.0]))
         return out
 
 
@@ -176,12 +212,22 @@ class Rotate(A.Rotate):
     A rotation in the image plane about the optical axis keeps every point's z-depth, so the depth
     values move unchanged. ``intrinsics`` are left as they are (exact when the principal point is
     the image centre; a rotated camera has no (fx, fy, cx, cy) form otherwise); a rotated stereo
-    pair is no longer rectified, so leave rotation out when training from stereo.
+    pair is no longer rectified, so leave rotation out when training from stereo. Poses
+    ``pose_f*`` are conjugated by the rotation about the optical axis (exact under the same
+    condition, with fx = fy).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # warpAffine's nearest rounds the source coordinate (no half-pixel shift, unlike cv2.resize).
         super().__init__(*args, **_nearest_masks("Rotate", _constant_border("Rotate", kwargs), cv2.INTER_NEAREST))
+
+    def apply_with_params(self, params: dict[str, Any], *args: Any, **data: Any) -> dict[str, Any]:
+        out = super().apply_with_params(params, *args, **data)
+        linear = np.asarray(params["matrix"], dtype=np.float64)[:2, :2]  # source -> output pixel offsets
+        angle = np.arctan2(linear[1, 0], linear[0, 0])
+        c, s = np.cos(angle), np.sin(angle)
+        _conjugate_poses(out, np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]))
+        return out
 
 
 class EigenScale(A.DualTransform):
@@ -220,6 +266,7 @@ class EigenScale(A.DualTransform):
         _scale_camera(out, width / shape[1], height / shape[0])
         if "baseline_m" in out:
             out["baseline_m"] = float(out["baseline_m"]) / scale
+        _scale_poses(out, scale)
         return out
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
@@ -304,6 +351,7 @@ class DepthAugment:
 
     def __init__(self, transforms: Sequence[A.BasicTransform | A.BaseCompose]) -> None:
         self.compose = A.Compose(list(transforms), additional_targets=dict(TARGETS), p=1.0)
+        self._targets = dict(TARGETS)
         self._seeded_for: tuple[int, int] | None = None
 
     @classmethod
@@ -326,6 +374,10 @@ class DepthAugment:
         else:
             self.compose.set_random_seed(seed % 2**32)
             self._seeded_for = None  # the worker's own stream is reseeded at its next use
+        new_targets = {k: v for k, v in albumentations_targets(sample).items() if k not in self._targets}
+        if new_targets:  # temporal frames (image_f-1, ...): targets are declared as samples bring them
+            self.compose.add_targets(new_targets)
+            self._targets.update(new_targets)
         return self.compose(**complete_stereo_pairs(sample))
 
     def __repr__(self) -> str:

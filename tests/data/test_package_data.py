@@ -27,9 +27,13 @@ def test_every_package_and_every_split_file_is_in_the_wheel():
     assert "base.yaml" in configs and "experiments/silog_sqrt/experiment.yaml" in configs
     assert [n for n in configs if not any(fnmatch.fnmatch(n, p) for p in config_patterns)] == []
     patterns = setuptools["package-data"][SPLITS_PACKAGE]
-    shipped = sorted(p.name for p in (REPO / SHIPPED_SPLITS).iterdir() if p.is_file())
+    shipped = sorted(p.relative_to(REPO / SHIPPED_SPLITS).as_posix() for p in (REPO / SHIPPED_SPLITS).rglob("*")
+                     if p.is_file())
     assert "eigen_test_files_with_gt.txt" in shipped and "splits.mat" in shipped
-    assert [name for name in shipped if not any(fnmatch.fnmatch(name, p) for p in patterns)] == []
+    assert "monodepth2/eigen_zhou/train_files.txt" in shipped
+    # setuptools' package-data globs do not cross "/" with "*": each nested file needs its own pattern
+    assert [name for name in shipped if not any(fnmatch.fnmatch(name, p) and name.count("/") == p.count("/")
+                                                 for p in patterns)] == []
 
 
 def test_a_config_path_resolves_from_outside_the_checkout(tmp_path, monkeypatch):
@@ -55,3 +59,29 @@ def test_an_installed_wheel_finds_its_package_data(tmp_path, monkeypatch):
     local.parent.mkdir(parents=True)
     local.write_text("")
     assert resolve_path("data/splits/eigen_test_files_with_gt.txt") == Path("data/splits/eigen_test_files_with_gt.txt")
+
+
+MONODEPTH2_LISTS = {  # data/splits/README.md (Monodepth2's splits/ at commit b676244)
+    "eigen_zhou/train_files.txt": 39810, "eigen_zhou/val_files.txt": 4424,
+    "eigen_full/train_files.txt": 45200, "eigen_full/val_files.txt": 1776,
+    "eigen/test_files.txt": 697, "eigen_benchmark/test_files.txt": 652,
+    "odom/train_files.txt": 36671, "odom/val_files.txt": 4075,
+    "odom/test_files_09.txt": 1590, "odom/test_files_10.txt": 1200,
+}
+
+
+def test_monodepth2_lists_ship_whole_and_eigen_zhou_parses(tmp_path, monkeypatch):
+    from depthlab.data.readers import is_monodepth2_list, read_monodepth2_list
+
+    folder = REPO / SHIPPED_SPLITS / "monodepth2"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.txt")) == sorted(MONODEPTH2_LISTS)
+    for name, count in MONODEPTH2_LISTS.items():
+        assert len((folder / name).read_text().splitlines()) == count, name
+    for name in ("eigen_zhou/train_files.txt", "eigen_zhou/val_files.txt"):
+        path = folder / name
+        assert is_monodepth2_list(path)
+        entries = read_monodepth2_list(path)  # raises on any malformed line
+        assert len(entries) == MONODEPTH2_LISTS[name]
+        assert {e.rgb.split("/")[2] for e in entries} == {"image_02", "image_03"}
+    monkeypatch.chdir(tmp_path)  # found from anywhere, as the other shipped lists
+    assert resolve_path("data/splits/monodepth2/eigen_zhou/train_files.txt") == folder / "eigen_zhou/train_files.txt"

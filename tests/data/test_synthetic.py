@@ -160,7 +160,7 @@ def test_cache_renders_each_sample_once(monkeypatch):
 
     calls = []
     real = synthetic.render_arrays  # what the data set's load() renders with
-    monkeypatch.setattr(synthetic, "render_arrays", lambda *a: calls.append(a[-1]) or real(*a))
+    monkeypatch.setattr(synthetic, "render_arrays", lambda *a, **kw: calls.append(a[3]) or real(*a, **kw))
     dataset = synthetic.SyntheticDataModule(height=16, width=24, train_size=3, cache=True).dataset("train")
     first = [dataset[i] for i in range(3)]
     again = [dataset[i] for i in range(3)]
