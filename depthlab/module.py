@@ -16,6 +16,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from depthlab import losses, models
+from depthlab import pose as pose_models
 from depthlab.data.batch import DepthSample
 from depthlab.errors import ConfigError
 from depthlab.eval import build_protocol
@@ -77,6 +78,12 @@ class DepthModule(L.LightningModule):
             y, freeze_steps: n, name: label}]`` (``re.search`` on names such as
             ``net.decoder.0.conv.weight``; the first matching rule wins, the encoder's after these).
             The groups are logged at the start of ``fit``.
+        pose_net: monocular video training (Monodepth2's M and MS): a pose network of the
+            ``depthlab.pose_models`` group (``monodepth2``, or a mapping with its arguments) that
+            predicts the camera motion from the target frame to each temporal source frame the
+            objective warps (``frame_ids`` of ``photometric``/``depth_hints``); its poses reach the
+            losses as ``DepthOutput.poses``. Saved in the same checkpoint; never exported or used
+            by ``predict`` (depth only).
         log_images: how many image | ground truth | prediction panels to log per validation.
         loss_min_depth: metres; ground truth at or below it is also left out of the loss (not of
             the metrics). BTS trains on gt > 0.1 m (NYU) and > 1.0 m (KITTI); ``null``: no extra
@@ -126,6 +133,7 @@ class DepthModule(L.LightningModule):
         param_groups: list[dict[str, Any]] | None = None,
         log_images: int = 4,
         eval_protocol: str | dict[str, Any] = "none",
+        pose_net: str | dict[str, Any] | None = None,
         loss_min_depth: float | None = None,
         max_nonfinite: int = 10,
         lr_scaling: Literal["none", "linear"] = "none",
@@ -149,6 +157,9 @@ class DepthModule(L.LightningModule):
         self.save_hyperparameters()
         self.net = models.build(net, min_depth=max(min_depth, 1e-3), max_depth=max_depth)
         self.loss = losses.build_objective(loss)
+        # monocular video: the camera motion to each temporal source frame the objective warps
+        self.pose_net = None if pose_net is None else pose_models.build(pose_net)
+        self._frames = sorted({k for term in self.loss.terms.values() for k in getattr(term, "temporal", ())})
         self.protocol = build_protocol(eval_protocol, min_depth=min_depth, max_depth=max_depth)
         self.evaluator = Evaluator(self.protocol, list(self.loss.terms))
         # the evaluator of each stage: the model's, or one for a data module's own protocol (setup)
@@ -192,6 +203,8 @@ class DepthModule(L.LightningModule):
         self._set_protocols(datamodule, ("val",) if stage in ("fit", "validate") else ("test",))
         provides = getattr(datamodule, "provides", None)
         outputs = models.provides(self.net)
+        if outputs is not None and self.pose_net is not None:
+            outputs = outputs | {"poses"}
         self.loss.check_requirements(None, outputs, f"network {type(self.net).__name__}")
         if outputs is not None and RELATIVE in outputs:  # evaluation must align a relative prediction
             for name in ("val",) if stage in ("fit", "validate") else ("test",):
@@ -259,6 +272,7 @@ class DepthModule(L.LightningModule):
         safe once before any loss sees it (:func:`~depthlab.losses.base.safe_batch`: 1 m at masked
         ground truth and missing hints).
         """
+        out = self.with_poses(out, batch)
         if not self._requirements_checked:  # a data module that declares nothing: check the first batch
             self.loss.check_requirements(batch.keys(), None, "the batch")
             self.loss.check_requirements(None, out.available(), f"network {type(self.net).__name__}")
@@ -266,6 +280,21 @@ class DepthModule(L.LightningModule):
         if mask is None:
             mask = self.loss_mask(batch) if "depth" in batch else torch.zeros_like(out.prediction, dtype=torch.bool)
         return self.loss(out, safe_batch(batch, {"depth": mask}), mask)
+
+    def with_poses(self, out: DepthOutput, batch: DepthSample) -> DepthOutput:
+        """``out`` with the pose network's motion to each temporal frame the objective warps
+        (Monodepth2: the pair in temporal order, inverted for frames before the target)."""
+        if self.pose_net is None or not self._frames or out.poses is not None:
+            return out
+        from dataclasses import replace
+
+        from depthlab.data.keys import frame_suffix
+
+        target, poses = batch["image"], {}
+        for k in self._frames:
+            source = batch["image" + frame_suffix(k)]
+            poses[k] = self.pose_net.pose(source, target, invert=True) if k < 0 else self.pose_net.pose(target, source)
+        return replace(out, poses=poses)
 
     # --- steps --------------------------------------------------------------------------------
 

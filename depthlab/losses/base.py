@@ -201,8 +201,11 @@ class WeightedSum(nn.Module):
                 missing = sorted(set(needed) - set(have))
                 if missing:
                     hint = (
-                        "use a data module that provides it (e.g. stereo data for stereo losses)"
+                        "use a data module that provides it (e.g. stereo data for stereo losses, "
+                        "data.frame_ids: [0, -1, 1] for video frames)"
                         if what == "batch key"
+                        else "set model.pose_net (e.g. monodepth2): temporal frames are warped with its poses"
+                        if missing[0] == "poses"
                         else "configure the network to predict it (e.g. model.net.uncertainty: true for log_variance, "
                         "model.net.output: inverse_depth)"
                     )

@@ -67,7 +67,13 @@ from torch import Tensor
 
 from depthlab.errors import ConfigError
 from depthlab.depth_ops import resize_depth
-from depthlab.geometry import depth_to_disparity, reprojection_error, stereo_calibration, warp_horizontal
+from depthlab.geometry import (
+    depth_to_disparity,
+    reprojection_error,
+    stereo_calibration,
+    warp_horizontal,
+    warp_with_pose,
+)
 from depthlab.losses.base import DepthLoss, fill_invalid, masked_mean
 from depthlab.losses.uncertainty import log_depth_nll
 from depthlab.models.output import DepthOutput
@@ -257,6 +263,12 @@ class DepthHintsLoss(DepthLoss):
             break ties (0.0 default: ties go to the warp deterministically; monodepth2 and
             depth-hints add 1e-5). Drawn from a generator seeded with ``seed`` on the tensors' device.
         seed: the seed of that generator (its state advances with every draw).
+        frame_ids: the views of the sample that rebuild the target (0): ``s`` the stereo view
+            (default ``[0, s]``: stereo training), non-zero integers k the temporal neighbours
+            ``image_f{k:+d}`` warped with the pose network's ``out.poses[k]`` and the target's
+            ``intrinsics`` (:func:`depthlab.geometry.warp_with_pose`). Monodepth2's M is
+            ``[0, -1, 1]``, its MS ``[0, -1, 1, s]``. All sources are candidates of one per-pixel
+            minimum (their identities too, with ``automask``); the hint warps the stereo view.
     """
 
     def __init__(
@@ -269,8 +281,16 @@ class DepthHintsLoss(DepthLoss):
         inside_mask: bool = True,
         identity_noise: float = 0.0,
         seed: int = 0,
+        frame_ids: Sequence[int | str] = (0, "s"),
     ) -> None:
         super().__init__()
+        from depthlab.data.keys import STEREO_FRAME, check_frame_ids, frame_suffix, temporal_ids
+
+        frame_ids = check_frame_ids(list(frame_ids), f"{type(self).__name__} frame_ids")
+        self.frame_ids = frame_ids
+        self.temporal = temporal_ids(frame_ids)
+        self.stereo = STEREO_FRAME in frame_ids
+        self._frame_keys = {k: "image" + frame_suffix(k) for k in self.temporal}
         if mode not in MODES:
             raise ConfigError(f"depth_hints: mode must be one of {', '.join(MODES)}, got {mode!r}")
         if automask_average not in AVERAGES:
@@ -289,10 +309,18 @@ class DepthHintsLoss(DepthLoss):
         self.seed = seed
         self._generators: dict[torch.device, torch.Generator] = {}
         photometric = mode in ("self", "sum", "hint")
-        self.requires = frozenset(
-            (STEREO_KEYS if photometric else {"image"}) | ({"hint", "hint_valid"} if mode != "self" else set())
-        )
-        self.requires_output = frozenset({"depth", "log_variance"} if mode == "hard_uncertainty" else {"depth"})
+        if photometric and not (self.temporal or self.stereo):
+            raise ConfigError(f"depth_hints: frame_ids {list(frame_ids)} name no source view: add 's' (the stereo "
+                              "view) or temporal neighbours such as -1, 1")
+        if mode in ("sum", "hint") and not self.stereo:
+            raise ConfigError(f"depth_hints: mode {mode} warps the stereo view with the hint: frame_ids needs 's'")
+        keys = {"image"}
+        if photometric:
+            keys |= (STEREO_KEYS if self.stereo else set()) | set(self._frame_keys.values())
+            keys |= {"intrinsics"} if self.temporal else set()
+        self.requires = frozenset(keys | ({"hint", "hint_valid"} if mode != "self" else set()))
+        outputs = {"depth", "log_variance"} if mode == "hard_uncertainty" else {"depth"}
+        self.requires_output = frozenset(outputs | ({"poses"} if photometric and self.temporal else set()))
 
     def _noise(self, like: Tensor) -> Tensor:
         """identity_noise * N(0, 1) of ``like``'s shape, from this loss's seeded generator on its device."""
@@ -318,22 +346,24 @@ class DepthHintsLoss(DepthLoss):
             return log_depth_nll(depths[0], hint, out.log_variance, valid, "laplace"), stats
 
         # the candidates that do not depend on the scale: computed once, at full resolution
-        identity = identity_error(batch, out.depth.dtype) if self.automask else None
+        identities = self._identities(batch, out.depth.dtype) if self.automask else []
         fixed: list[Candidate] = []
         if self.mode == "hint":
             error, inside = hint_error(batch, hint, valid)
             fixed.append(Candidate("hint", "hint", error, valid & inside if self.inside_mask else valid))
         terms, used, insides, masked = [], [], [], []
         for depth in depths:
-            error, inside = warp_error(depth, batch)
-            insides.append(inside.float().mean())
-            candidates = [Candidate("warp", "prediction", error, inside if self.inside_mask else None), *fixed]
-            if identity is not None:
+            candidates = []
+            for name, error, inside in self._warps(depth, batch, out):
+                insides.append(inside.float().mean())
+                candidates.append(Candidate(name, "prediction", error, inside if self.inside_mask else None))
+            candidates += fixed
+            for name, identity in identities:  # Monodepth2 adds its tie-break noise to every identity error
                 noisy = identity + self._noise(identity) if self.identity_noise else identity
-                candidates.append(Candidate("identity", "identity", noisy))
+                candidates.append(Candidate(name, "identity", noisy))
             selection = select_minimum(candidates)
             term = photometric_term(selection, self.automask_average)
-            if identity is not None:
+            if identities:
                 masked.append((selection.valid & selection.wins("identity")).float().mean())
             use = valid if self.mode == "sum" else selection.wins("hint") if self.mode == "hint" else None
             if use is not None:
@@ -347,9 +377,42 @@ class DepthHintsLoss(DepthLoss):
             stats["hint_fraction"] = torch.stack(used).mean().detach()
         return torch.stack(terms).mean(), stats
 
+    def _sources(self) -> list[int | str]:
+        """The source views in Monodepth2's order: the temporal frames as listed, then 's'."""
+        return [*self.temporal, *(["s"] if self.stereo else [])]
+
+    def _identities(self, batch: Mapping[str, Any], dtype: torch.dtype) -> list[tuple[str, Tensor]]:
+        """Each unwarped source's reprojection error as the target (auto-masking), once per batch."""
+        out = []
+        for k in self._sources():
+            if k == "s":
+                out.append(("identity_s", identity_error(batch, dtype)))
+            else:
+                compute = _compute_dtype(dtype)
+                error = reprojection_error(batch[self._frame_keys[k]].to(compute), batch["image"].to(compute))
+                out.append((f"identity_{k:+d}", error))
+        return out
+
+    def _warps(self, depth: Tensor, batch: Mapping[str, Any], out: DepthOutput) -> list[tuple[str, Tensor, Tensor]]:
+        """(name, reprojection error, inside) of the target rebuilt from each source with ``depth``:
+        the stereo view along its rows, each temporal frame with the pose network's pose."""
+        warps = []
+        for k in self._sources():
+            if k == "s":
+                warps.append(("warp_s", *warp_error(depth, batch)))
+                continue
+            if not out.poses or k not in out.poses:
+                raise ValueError(f"{type(self).__name__}: frame {k:+d} needs out.poses[{k}] (a model.pose_net)")
+            dtype = _compute_dtype(depth.dtype)
+            warped, inside = warp_with_pose(batch[self._frame_keys[k]].to(dtype), depth.to(dtype),
+                                            batch["intrinsics"].to(dtype), out.poses[k].to(dtype))
+            error = reprojection_error(warped, batch["image"].to(dtype))
+            warps.append((f"warp_{k:+d}", error, inside & (depth > 0)))
+        return warps
+
     def extra_repr(self) -> str:
         return (
-            f"mode={self.mode}, automask={self.automask}, use_scales={self.use_scales}, "
+            f"frame_ids={list(self.frame_ids)}, mode={self.mode}, automask={self.automask}, use_scales={self.use_scales}, "
             f"missing_hint_fill={self.missing_hint_fill}, automask_average={self.automask_average}, "
             f"inside_mask={self.inside_mask}, identity_noise={self.identity_noise}, seed={self.seed}"
         )
@@ -366,7 +429,8 @@ class PhotometricLoss(DepthHintsLoss):
             (Monodepth2's auto-masking; ties go to the warp, deterministically, unless
             ``identity_noise`` > 0).
         use_scales: also average over ``out.scales`` (multi-scale networks), each upsampled.
-        automask_average, inside_mask, identity_noise, seed: as :class:`DepthHintsLoss`.
+        automask_average, inside_mask, identity_noise, seed, frame_ids: as :class:`DepthHintsLoss`.
+        ``frame_ids: [0, -1, 1]`` is Monodepth2's M, ``[0, -1, 1, s]`` its MS, ``[0, s]`` (default) S.
     """
 
     def __init__(
@@ -377,6 +441,7 @@ class PhotometricLoss(DepthHintsLoss):
         inside_mask: bool = True,
         identity_noise: float = 0.0,
         seed: int = 0,
+        frame_ids: Sequence[int | str] = (0, "s"),
     ) -> None:
         super().__init__("self", automask, use_scales, automask_average=automask_average, inside_mask=inside_mask,
-                         identity_noise=identity_noise, seed=seed)
+                         identity_noise=identity_noise, seed=seed, frame_ids=frame_ids)
