@@ -414,3 +414,12 @@ def warp_with_pose(
     grid = torch.cat([(2 * u_s + 1) / width - 1, (2 * v_s + 1) / height - 1], dim=1).permute(0, 2, 3, 1)
     warped = F.grid_sample(source.to(dtype), grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
     return warped.to(source.dtype), inside
+
+
+def translation_angle_deg(pose: Tensor, reference: Tensor) -> Tensor:
+    """(B,) angle in degrees between the translations of two (B, 4, 4) camera motions: how far a
+    predicted direction of travel is from the true one, blind to the translation's length (a
+    monocular pose network's scale is arbitrary). 90 degrees for a zero translation."""
+    a, b = pose[:, :3, 3].double(), reference[:, :3, 3].double()
+    cosine = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-12)
+    return torch.rad2deg(torch.arccos(cosine.clamp(-1, 1))).to(pose.dtype)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torchmetrics import MeanMetric
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
@@ -160,6 +161,9 @@ class DepthModule(L.LightningModule):
         # monocular video: the camera motion to each temporal source frame the objective warps
         self.pose_net = None if pose_net is None else pose_models.build(pose_net)
         self._frames = sorted({k for term in self.loss.terms.values() for k in getattr(term, "temporal", ())})
+        # validation of the pose network where the data know the camera motion (procedural videos):
+        # the angle between predicted and true translation (scale-free, so it suits monocular training)
+        self.pose_direction = MeanMetric() if self.pose_net is not None else None
         self.protocol = build_protocol(eval_protocol, min_depth=min_depth, max_depth=max_depth)
         self.evaluator = Evaluator(self.protocol, list(self.loss.terms))
         # the evaluator of each stage: the model's, or one for a data module's own protocol (setup)
@@ -371,6 +375,8 @@ class DepthModule(L.LightningModule):
     def validation_step(self, batch: DepthSample, batch_idx: int, dataloader_idx: int = 0) -> None:
         if "depth" in batch:  # the metrics need ground truth that counts (NaN metrics otherwise)
             self._check_supervision("val", batch, self.valid_mask(batch))
+        if self.pose_direction is not None:
+            self._update_pose_metric(batch)
         pred, seen = self._evaluate(batch, "val", dataloader_idx)
         if batch_idx == 0 and dataloader_idx == 0:
             self._log_panels(seen, pred.out)
@@ -396,6 +402,17 @@ class DepthModule(L.LightningModule):
     def on_test_epoch_start(self) -> None:
         self._repeats.reset()
 
+    def _update_pose_metric(self, batch: DepthSample) -> None:
+        from depthlab.data.keys import frame_suffix
+        from depthlab.geometry import translation_angle_deg
+
+        known = [k for k in self._frames if "pose" + frame_suffix(k) in batch]
+        if not known:
+            return
+        poses = self.with_poses(DepthOutput(batch["image"][:, :1]), batch).poses
+        for k in known:
+            self.pose_direction.update(translation_angle_deg(poses[k], batch["pose" + frame_suffix(k)]))
+
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
 
@@ -415,6 +432,10 @@ class DepthModule(L.LightningModule):
                       torch.stack([m[key].float() for m in members]).mean() for key in shared}
         else:
             members, values = [], self.stage_evaluators[stage].compute(stage)
+        if stage == "val" and self.pose_direction is not None and self.pose_direction.update_count:
+            # the mean angle (degrees) between predicted and true camera translation to each source frame
+            values["pose_direction_deg"] = self.pose_direction.compute()  # synced by torchmetrics
+            self.pose_direction.reset()
         for name, value in values.items():
             # Already summed over devices by compute(); sync_dist averages equal numbers (a no-op)
             # and keeps Lightning from warning about unsynced epoch-level values.

@@ -31,9 +31,12 @@ def format_table(values: Mapping[str, Any], title: str | None = None) -> str:
     counts = [f"{int(_number(values[k]))} {k}" for k in COUNTS if k in values]
     if "ratio_median" in values:
         median, std = _number(values["ratio_median"]), _number(values["ratio_std"])
-        counts.append(f"median-scaling ratio {median:.3f} (std {std:.3f})")
+        what = "median-scaling" if values.get("align", "median") == "median" else "scale"
+        counts.append(f"{what} ratio {median:.3f} (std {std:.3f})")
     if counts:
         lines.append(", ".join(counts))
+    if "pose_direction_deg" in values:
+        lines.append(f"pose network: direction of travel off by {_number(values['pose_direction_deg']):.2f} degrees (mean)")
     if _number(values.get("nonfinite_pixels", 0)) > 0:
         lines.append(
             "WARNING: the network predicted NaN/inf depth; the metrics above count those pixels clamped "
