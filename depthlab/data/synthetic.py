@@ -495,9 +495,12 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         if far:
             raise ConfigError(f"data.frame_ids: procedural videos reach {MAX_FRAME_OFFSET} frames from the target "
                               f"(the camera would leave the room), got {far[0]}")
-        if temporal_ids(self.frame_ids) and (hints_root is not None or hints_on_the_fly):
-            raise ConfigError("data.frame_ids: video frames are not combined with Depth Hints (hints are of stereo "
-                              "pairs; give frame_ids [0] or drop the hints)")
+        if (hints_root is not None or hints_on_the_fly) and temporal_ids(self.frame_ids) and \
+                STEREO_FRAME not in self.frame_ids:
+            # the hints are of the target's stereo pair (the same scene and target frame with or without
+            # video frames: Monodepth2's MS with Depth Hints), so they need the stereo view
+            raise ConfigError("data.frame_ids: Depth Hints are of stereo pairs: add 's' to the frame ids "
+                              f"(e.g. [0, -1, 1, s]) or drop the hints, got {list(self.frame_ids)}")
         if scale_range is not None:
             if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1]:
                 raise ConfigError(f"data.scale_range: expected [low, high] with 0 < low <= high, got {list(scale_range)}")
@@ -525,7 +528,8 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         if temporal_ids(self.frame_ids):
             stereo = STEREO_FRAME in self.frame_ids
             return (view_keys(["image", "depth"], stereo=stereo, frame_ids=self.frame_ids, poses=True)
-                    | {"intrinsics", "index"} | ({"baseline_m"} if stereo else set()))
+                    | {"intrinsics", "index"} | ({"baseline_m"} if stereo else set())
+                    | (HINT_KEYS if with_hints else frozenset()))
         return SAMPLE_KEYS | HINT_KEYS if with_hints else SAMPLE_KEYS
 
     def dataset(self, split: Split) -> SyntheticStereoDataset:

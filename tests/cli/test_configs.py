@@ -65,3 +65,21 @@ def test_the_shared_trainer_block_lives_once_in_base_yaml(capsys):
     printed = yaml.safe_load(capsys.readouterr().out)["trainer"]
     assert printed["default_root_dir"] == base["default_root_dir"]
     assert any("ModelCheckpoint" in c["class_path"] for c in printed["callbacks"])
+
+
+@pytest.mark.parametrize("name", ["kitti_mono.yaml", "kitti_mono_stereo.yaml", "synthetic_mono.yaml"])
+def test_video_configs_loss_is_satisfied_by_their_data_and_pose_network(name):
+    from depthlab.data import KITTIDataModule, SyntheticDataModule
+
+    config = yaml.safe_load(next(p for p in CONFIGS if p.name == name).read_text())
+    args = config["data"]["init_args"]
+    objective = losses.build_objective(config["model"]["loss"])
+    keep = {k: args[k] for k in ("frame_ids", "stereo", "hints_root", "train_gt_source") if k in args}
+    data = KITTIDataModule(**keep) if "kitti" in name else SyntheticDataModule(frame_ids=args["frame_ids"])
+    objective.check_requirements(data.provides, {"depth", "inverse_depth", "poses"}, name)
+    assert {"image_f-1", "image_f+1", "intrinsics"} <= objective.requires
+    assert config["model"]["pose_net"]["name"] == "monodepth2"
+    align = config["model"]["eval_protocol"]["align"]
+    assert align == ("none" if "s" in args["frame_ids"] else "median")  # M is scale-ambiguous, MS metric
+    if "kitti" in name:
+        assert "depth" not in data.provides  # trains without ground truth (train_gt_source: none)
