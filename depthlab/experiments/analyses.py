@@ -330,3 +330,34 @@ def depth_hints(results: Results, assets: Path) -> dict[str, Any]:
                 f"the largest by construction; what it has to show is accuracy. "
                 + _claim(beats, "The claim that fused hints are better labels than any single setting (pixels within 5 %)"))
     return {"paragraphs": paragraphs, "figures": figures}
+
+
+def self_supervision(results: Results, assets: Path) -> dict[str, Any]:
+    paragraphs = []
+    if _has(results, "MS", "M", "S"):
+        # each variant's own protocol is how Monodepth2 reports (M median-scaled, S and MS metric)
+        verdicts = [_verdict(results, "MS", other, "abs_rel", "own") for other in ("M", "S")]
+        paragraphs.append(
+            "**Video, stereo or both.** " + compare(results, "MS", "M", "abs_rel", "own") + " "
+            + compare(results, "MS", "S", "abs_rel", "own") + " Median-scaled, all alike: "
+            + compare(results, "MS", "M", "abs_rel", "median") + " "
+            + _claim(_status(verdicts), "Monodepth2's claim that MS beats M and S"))
+    pairs = [(h, b) for h, b in (("S_hints", "S"), ("MS_hints", "MS")) if _has(results, h, b)]
+    if pairs:
+        verdicts = [_verdict(results, h, b, "abs_rel", "own") for h, b in pairs]
+        paragraphs.append(
+            "**Depth Hints.** " + " ".join(compare(results, h, b, "abs_rel", "own") for h, b in pairs) + " "
+            + _claim(_status(verdicts), "The claim that Depth Hints improve S and MS"))
+    rows = results.extras.get("pose_ate")
+    if rows:
+        parts = []
+        for row in rows:
+            parts.append(f"{row['variant']} seed {row['seed']}: ATE {float(row['ate_mean']):.4f} +- {float(row['ate_std']):.4f} m "
+                         f"(untrained {float(row['untrained_mean']):.4f}; standing still {float(row['still_mean']):.4f}) over "
+                         f"{row['snippets']} snippets")
+        trained = [r for r in rows if r["variant"] == "M"]
+        better = bool(trained) and all(float(r["ate_mean"]) < float(r["untrained_mean"]) for r in trained)
+        paragraphs.append("**Pose network.** " + "; ".join(parts) + ". "
+                          + _claim(better if trained else None,
+                                   "The claim that M's pose network recovers the motion (ATE below the untrained network's)"))
+    return {"paragraphs": paragraphs}

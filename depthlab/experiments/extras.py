@@ -63,3 +63,82 @@ def hint_quality(target: Path, exp: Experiment, scale: str, runs: Path, split: s
         writer.writerow(["hints", "coverage", "abs_rel", "within_5pct", "gt_pixels"])
         for r in rows:
             writer.writerow([r.name, repr(r.coverage), repr(r.abs_rel), repr(r.accurate), r.gt_pixels])
+
+
+def _snippet_ate(pred: "torch.Tensor", gt: "torch.Tensor") -> float:
+    """Monodepth2's ``compute_ate`` (evaluate_pose.py) on one snippet: both trajectories (N, 3) start
+    at the snippet's first camera; the prediction is scaled by sum(g . p) / sum(p^2), the RMSE of
+    the scaled positions against the true ones is returned."""
+    import torch
+
+    pred, gt = pred - pred[0], gt - gt[0]
+    scale = (gt * pred).sum() / (pred * pred).sum().clamp_min(1e-12)
+    return float(torch.sqrt(((scale * pred - gt) ** 2).sum(-1).mean()))
+
+
+def pose_ate(target: Path, exp: Experiment, scale: str, runs: Path, split: str = "test", snippets: int = 64) -> None:
+    """Absolute trajectory error of each pose network's 5-frame snippets (frames -2..2 of the
+    procedural test scenes), as Monodepth2's odometry evaluation: consecutive pairs give the motion
+    from each frame to the next, chained from the snippet's first frame, scale-aligned to the true
+    camera positions. Rows per (variant with a pose network, seed), with the same network untrained
+    and a camera standing still for scale."""
+    import torch
+
+    from depthlab.checkpointing.io import read_checkpoint
+    from depthlab.data.synthetic import SyntheticDataModule
+    from depthlab.experiments.runner import last_checkpoint
+    from depthlab.pose import build as build_pose
+
+    datamodule = experiment_datamodule(exp, runs)
+    if not isinstance(datamodule, SyntheticDataModule):
+        raise TypeError(f"experiment {exp.name}: extras pose_ate needs procedural videos (their true camera motion)")
+    frames = [-2, -1, 1, 2]
+    data = SyntheticDataModule(height=datamodule.scene.height, width=datamodule.scene.width, frame_ids=[0, *frames],
+                               test_size=datamodule.sizes[split], val_size=datamodule.sizes[split], seed=datamodule.seed)
+    dataset = data.dataset(split)
+    count = min(snippets, len(dataset))
+    samples = [dataset[i] for i in range(count)]
+
+    def true_positions(sample) -> torch.Tensor:  # camera k's centre in the first frame's (-2) coordinates
+        poses = {0: torch.eye(4, dtype=torch.float64), **{k: sample[f"pose_f{k:+d}"].double() for k in frames}}
+        first = poses[-2]
+        return torch.stack([(first @ torch.linalg.inv(poses[k]))[:3, 3] for k in (-2, -1, 0, 1, 2)])
+
+    def predicted_positions(net, sample) -> torch.Tensor:
+        images = [sample[f"image_f{k:+d}"] if k else sample["image"] for k in (-2, -1, 0, 1, 2)]
+        to_first = torch.eye(4, dtype=torch.float64)  # camera j -> first camera
+        centres = [to_first[:3, 3].clone()]
+        with torch.no_grad():
+            for a, b in zip(images[:-1], images[1:]):
+                step = net.pose(a[None], b[None])[0].double()  # a-camera points -> b-camera points
+                to_first = to_first @ torch.linalg.inv(step)
+                centres.append(to_first[:3, 3].clone())
+        return torch.stack(centres)
+
+    truth = [true_positions(s) for s in samples]
+    still = [_snippet_ate(torch.zeros(5, 3, dtype=torch.float64), g) for g in truth]  # scale 0: the RMS of the path
+    rows = []
+    for variant in exp.variants:
+        for seed_dir in sorted((runs / variant.name).glob("seed*")):
+            try:
+                ckpt = last_checkpoint(seed_dir)
+            except Exception:  # noqa: BLE001  (a variant that did not run or has no pose network)
+                continue
+            hp = read_checkpoint(ckpt).get("hyper_parameters", {})
+            if not hp.get("pose_net"):
+                continue
+            state = read_checkpoint(ckpt)["state_dict"]
+            errors = {}
+            for name, load in (("trained", True), ("untrained", False)):
+                torch.manual_seed(0)
+                net = build_pose(hp["pose_net"]).eval()
+                if load:
+                    net.load_state_dict({k[len("pose_net."):]: v for k, v in state.items() if k.startswith("pose_net.")})
+                errors[name] = [_snippet_ate(predicted_positions(net, s), g) for s, g in zip(samples, truth)]
+            rows.append([variant.name, seed_dir.name.removeprefix("seed"), count,
+                         repr(float(torch.tensor(errors["trained"]).mean())), repr(float(torch.tensor(errors["trained"]).std())),
+                         repr(float(torch.tensor(errors["untrained"]).mean())), repr(float(torch.tensor(still).mean()))])
+    with open(target, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["variant", "seed", "snippets", "ate_mean", "ate_std", "untrained_mean", "still_mean"])
+        writer.writerows(rows)
