@@ -190,8 +190,7 @@ class DepthModule(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         self._set_protocols(datamodule, ("val",) if stage in ("fit", "validate") else ("test",))
         provides = getattr(datamodule, "provides", None)
-        head = getattr(self.net, "head", None)
-        outputs = head.provides if isinstance(getattr(head, "provides", None), frozenset) else None
+        outputs = models.network_provides(self.net)
         self.loss.check_requirements(None, outputs, f"network {type(self.net).__name__}")
         self._requirements_checked = provides is not None
         self._eval_loss = True

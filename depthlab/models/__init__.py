@@ -19,6 +19,17 @@ from depthlab.registry import Registry, build_from_spec
 REGISTRY = Registry("depthlab.models", "model")
 
 
+def network_provides(net: nn.Module) -> frozenset[str] | None:
+    """The :class:`~depthlab.models.output.DepthOutput` fields ``net`` fills: its own ``provides`` (a network
+    without a :class:`~depthlab.models.heads.DepthHead`, e.g. :class:`depthlab.models.hf.HFDepthNetwork`),
+    else its head's; None when it declares neither."""
+    for owner in (net, getattr(net, "head", None)):
+        value = getattr(owner, "provides", None) if owner is not None else None
+        if isinstance(value, frozenset):
+            return value
+    return None
+
+
 def available() -> list[str]:
     """Names of all registered networks."""
     return REGISTRY.available()
@@ -39,4 +50,4 @@ def build(spec: Any, **defaults: Any) -> nn.Module:
     return build_from_spec(REGISTRY, spec, "model.net")
 
 
-__all__ = ["REGISTRY", "available", "build"]
+__all__ = ["REGISTRY", "available", "build", "network_provides"]
