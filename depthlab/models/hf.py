@@ -45,14 +45,22 @@ Needs ``transformers`` >= 5 (``pip install 'depthlab[hf]'``; transformers 5 need
 and torch >= 2.6, its own floors).
 
 Export (:mod:`depthlab.models.export`): the output is named ``relative_inverse_depth`` for a
-relative network and ``depth`` for a metric one. Batch and input size stay dynamic exactly when the
-network's own input has a fixed size (:attr:`HFDepthNetwork.export_dynamic_size`): ``dpt`` and
-``depth_pro`` always (their processors resize every image to one fixed size), ``depth_anything``
-and ``zoedepth`` with an explicit ``input_size: [h, w]``. Otherwise (``depth_anything`` with its
-keep-aspect-ratio rule, ``glpn`` and ``zoedepth`` by default) the resize target is computed from
-the input size in Python (rounding, a branch on which side to fit; for ``glpn`` the encoder's
-shapes follow the input), which the exporter cannot keep symbolic: those export at the traced
-example's size only (batch dynamic), and the exported file refuses any other size.
+relative network and ``depth`` for a metric one. The exported graph includes the pre- and
+post-processing; which axes stay dynamic (:attr:`HFDepthNetwork.export_dynamic`) depends on what
+the exporter can keep symbolic:
+
+- ``dpt``, ``glpn``, and ``depth_anything`` with ``input_size: [h, w]``: batch, height and width
+  dynamic (the model sees a fixed size, or GLPN's floor to 32, which the exporter keeps symbolic).
+- ``depth_anything`` with its keep-aspect-ratio rule (the default, or an int ``input_size``):
+  batch dynamic, height and width fixed at the traced size. The resize target is ``round()`` of a
+  ratio of the input's sides with a branch on which side to fit, computed in Python; the exporter
+  guards it to the traced value (``Guard failed: 14 * round(...) == 98``).
+- ``zoedepth``: batch dynamic, size fixed (its padding ``int(sqrt(h / 2) * 3)`` and its size rule,
+  which uses numpy, cannot be traced symbolically).
+- ``depth_pro``: height and width dynamic, batch fixed at 1 (DepthPro's patch splitting turns the
+  batch into a constant when traced).
+
+A fixed axis takes only the traced value: the ONNX file then declares that size and refuses others.
 """
 
 from __future__ import annotations
@@ -455,13 +463,29 @@ class HFDepthNetwork(nn.Module):
         return frozenset({self.kind})
 
     @property
-    def export_dynamic_size(self) -> bool:
-        """Whether an export keeps the input's height and width dynamic (module docstring, Export)."""
-        if self.model_type in ("dpt", "depth_pro"):
-            return True
-        if self.model_type in ("depth_anything", "zoedepth"):
-            return not self.keep_aspect_ratio or not self.do_resize
-        return False
+    def export_dynamic(self) -> frozenset[str]:
+        """The axes an export keeps dynamic, of ``batch`` and ``size`` (module docstring, Export;
+        :func:`depthlab.models.export.dynamic_axes`)."""
+        if self.model_type == "depth_pro":
+            return frozenset({"size"})
+        if self.model_type == "zoedepth" or (self.model_type == "depth_anything" and self._size_from_input()):
+            return frozenset({"batch"})
+        return frozenset({"batch", "size"})
+
+    @property
+    def export_fixed_reason(self) -> str:
+        """Why :attr:`export_dynamic` leaves an axis out (for ``depthlab export``'s message)."""
+        if self.model_type == "depth_pro":
+            return "DepthPro's model fixes the batch when traced"
+        if self.model_type == "zoedepth":
+            return "ZoeDepth's padding int(sqrt(h / 2) * 3) and resize target are computed from the input size in Python"
+        if self._size_from_input():
+            return ("Depth Anything's resize target follows the input's aspect ratio, computed in Python; "
+                    "input_size: [h, w] resizes to a fixed size and exports with dynamic sizes")
+        return ""
+
+    def _size_from_input(self) -> bool:
+        return self.do_pad or (self.do_resize and self.keep_aspect_ratio)
 
     def encoder_names(self) -> list[str]:
         """Names (relative to this network) of the pretrained backbones, for ``model.encoder_lr_mult`` and
@@ -488,17 +512,17 @@ class HFDepthNetwork(nn.Module):
             if self.do_resize:
                 from transformers.models.dpt.image_processing_dpt import get_resize_output_image_size
 
-                size = get_resize_output_image_size(x, self.target_size, self.keep_aspect_ratio,
-                                                    self.ensure_multiple_of)
-                x = tvF.resize(x, [size.height, size.width], interpolation=self.interpolation, antialias=True)
+                size = get_resize_output_image_size(self._size_reference(x), self.target_size,
+                                                    self.keep_aspect_ratio, self.ensure_multiple_of)
+                x = _resize(x, (size.height, size.width), self.interpolation, antialias=True)
             x = self._normalize(x)
             if self.do_pad:
                 x = _center_pad(x, self.size_divisor)
         elif self.model_type == "glpn":  # GLPNImageProcessor: floor to a multiple of size_divisor
             if self.do_resize:
                 div = self.size_divisor
-                x = tvF.resize(x, [x.shape[-2] // div * div, x.shape[-1] // div * div],
-                               interpolation=self.interpolation, antialias=True)
+                x = _resize(x, (x.shape[-2] // div * div, x.shape[-1] // div * div), self.interpolation,
+                            antialias=True)
             x = self._normalize(x)
         elif self.model_type == "zoedepth":  # pad (reflect), resize with align_corners, normalise
             if self.do_pad:
@@ -515,8 +539,19 @@ class HFDepthNetwork(nn.Module):
         else:  # depth_pro: normalise first, then resize without antialias
             x = self._normalize(x)
             if self.do_resize:
-                x = tvF.resize(x, list(self.target_size), interpolation=self.interpolation, antialias=False)
+                x = _resize(x, self.target_size, self.interpolation, antialias=False)
         return x
+
+    def _size_reference(self, x: Tensor) -> Tensor:
+        """The image the size rule reads the input size from: ``x``, or while exporting with
+        keep_aspect_ratio off, a stand-in of the target size. The rule's result is then the target
+        rounded to ensure_multiple_of whatever the input (``round(target / H * H / m) * m``); given the
+        symbolic input size it would stay a ``round()`` in the graph, which ONNX cannot express. (It
+        differs only if ``target / m`` were within float rounding of a half-integer, checked in
+        tests/models/test_hf.py for the sizes used.)"""
+        if self.keep_aspect_ratio or not torch.compiler.is_compiling():
+            return x
+        return x.new_empty((0, 0, *self.target_size))
 
     def _normalize(self, x: Tensor) -> Tensor:
         if not self.do_normalize:
@@ -527,14 +562,14 @@ class HFDepthNetwork(nn.Module):
 
     def postprocess(self, outputs: Any, size: tuple[int, int]) -> Tensor:
         """The processor's ``post_process_depth_estimation(outputs, target_sizes=[size] * B)``, batched: (B, 1, H, W)."""
-        height, width = size
-        predicted = outputs.predicted_depth.unsqueeze(1)
-        if self.model_type == "zoedepth":
-            from torchvision.transforms.v2 import functional as tvF
+        from torchvision.transforms.v2 import InterpolationMode
 
+        height, width = size
+        predicted = outputs.predicted_depth.unsqueeze(1).float()
+        if self.model_type == "zoedepth":
             pad_h, pad_w = _zoedepth_padding(height, width) if self.do_pad else (0, 0)
-            predicted = tvF.resize(predicted, [height + 2 * pad_h, width + 2 * pad_w],
-                                   interpolation=tvF.InterpolationMode.BICUBIC, antialias=False)
+            predicted = _resize(predicted, (height + 2 * pad_h, width + 2 * pad_w), InterpolationMode.BICUBIC,
+                                antialias=False)
             predicted = predicted[..., pad_h:pad_h + height, pad_w:pad_w + width]
             return predicted
         if self.model_type == "depth_pro":
@@ -561,6 +596,20 @@ class HFDepthNetwork(nn.Module):
         size = "input size" if self.target_size is None else f"{self.target_size[0]}x{self.target_size[1]}"
         return (f"model_type={self.model_type}, kind={self.kind}, processor={type(self.processor).__name__} "
                 f"({size}, keep_aspect_ratio={self.keep_aspect_ratio})")
+
+
+def _resize(x: Tensor, size: Sequence[int], interpolation: Any, antialias: bool) -> Tensor:
+    """torchvision's ``transforms.v2.functional.resize`` of a float32 (B, C, H, W) tensor, the processors' resize.
+
+    The same ``F.interpolate`` call (align_corners False for bilinear and bicubic, antialias only for
+    those), without torchvision's early return for an unchanged size: that is a Python branch on the
+    input's size, which an export would freeze, and interpolating to the same size gives the input
+    back exactly (tests/models/test_hf.py checks both against torchvision).
+    """
+    mode = interpolation.value
+    smooth = mode in ("bilinear", "bicubic")
+    return F.interpolate(x, size=(size[0], size[1]), mode=mode, align_corners=False if smooth else None,
+                         antialias=antialias and smooth)
 
 
 def _set_max_depth(cfg: Any, max_depth: float) -> None:

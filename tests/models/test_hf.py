@@ -260,3 +260,79 @@ def test_a_few_training_steps_reduce_the_loss():
         optimizer.step()
         losses.append(float(loss.detach()))
     assert math.isfinite(losses[-1]) and losses[-1] < 0.5 * losses[0]  # from 0.19 (a constant prediction's SiLog)
+
+
+@pytest.mark.parametrize("size", [(61, 83), (64, 96), (30, 20)])
+@pytest.mark.parametrize("mode, antialias", [("bicubic", True), ("bilinear", True), ("bicubic", False)])
+def test_resize_is_torchvisions_resize(size, mode, antialias):
+    # hf._resize is tvF.resize's F.interpolate call without its early return for an unchanged size
+    # (64x96 -> 64x96 here): interpolating to the same size must give the input back exactly.
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as tvF
+
+    from depthlab.models.hf import _resize
+
+    image = torch.rand(2, 3, 64, 96)
+    mode = InterpolationMode(mode)
+    assert torch.equal(_resize(image, size, mode, antialias), tvF.resize(image, list(size), mode, antialias=antialias))
+
+
+@pytest.mark.parametrize("target, multiple", [((70, 84), 14), ((64, 64), 1), ((518, 518), 14)])
+def test_a_fixed_target_size_does_not_depend_on_the_input(target, multiple):
+    # Exporting with keep_aspect_ratio off, the size rule reads a stand-in of the target's size instead
+    # of the symbolic input (hf.HFDepthNetwork._size_reference): the same result for every input size.
+    from transformers.models.dpt.image_processing_dpt import get_resize_output_image_size
+
+    want = get_resize_output_image_size(torch.empty(0, 0, *target), target, False, multiple)
+    for h in range(8, 400, 7):
+        for w in range(8, 400, 11):
+            assert get_resize_output_image_size(torch.empty(0, 0, h, w), target, False, multiple) == want
+
+
+@pytest.mark.parametrize("name, kwargs, axes", [
+    ("depth_anything", {}, {"batch"}),
+    ("depth_anything", {"input_size": 98}, {"batch"}),
+    ("depth_anything", {"input_size": [70, 84]}, {"batch", "size"}),
+    ("dpt", {"input_size": 64}, {"batch", "size"}),
+    ("glpn", {}, {"batch", "size"}),
+    ("zoedepth", {"input_size": [56, 70]}, {"batch"}),
+    ("depth_pro", {"input_size": 112}, {"size"}),
+])
+def test_the_axes_each_architecture_exports_dynamic(name, kwargs, axes):
+    from depthlab.export import check_shapes
+    from depthlab.models.export import ExportableDepth, dynamic_axes
+
+    net = tiny(name, **kwargs)
+    assert dynamic_axes(net) == axes
+    assert ExportableDepth(net).output_names == ["relative_inverse_depth" if name in ("depth_anything", "dpt") else "depth"]
+    shapes = check_shapes((61, 83), dynamic_axes(net))  # depthlab export's check varies only the dynamic axes
+    assert {s[0] for s in shapes} == ({1, 2} if "batch" in axes else {1})
+    assert {s[1:] for s in shapes} == ({(61, 83), (101, 107)} if "size" in axes else {(61, 83)})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, kwargs, dynamic_size", [
+    ("depth_anything", {"input_size": [70, 84]}, True),
+    ("depth_anything", {}, False),
+    ("glpn", {}, True),
+])
+def test_onnx_export_matches_pytorch(name, kwargs, dynamic_size, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from depthlab.export import CHECK_RTOL, check_export, export_network
+
+    net = tiny(name, **kwargs)
+    size = (64, 96) if name == "glpn" else (61, 83)
+    path = export_network(net, "onnx", tmp_path / f"{name}.onnx", size)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (image_input,) = session.get_inputs()
+    want_name = "depth" if name == "glpn" else "relative_inverse_depth"
+    assert [o.name for o in session.get_outputs()] == [want_name]
+    assert image_input.shape == (["batch", 3, "height", "width"] if dynamic_size else ["batch", 3, *size])
+    worst, shapes = check_export(net, path, "onnx", size)  # the traced shape and, where dynamic, another
+    assert worst <= CHECK_RTOL and len(shapes) == 2
+    image = torch.rand(1, 3, *((size[0] + 40, size[1] + 24) if dynamic_size else size))
+    (got,) = session.run(None, {"image": image.numpy()})
+    with torch.no_grad():
+        want = net(image).prediction
+    torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
