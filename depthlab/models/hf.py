@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -117,6 +118,17 @@ ENCODERS = {
     "depth_pro": ("model.depth_pro.encoder.patch_encoder.model", "model.depth_pro.encoder.image_encoder.model",
                   "model.fov_model.fov_encoder.model"),
 }
+# Parameters transformers' depth models never use for depth (no gradient ever): DINOv2's masked-image-modelling
+# token; the residual unit of the deepest fusion layer, which has no skip input (as in the original DPT);
+# DPT's final layernorm, on a sequence output its neck does not read. They are frozen (requires_grad False,
+# still loaded and saved), so that every trainable parameter gets a gradient: DDP's default
+# find_unused_parameters=False would otherwise fail, and the network contract tests check it.
+UNUSED_PARAMETERS = (
+    r"\.embeddings\.mask_token$",
+    r"^model\.neck\.fusion_stage\.layers\.0\.residual_layer1\.",
+    r"^model\.fusion_stage\.intermediate\.0\.residual_layer1\.",  # depth_pro
+    r"^model\.dpt\.layernorm\.",
+)
 # Hub files that say a model is in the local cache: its config and one form of its weights.
 _HUB_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                      "pytorch_model.bin.index.json")
@@ -131,7 +143,7 @@ def _transformers() -> Any:
     except ImportError:
         raise ConfigError(
             "model.net: the hf network needs the `transformers` package (>= 5): pip install 'depthlab[hf]' "
-            "(transformers 5 needs Python >= 3.11)"
+            "(transformers 5 needs Python >= 3.11 and torch >= 2.6)"
         ) from None
     return transformers
 
@@ -381,6 +393,10 @@ class HFDepthNetwork(nn.Module):
                 raise _offline_error(pretrained, _first_line(exc)) from None
         else:
             self.model = tf.AutoModelForDepthEstimation.from_config(cfg)
+        unused = re.compile("|".join(UNUSED_PARAMETERS))
+        for name, param in self.named_parameters():
+            if unused.search(name):
+                param.requires_grad_(False)
         self.processor = _build_processor(tf, model_type, source, load_kwargs,
                                           _processor_overrides(model_type, input_size))
         self._read_processor()

@@ -216,6 +216,17 @@ def test_gradients_reach_the_backbone_and_the_head():
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("name, kwargs", [(n, CASES[n][0]) for n in CASES])
+def test_every_trainable_parameter_gets_a_gradient(name, kwargs):
+    # hf.UNUSED_PARAMETERS (never used for depth) are frozen; every other parameter is trained
+    net = tiny(name, **kwargs).train()
+    net(torch.rand(1, 3, 61, 83)).prediction.mean().backward()
+    frozen = [n for n, p in net.named_parameters() if not p.requires_grad]
+    assert [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None] == []
+    assert all(p.grad is None for p in net.parameters() if not p.requires_grad)  # frozen: really unused
+    assert (frozen == []) == (name == "glpn")
+
+
 def test_output_is_float32_under_bf16_autocast():
     net = tiny("glpn")
     with torch.autocast("cpu", dtype=torch.bfloat16):
