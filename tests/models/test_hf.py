@@ -190,6 +190,20 @@ def test_save_pretrained_reloads_to_identical_outputs_offline(tmp_path, monkeypa
         assert torch.equal(net(image).depth, again(image).depth)
 
 
+def test_with_pretrained_weights_disabled_only_the_config_is_read(tmp_path):
+    # loading a depthlab checkpoint: the network is rebuilt from the pretrained config, its weights come later
+    from depthlab.models.encoders import pretrained_weights_disabled
+
+    saved = tiny("depth_anything_metric", max_depth=20.0)
+    saved.save_pretrained(tmp_path / "saved")
+    with pretrained_weights_disabled():
+        rebuilt = HFDepthNetwork(pretrained=str(tmp_path / "saved"), max_depth=20.0)
+    assert rebuilt.kind == "depth" and rebuilt.model.config.max_depth == 20.0
+    key = "backbone.encoder.layer.0.attention.q_proj.weight"
+    assert not torch.equal(rebuilt.model.state_dict()[key], saved.model.state_dict()[key])
+    rebuilt.load_state_dict(saved.state_dict())  # the checkpoint's weights fit strictly
+
+
 def test_an_uncached_hub_id_offline_fails_in_seconds_with_both_ways_out(tmp_path, monkeypatch):
     from huggingface_hub import constants
 
