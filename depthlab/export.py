@@ -5,10 +5,12 @@ end is :mod:`depthlab.commands.export`).
     depthlab export --config configs/synthetic.yaml --ckpt_path last.ckpt --format torchscript  # -> last.torchscript.pt
 
 Every format has one input, ``image`` (B, 3, H, W) float32 RGB in [0, 1] (the network normalises
-it itself), and returns ``depth`` (B, 1, H, W) in metres at the input's size (and
-``log_variance`` second for networks built with ``uncertainty: true``): the network wrapped in
-:class:`depthlab.models.export.ExportableDepth`. Batch, height and width are dynamic (above the
-minimum size the network has, see :mod:`depthlab.models.export`).
+it itself), and returns ``depth`` (B, 1, H, W) in metres at the input's size (``relative_inverse_depth``
+for a relative network; and ``log_variance`` second for networks built with ``uncertainty: true``):
+the network wrapped in :class:`depthlab.models.export.ExportableDepth`. Batch, height and width are
+dynamic (above the minimum size the network has, see :mod:`depthlab.models.export`), except the
+axes a network declares fixed (``export_dynamic``; some ``hf`` networks, :mod:`depthlab.models.hf`):
+those are exported at ``--size`` (and batch 1 when the batch is fixed) and the file accepts only that.
 
 - ``onnx``: torch's dynamo exporter (:func:`depthlab.models.export.export_onnx`); axes named
   ``batch``, ``height``, ``width``. Runs in onnxruntime, TensorRT, OpenVINO, ...
@@ -42,7 +44,10 @@ import torch
 from torch import Tensor, nn
 
 from depthlab.errors import ConfigError
-from depthlab.models.export import DEFAULT_EXAMPLE_SIZE, EXAMPLE_BATCH, ExportableDepth, export_onnx, export_program
+from depthlab.models.output import RELATIVE
+from depthlab.models.export import (
+    DEFAULT_EXAMPLE_SIZE, ExportableDepth, dynamic_axes, example_batch, export_onnx, export_program,
+)
 
 FORMATS = ("onnx", "torchscript", "pt2")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "pt2": ".pt2"}
@@ -63,7 +68,7 @@ def export_network(net: nn.Module, fmt: str, output: str | Path, size: Sequence[
     if fmt == "pt2":
         torch.export.save(export_program(net, size), str(output))
         return output
-    example = torch.rand(EXAMPLE_BATCH, 3, int(size[0]), int(size[1]))
+    example = torch.rand(example_batch(net), 3, int(size[0]), int(size[1]))
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, message=r"`torch\.jit")  # chosen knowingly
         # check_trace off: check_export below runs the saved file at two shapes, which says more.
@@ -94,26 +99,36 @@ def load_exported(path: str | Path, fmt: str) -> Callable[[Tensor], Tensor]:
     return run
 
 
-def check_shapes(size: Sequence[int]) -> list[tuple[int, int, int]]:
-    """(batch, H, W): the traced shape, then a batch and size the tracer never saw."""
+def check_shapes(size: Sequence[int], axes: frozenset[str] = frozenset({"batch", "size"})) -> list[tuple[int, int, int]]:
+    """(batch, H, W): the traced shape, then a batch and size the tracer never saw, on the dynamic ``axes``
+    (:func:`depthlab.models.export.dynamic_axes`; a network with both fixed is checked at its one shape)."""
     h, w = int(size[0]), int(size[1])
-    return [(EXAMPLE_BATCH, h, w), (1, h + 40, w + 24)]
+    batch = 2 if "batch" in axes else 1
+    shapes = [(batch, h, w)]
+    if axes:
+        shapes.append((1 if "batch" in axes else batch, *((h + 40, w + 24) if "size" in axes else (h, w))))
+    return shapes
 
 
 def check_export(net: nn.Module, path: str | Path, fmt: str, size: Sequence[int] = DEFAULT_EXAMPLE_SIZE,
                  seed: int = 0) -> tuple[float, list[tuple[int, int, int]]]:
-    """Max relative difference between the exported file and ``net`` over :func:`check_shapes` of ``size``."""
+    """Max relative difference between the exported file and ``net`` over :func:`check_shapes` of ``size``
+    (per pixel for depth; relative to each map's largest value for a relative network's output)."""
     run = load_exported(path, fmt)
     generator = torch.Generator().manual_seed(seed)
-    shapes = check_shapes(size)
+    shapes = check_shapes(size, dynamic_axes(net))
+    relative = ExportableDepth(net).output_name == RELATIVE
     worst = 0.0
     for batch, h, w in shapes:
         image = torch.rand(batch, 3, h, w, generator=generator)
         with torch.no_grad():
-            want = net.eval()(image).depth
+            want = net.eval()(image).prediction
         got = run(image)
         if got.shape != want.shape:
             return float("inf"), shapes
-        rel = (got - want).abs() / want.abs().clamp_min(torch.finfo(want.dtype).tiny)
+        if relative:  # no unit, affine-invariant: the error relative to the map's largest value (it has zeros)
+            rel = (got - want).abs() / want.abs().max().clamp_min(torch.finfo(want.dtype).tiny)
+        else:
+            rel = (got - want).abs() / want.abs().clamp_min(torch.finfo(want.dtype).tiny)
         worst = max(worst, float(rel.max()))
     return worst, shapes

@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
     """deployment: 'depthlab export --config X.yaml --ckpt_path Y.ckpt --format onnx|torchscript|pt2'"""
     from depthlab.errors import ConfigError
     from depthlab.export import CHECK_RTOL, SUFFIXES, check_export, export_network
-    from depthlab.models.export import ExportableDepth
+    from depthlab.models.export import DYNAMIC_AXES, ExportableDepth, dynamic_axes
     from depthlab.parser import model_from_config
 
     args, rest = _parser().parse_known_args(argv)
@@ -49,9 +49,17 @@ def main(argv: list[str]) -> int:
     ckpt_path = Path(args.ckpt_path).expanduser()
     output = Path(args.output) if args.output else ckpt_path.with_name(ckpt_path.stem + SUFFIXES[args.format])
     output = export_network(net, args.format, output, args.size)
-    outputs = "depth (B, 1, H, W) metres" + (", log_variance" if ExportableDepth(net).log_variance else "")
+    wrapper = ExportableDepth(net)
+    unit = "metres" if wrapper.output_name == "depth" else "affine-invariant, no unit"
+    outputs = f"{wrapper.output_name} (B, 1, H, W) {unit}" + (", log_variance" if wrapper.log_variance else "")
+    axes = dynamic_axes(net)
+    shape = ", ".join(
+        (["batch dynamic"] if "batch" in axes else ["batch fixed at 1"])
+        + (["height and width dynamic"] if "size" in axes else [f"height and width fixed at {args.size[0]}x{args.size[1]}"])
+    )
+    why = "" if axes == DYNAMIC_AXES else f" ({getattr(net, 'export_fixed_reason', 'the network fixes the others')})"
     print(f"export: wrote {output.resolve()} ({args.format}: image (B, 3, H, W) float32 RGB in [0, 1] -> {outputs}; "
-          "batch, height and width dynamic)")
+          f"{shape}{why})")
     if args.no_check:
         return 0
     if args.format == "onnx" and importlib.util.find_spec("onnxruntime") is None:

@@ -41,8 +41,9 @@ def build(spec: Any, **defaults: Any) -> nn.Module:
 
 def provides(net: nn.Module) -> frozenset[str] | None:
     """The :class:`~depthlab.models.output.DepthOutput` fields ``net`` fills, as it declares them
-    (``net.provides``, or its ``head.provides``); None when it declares nothing (then the first
-    batch's output is checked instead)."""
+    (``net.provides``: a network without a :class:`~depthlab.models.heads.DepthHead`, e.g.
+    :class:`depthlab.models.hf.HFDepthNetwork`; else its ``head.provides``); None when it declares
+    nothing (then the first batch's output is checked instead)."""
     for owner in (net, getattr(net, "head", None)):
         value = getattr(owner, "provides", None) if owner is not None else None
         if isinstance(value, frozenset):

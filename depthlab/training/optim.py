@@ -223,14 +223,23 @@ class ParamGroup:
 
 
 def encoder_prefixes(module: nn.Module) -> list[str]:
-    """Names of the network's pretrained encoders: its :class:`depthlab.models.encoders.Encoder`
-    submodules (``net.encoder`` of unet and glpn, ``net.coarse.layers.backbone`` of eigen2014 with
-    a ``coarse_encoder``), outermost only."""
+    """Names of the network's pretrained encoders, outermost only: its
+    :class:`depthlab.models.encoders.Encoder` submodules (``net.encoder`` of unet and glpn,
+    ``net.coarse.layers.backbone`` of eigen2014 with a ``coarse_encoder``), and for every submodule
+    with a callable ``encoder_names()`` (e.g. :class:`depthlab.models.hf.HFDepthNetwork`: ``net.model.backbone``
+    of Depth Anything) the names it gives, relative to that submodule."""
     from depthlab.models.encoders import Encoder
 
-    found: list[str] = []
+    candidates: list[str] = []
     for name, sub in module.named_modules():
-        if isinstance(sub, Encoder) and not any(name.startswith(f + ".") for f in found):
+        if isinstance(sub, Encoder):
+            candidates.append(name)
+        names = getattr(sub, "encoder_names", None)
+        if callable(names):
+            candidates.extend(f"{name}.{n}" if name else n for n in names())
+    found: list[str] = []
+    for name in sorted(set(candidates), key=lambda n: (n.count("."), n)):  # outer before inner
+        if not any(name.startswith(f + ".") for f in found):
             found.append(name)
     return found
 
@@ -284,7 +293,8 @@ def group_rules(
             what = "model.encoder_lr_mult" if encoder_lr_mult != 1.0 else "model.freeze_encoder_steps"
             net = getattr(module, "net", module)
             raise ConfigError(f"{what}: network {type(net).__name__} has no pretrained encoder (no "
-                              "depthlab.models.encoders.Encoder inside); use model.param_groups with a name pattern")
+                              "depthlab.models.encoders.Encoder inside and no encoder_names()); use model.param_groups "
+                              "with a name pattern")
         pattern = "^(" + "|".join(re.escape(p) for p in prefixes) + r")\."
         rules.append(GroupRule(pattern, encoder_lr_mult, None, freeze_encoder_steps, "encoder"))
     return rules

@@ -12,6 +12,7 @@ import torch
 from depthlab import models
 from depthlab.errors import ConfigError
 from depthlab.models.export import ExportableDepth, export_onnx, export_program
+from network_args import network_spec
 
 # Small but real configurations: the default encoders (resnet18, pvt_v2_b0) with narrow decoders.
 SMALL = {
@@ -28,7 +29,7 @@ RTOL = 1e-4
 
 def build(name: str, **kwargs) -> torch.nn.Module:
     torch.manual_seed(0)
-    return models.build({"name": name, **SMALL.get(name, {}), **kwargs}).eval()
+    return models.build(network_spec(name, **{**SMALL.get(name, {}), **kwargs})).eval()
 
 
 @pytest.mark.slow

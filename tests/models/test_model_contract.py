@@ -14,6 +14,7 @@ from depthlab.losses.silog import silog
 from depthlab.models.heads import LOG_VARIANCE_BOUND
 from depthlab.models.output import DepthOutput
 from depthlab.models.performance import image_to_channels_last, to_channels_last
+from network_args import accepts, network_spec
 
 MIN_DEPTH, MAX_DEPTH = 1e-3, 10.0
 
@@ -24,7 +25,7 @@ TRAIN_LR = {"eigen2014": 1e-4}  # its 4096-wide FC layers overshoot with AdamW a
 
 def build(name: str, **kwargs) -> torch.nn.Module:
     torch.manual_seed(0)
-    return models.build({"name": name, **kwargs}, min_depth=MIN_DEPTH, max_depth=MAX_DEPTH)
+    return models.build(network_spec(name, **kwargs), min_depth=MIN_DEPTH, max_depth=MAX_DEPTH)
 
 
 def test_registry_lists_depthlabs_networks() -> None:
@@ -56,6 +57,8 @@ def test_forward_backward_two_sizes(name: str) -> None:
 
 @pytest.mark.parametrize("name", NETWORKS)
 def test_inverse_depth_and_uncertainty_outputs(name: str) -> None:
+    if not (accepts(name, "output") and accepts(name, "uncertainty")):
+        pytest.skip(f"{name} has no DepthHead (no output/uncertainty arguments)")
     image = torch.rand(1, 3, *SIZES[1])
     inverse_net, uncertain_net = build(name, output="inverse_depth").eval(), build(name, uncertainty=True).eval()
     with torch.no_grad():
@@ -75,6 +78,8 @@ def test_inverse_depth_and_uncertainty_outputs(name: str) -> None:
 @pytest.mark.parametrize("name", NETWORKS)
 def test_trains_on_synthetic_data(name: str, synthetic_batch) -> None:
     """A few AdamW steps on one batch of procedural rooms lower the SiLog loss."""
+    if name == "hf":  # its tiny random transformer plateaus for ~8 steps; test_hf.py trains it 20 steps instead
+        pytest.skip("hf: tests/models/test_hf.py::test_a_few_training_steps_reduce_the_loss")
     net = build(name).train()
     optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=TRAIN_LR.get(name, 1e-3))
     image, gt, valid = synthetic_batch["image"], synthetic_batch["depth"], synthetic_batch["valid"]

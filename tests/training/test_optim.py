@@ -217,3 +217,21 @@ def test_stated_args_are_those_that_differ_from_the_class_defaults():
     assert optim.base_lr(fn, 0.5) == (0.5, "model.lr")
     assert optim.base_lr(functools.partial(torch.optim.SGD, lr=0.02), 0.5) == (0.02, "model.optimizer.lr")
     assert math.isclose(optim.base_lr("adamw", 0.5)[0], 0.5)
+
+
+def test_encoder_lr_mult_finds_the_backbone_of_an_hf_network():
+    pytest.importorskip("transformers")
+    backbone = {"model_type": "dinov2", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                "intermediate_size": 64, "patch_size": 14, "image_size": 56, "out_features": ["stage1", "stage2"],
+                "reshape_hidden_states": False}
+    config = {"model_type": "depth_anything", "backbone_config": backbone, "neck_hidden_sizes": [8, 16],
+              "fusion_hidden_size": 16, "head_hidden_size": 8, "reassemble_hidden_size": 32,
+              "reassemble_factors": [4, 2], "patch_size": 14}
+    module = DepthModule(net={"class_path": "depthlab.models.hf.HFDepthNetwork", "init_args": {"config": config}},
+                         encoder_lr_mult=0.1)
+    assert optim.encoder_prefixes(module) == ["net.model.backbone"]
+    [encoder, rest] = optim.parameter_groups(module, optim.group_rules(module, None, encoder_lr_mult=0.1))
+    want = sorted(n for n, _ in module.named_parameters() if n.startswith("net.model.backbone."))
+    assert sorted(encoder.names) == want and encoder.lr_mult == 0.1
+    assert rest.names and not any(n.startswith("net.model.backbone.") for n in rest.names)
+    assert any(n.startswith("net.model.neck.") for n in rest.names) and any(n.startswith("net.model.head.") for n in rest.names)
