@@ -328,6 +328,10 @@ class HFDepthNetwork(nn.Module):
             for Depth Anything and ZoeDepth: keep_aspect_ratio off; still rounded to the processor's
             ensure_multiple_of). GLPN has no target size (an error).
         config_overrides: extra config fields set when loading (``from_pretrained(..., **overrides)``).
+        load: with ``pretrained``: ``all`` (default) loads every weight; ``backbone`` only the
+            backbone's (:meth:`encoder_names`), the neck and head start from transformers'
+            initialisation, as Depth Anything V2's metric fine-tuning starts from the relative
+            model's encoder (metric_depth/train.py loads the ``pretrained.*`` parameters only).
         min_depth, max_depth: metres, the module's (``model.min_depth``/``max_depth``). A fresh
             network's head, and a relative Depth Anything made metric, get ``max_depth``
             (``config.max_depth``; ZoeDepth's bin range); a pretrained metric model keeps its own
@@ -343,9 +347,14 @@ class HFDepthNetwork(nn.Module):
         config_overrides: dict[str, Any] | None = None,
         min_depth: float = 1e-3,
         max_depth: float = 10.0,
+        load: Literal["all", "backbone"] = "all",
     ) -> None:
         super().__init__()
         tf = _transformers()
+        if load not in ("all", "backbone"):
+            raise ConfigError(f"model.net.load: expected all or backbone, got {load!r}")
+        if load == "backbone" and pretrained is None:
+            raise ConfigError("model.net.load: backbone keeps the pretrained backbone's weights; it needs `pretrained`")
         if (pretrained is None) == (config is None):
             raise ConfigError(
                 "model.net: the hf network needs exactly one of `pretrained` (a hub id or a save_pretrained folder) "
@@ -393,6 +402,9 @@ class HFDepthNetwork(nn.Module):
                 raise _offline_error(pretrained, _first_line(exc)) from None
         else:
             self.model = tf.AutoModelForDepthEstimation.from_config(cfg)
+        if load_weights and load == "backbone":  # Depth Anything V2 metric_depth/train.py: a fresh head
+            self._fresh_head(tf.AutoModelForDepthEstimation.from_config(cfg))
+        self.model.train()  # from_pretrained returns eval mode; depthlab modules start in train mode like any nn.Module
         unused = re.compile("|".join(UNUSED_PARAMETERS))
         for name, param in self.named_parameters():
             if unused.search(name):
@@ -502,6 +514,15 @@ class HFDepthNetwork(nn.Module):
 
     def _size_from_input(self) -> bool:
         return self.do_pad or (self.do_resize and self.keep_aspect_ratio)
+
+    def _fresh_head(self, fresh: nn.Module) -> None:
+        """Every weight outside the backbone from ``fresh`` (transformers' initialisation): only the
+        pretrained backbone is kept, as Depth Anything V2's metric fine-tuning loads its relative
+        checkpoint (the parameters named ``pretrained``) into a new model."""
+        prefixes = tuple(name[len("model."):] + "." for name in self.encoder_names())
+        state = self.model.state_dict()
+        state.update({k: v for k, v in fresh.state_dict().items() if not k.startswith(prefixes)})
+        self.model.load_state_dict(state)
 
     def encoder_names(self) -> list[str]:
         """Names (relative to this network) of the pretrained backbones, for ``model.encoder_lr_mult`` and

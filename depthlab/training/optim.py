@@ -349,8 +349,11 @@ def build_scheduler(
         given, extra = given_args(lr_scheduler), {}
         if _accepts(lr_scheduler, "total_steps") and given.get("total_steps") is None and given.get("epochs") is None:
             extra["total_steps"] = steps  # OneCycleLR: the run's length, as the short name does
-        if cls is not None and issubclass(cls, torch.optim.lr_scheduler.PolynomialLR) and given.get("total_iters") is None:
-            extra["total_iters"] = steps  # poly decay over the run (Depth Anything V2: (1 - it / total)^0.9 per step)
+        if cls is not None and issubclass(cls, torch.optim.lr_scheduler.PolynomialLR) and \
+                stated_args(lr_scheduler).get("total_iters") is None:
+            # poly decay over the run (Depth Anything V2: (1 - it / total)^0.9 per step). jsonargparse fills
+            # in the class default (5), so a total_iters equal to it counts as not stated
+            extra["total_iters"] = steps
         max_lr = given.get("max_lr")
         if isinstance(max_lr, (int, float)) and any(m != 1.0 for m in mults):
             extra["max_lr"] = [max_lr * m for m in mults]  # each group keeps its multiple

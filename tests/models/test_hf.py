@@ -137,6 +137,21 @@ def test_kind_metric_on_a_relative_depth_anything_keeps_its_weights(tmp_path):
     assert depth.min() >= metric.min_depth and depth.max() <= 15.0
 
 
+def test_load_backbone_keeps_the_backbone_and_starts_a_fresh_head(tmp_path):
+    # Depth Anything V2 metric_depth/train.py: only the relative checkpoint's encoder ("pretrained.*")
+    tiny("depth_anything").save_pretrained(tmp_path / "relative")
+    relative = HFDepthNetwork(pretrained=str(tmp_path / "relative")).eval()
+    torch.manual_seed(3)
+    fresh = HFDepthNetwork(pretrained=str(tmp_path / "relative"), kind="metric", load="backbone").eval()
+    a, b = relative.model.state_dict(), fresh.model.state_dict()
+    backbone = [k for k in a if k.startswith("backbone.")]
+    assert backbone and all(torch.equal(a[k], b[k]) for k in backbone)
+    assert not torch.equal(a["head.conv3.weight"], b["head.conv3.weight"])
+    assert not torch.equal(a["neck.convs.0.weight"], b["neck.convs.0.weight"])
+    with pytest.raises(ConfigError, match="model.net.load: backbone keeps the pretrained backbone's weights"):
+        HFDepthNetwork(config=tiny("depth_anything").model.config.to_dict(), load="backbone")
+
+
 @pytest.mark.parametrize("name, kind, message", [
     ("dpt", "metric", r"model.net.kind: metric: dpt has no metric head"),
     ("glpn", "relative", r"model.net.kind: relative: glpn has only a metric head"),
