@@ -16,10 +16,11 @@ from depthlab.cli import main  # noqa: E402
 from depthlab.experiments import list_experiments, load_experiment  # noqa: E402
 from depthlab.experiments import main as experiment  # noqa: E402
 
-EXPERIMENTS = ["silog_sqrt", "toy_root_mae", "losses", "depth_hints", "scale_invariance", "eigen_coarse_fine"]
+EXPERIMENTS = ["silog_sqrt", "toy_root_mae", "losses", "depth_hints", "scale_invariance", "eigen_coarse_fine",
+               "self_supervision"]
 
 
-def test_the_six_experiments_are_listed(capsys):
+def test_the_shipped_experiments_are_listed(capsys):
     assert sorted(list_experiments()) == sorted(EXPERIMENTS)
     assert main(["experiment", "list"]) == 0
     listed = capsys.readouterr().out

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import csv
+import importlib.util
 import os
 import subprocess
 import sys
 
 import lightning as L
 import pytest
+import torch
 import yaml
 
 from depthlab.cli import run
@@ -64,3 +66,36 @@ def test_two_process_ddp_fit_and_one_process_validate_of_its_checkpoint_agree(tm
     single = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("val/")}
     for name in ("val/abs_rel", "val/rmse", "val/delta1", "val/silog", "val/loss"):
         assert single[name] == pytest.approx(ddp_final[name], rel=1e-5), name
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="the hf extra is not installed")
+def test_two_process_ddp_trains_an_hf_network_with_a_pose_network_from_video(tmp_path, tiny_config_dict):
+    """Monocular video (M) with a pose network and a transformers network under DDP: every parameter
+    that receives no gradient would stop DDP's default reducer (find_unused_parameters=False)."""
+    config = copy.deepcopy(tiny_config_dict)
+    config["trainer"]["enable_progress_bar"] = False
+    config["model"].update(
+        net={"name": "hf", "kind": "metric", "input_size": 56, "config": {
+            "model_type": "depth_anything", "patch_size": 14, "neck_hidden_sizes": [8, 16, 32, 32],
+            "fusion_hidden_size": 16, "head_hidden_size": 8, "reassemble_hidden_size": 32,
+            "backbone_config": {"model_type": "dinov2", "hidden_size": 32, "num_hidden_layers": 4,
+                                "num_attention_heads": 2, "intermediate_size": 64, "patch_size": 14, "image_size": 56,
+                                "out_features": ["stage1", "stage2", "stage3", "stage4"], "reshape_hidden_states": False}}},
+        pose_net={"name": "monodepth2", "encoder": "resnet18", "pretrained": False},
+        loss={"name": "photometric", "frame_ids": [0, -1, 1]}, eval_protocol={"name": "none", "align": "median"},
+        min_depth=0.5, max_depth=20.0)
+    config["data"]["init_args"].update(train_size=8, val_size=4, batch_size=2, frame_ids=[0, -1, 1])
+    path = tmp_path / "ddp_video.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_PORT", "MASTER_ADDR", "DEPTHLAB_TRACEBACK")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "depthlab.cli", "fit", "--config", str(path), "--trainer.strategy", "ddp",
+         "--trainer.accelerator", "cpu", "--trainer.devices", "2"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "effective batch 4 = 2 per device x 2 devices" in proc.stdout + proc.stderr
+    [ckpt] = list(tmp_path.rglob("last.ckpt"))
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    assert any(k.startswith("pose_net.") for k in state) and any(k.startswith("net.model.backbone.") for k in state)
