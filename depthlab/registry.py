@@ -21,6 +21,7 @@ import inspect
 import re
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, distributions
+from collections.abc import Mapping
 from typing import Any, Callable
 
 from depthlab.errors import ConfigError
@@ -130,6 +131,18 @@ class Registry:
                 text = f"(cannot load: {exc.__cause__ or exc})"
             lines.append(f"{n:<{width}}  {text}")
         return "\n".join(lines)
+
+
+def with_defaults(spec: Any, defaults: Mapping[str, Any]) -> Any:
+    """``spec`` (a name, a ``{name: ..., **kwargs}`` mapping or a ``class_path``/``init_args`` mapping)
+    with ``defaults`` filling the arguments it does not set; a name becomes ``{name: ...}``."""
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if isinstance(spec, dict) and "class_path" in spec:
+        return {**spec, "init_args": {**defaults, **(spec.get("init_args") or {})}}
+    if isinstance(spec, dict):
+        return {**defaults, **spec}
+    return spec
 
 
 def build_from_spec(registry: Registry, spec: Any, what: str) -> Any:

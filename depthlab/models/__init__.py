@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from depthlab.registry import Registry, build_from_spec
+from depthlab.registry import Registry, build_from_spec, with_defaults
 
 REGISTRY = Registry("depthlab.models", "model")
 
@@ -30,12 +30,7 @@ def build(spec: Any, **defaults: Any) -> nn.Module:
     ``defaults`` (e.g. ``min_depth``/``max_depth`` from the LightningModule) fill arguments the
     spec does not set.
     """
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    if isinstance(spec, dict) and "class_path" in spec:
-        spec = {**spec, "init_args": {**defaults, **(spec.get("init_args") or {})}}
-    elif isinstance(spec, dict):
-        spec = {**defaults, **spec}
+    spec = with_defaults(spec, defaults)
     return build_from_spec(REGISTRY, spec, "model.net")
 
 

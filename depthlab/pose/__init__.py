@@ -15,7 +15,7 @@ from typing import Any
 from torch import nn
 
 from depthlab.errors import ConfigError
-from depthlab.registry import Registry, build_from_spec
+from depthlab.registry import Registry, build_from_spec, with_defaults
 
 REGISTRY = Registry("depthlab.pose_models", "pose model")
 WHERE = "model.pose_net"
@@ -33,12 +33,7 @@ def build(spec: Any, **defaults: Any) -> nn.Module:
     failure to find or call the plugin is a :class:`~depthlab.errors.ConfigError` naming
     ``model.pose_net``.
     """
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    if isinstance(spec, dict) and "class_path" in spec:
-        spec = {**spec, "init_args": {**defaults, **(spec.get("init_args") or {})}}
-    elif isinstance(spec, dict):
-        spec = {**defaults, **spec}
+    spec = with_defaults(spec, defaults)
     try:
         return build_from_spec(REGISTRY, spec, WHERE)
     except ConfigError as exc:  # an unknown name or a wrong argument: say which setting it is

@@ -22,6 +22,18 @@ from depthlab.module import DepthModule
 NET = {"name": "unet", "encoder": "resnet18", "decoder_channels": [16, 8, 8, 8]}
 
 
+def _ddp_fit(path, cwd) -> subprocess.CompletedProcess:
+    """``depthlab fit --config path`` in two CPU processes under DDP (a fresh interpreter: DDP spawns)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_PORT", "MASTER_ADDR", "DEPTHLAB_TRACEBACK")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "depthlab.cli", "fit", "--config", str(path), "--trainer.strategy", "ddp",
+         "--trainer.accelerator", "cpu", "--trainer.devices", "2"],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 @pytest.mark.slow
 def test_linear_lr_scaling_uses_the_effective_batch(tmp_path, caplog):
     caplog.set_level("INFO")
@@ -47,13 +59,7 @@ def test_two_process_ddp_fit_and_one_process_validate_of_its_checkpoint_agree(tm
     config["data"]["init_args"].update(train_size=8, val_size=5, batch_size=2)  # 5: odd, the sampler pads
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_PORT", "MASTER_ADDR", "DEPTHLAB_TRACEBACK")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "depthlab.cli", "fit", "--config", str(path), "--trainer.strategy", "ddp",
-         "--trainer.accelerator", "cpu", "--trainer.devices", "2"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _ddp_fit(path, tmp_path)
     assert "effective batch 4 = 2 per device x 2 devices x 1 accumulation" in proc.stdout + proc.stderr
     version = next((tmp_path / "logs" / "ddp").glob("version_*"))
     rows = [r for r in csv.DictReader((version / "metrics.csv").open()) if r.get("val/abs_rel")]
@@ -88,13 +94,7 @@ def test_two_process_ddp_trains_an_hf_network_with_a_pose_network_from_video(tmp
     config["data"]["init_args"].update(train_size=8, val_size=4, batch_size=2, frame_ids=[0, -1, 1])
     path = tmp_path / "ddp_video.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_PORT", "MASTER_ADDR", "DEPTHLAB_TRACEBACK")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "depthlab.cli", "fit", "--config", str(path), "--trainer.strategy", "ddp",
-         "--trainer.accelerator", "cpu", "--trainer.devices", "2"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _ddp_fit(path, tmp_path)
     assert "effective batch 4 = 2 per device x 2 devices" in proc.stdout + proc.stderr
     [ckpt] = list(tmp_path.rglob("last.ckpt"))
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
