@@ -155,3 +155,32 @@ def test_monodepth2_reader_builds_raw_paths(tmp_path):
     assert entry.rgb == f"{DATE}/{DRIVE}/image_03/data/0000000473.jpg"
     assert entry.depth == f"{DRIVE}/proj_depth/groundtruth/image_03/0000000473.png"
     assert entry.source == f"{path}:1" and np.isnan(entry.focal_px)
+
+
+def test_a_monodepth2_list_without_ground_truth_trains_m_through_the_module(tmp_path):
+    """Monodepth2's M on raw KITTI alone: the eigen_zhou-style list's samples go through the pose
+    network and the one photometric loss, gradients reach both networks."""
+    import torch
+
+    from depthlab.module import DepthModule
+
+    raw = write_raw(tmp_path)
+    rng = np.random.default_rng(0)
+    for path in raw.rglob("data/*.png"):  # textured frames: a flat colour gives the photometric loss nothing
+        write_png(path, rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+    train = write_list(tmp_path, [f"{DATE}/{DRIVE} 2 l", f"{DATE}/{DRIVE} 3 r"])
+    module = KITTIDataModule(raw_root=str(raw), train_list=str(train), val_list=str(train), test_list=str(train),
+                             train_gt_source="none", eval_gt_source="velodyne", kb_crop=False, frame_ids=[0, -1, 1],
+                             batch_size=2, num_workers=0)
+    model = DepthModule(net={"name": "unet", "encoder": "resnet18", "decoder_channels": [8, 8, 8, 8], "output": "inverse_depth"},
+                        pose_net={"name": "monodepth2", "encoder": "resnet18"}, min_depth=0.1, max_depth=100.0,
+                        loss={"name": "photometric", "frame_ids": [0, -1, 1]}, eval_protocol={"name": "kitti", "align": "median"})
+    model.loss.check_requirements(module.provides, None, "data")  # what the loss reads is there, depth is not
+    module.setup("fit")
+    batch = next(iter(module.train_dataloader()))
+    assert "depth" not in batch and batch["image_f-1"].shape == batch["image"].shape == (2, 3, H, W)
+    total, _ = model.compute_loss(model(batch["image"]), batch)
+    total.backward()
+    assert torch.isfinite(total) and total > 0
+    for part in (model.net, model.pose_net):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
