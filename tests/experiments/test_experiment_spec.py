@@ -93,6 +93,7 @@ def test_every_variant_parses_at_full_scale_and_keeps_what_it_varies(capsys):
             assert exit_.value.code in (0, None), (name, variant.name, capsys.readouterr().err)
             resolved = yaml.safe_load(capsys.readouterr().out)["model"]
             overrides = {k.removeprefix("model."): v for k, v in {**variant.args, **exp.scale("full").args_for(variant.name)}.items()}
+            overrides = {**overrides, **dict(_leaves(overrides))}  # a mapping stated whole sets each of its leaves
             shared = {}
             for rel in exp.configs:
                 shared.update(_leaves(yaml.safe_load(exp.config_path(rel).read_text()).get("model") or {}))
