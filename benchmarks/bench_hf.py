@@ -35,11 +35,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
-import subprocess
 import sys
 import time
+
+from bench_models import cpu_name, rss_mib, run_worker  # this folder is on sys.path when run as a script
 
 DEPTH_ANYTHING_V2_SMALL = {
     "model_type": "depth_anything",
@@ -74,21 +74,8 @@ NETWORKS = {
 }
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def _median(times: list[float]) -> float:
@@ -103,7 +90,7 @@ def worker(label: str, height: int, width: int, batch: int, forward_steps: int, 
 
     torch.manual_seed(0)
     net = models.build(NETWORKS[label], min_depth=1e-3, max_depth=10.0)
-    rss_built = _rss_mib()
+    rss_built = rss_mib()
     image = torch.rand(batch, 3, height, width)
     gt = torch.rand(batch, 1, height, width) * 9 + 0.5
     mask = torch.ones_like(gt, dtype=torch.bool)
@@ -145,11 +132,7 @@ def worker(label: str, height: int, width: int, batch: int, forward_steps: int, 
 def run_one(label: str, args: argparse.Namespace) -> dict | None:
     cmd = [sys.executable, __file__, "--worker", label, "--size", *map(str, args.size), "--batch", str(args.batch),
            "--forward_steps", str(args.forward_steps), "--train_steps", str(args.train_steps)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        print(f"# {label} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_worker(cmd, label)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = [run_one(label, args) for label in NETWORKS]
     threads = next((r["threads"] for r in results if r), torch.get_num_threads())
-    print(f"# CPU: {_cpu_name()}, {os.cpu_count()} cores, {threads} torch threads; torch {torch.__version__}, "
+    print(f"# CPU: {cpu_name()}, {os.cpu_count()} cores, {threads} torch threads; torch {torch.__version__}, "
           f"transformers {transformers.__version__}; input {args.size[0]}x{args.size[1]}, batch {args.batch}; "
           f"medians of {args.forward_steps} forward calls and {args.train_steps} training steps after 1 warm-up each; "
           "random weights; memory: RSS / ru_maxrss of a fresh process per network")

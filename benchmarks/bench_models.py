@@ -28,12 +28,13 @@ import sys
 import time
 
 
-def _rss_mib() -> float:
+def rss_mib() -> float:
+    """The process's resident set size now (MiB); bench_hf.py uses it too."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
             return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
@@ -60,7 +61,7 @@ def worker(name: str, height: int, width: int, device: str, batch: int, steps: i
         loss.backward()
         optimizer.step()
 
-    rss_before = _rss_mib()
+    rss_before = rss_mib()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for _ in range(warmup):
@@ -97,9 +98,15 @@ def run_one(name: str, size: tuple[int, int], device: str, args: argparse.Namesp
         sys.executable, __file__, "--worker", name, f"{size[0]}x{size[1]}", device,
         "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
     ]
+    return run_worker(cmd, f"{name} {size} {device}")
+
+
+def run_worker(cmd: list[str], what: str) -> dict | None:
+    """Run one benchmark worker in a fresh process (its peak memory is its own) and read the JSON of its
+    last output line; None, with its error output, when it failed."""
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        print(f"# {name} {size} {device} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        print(f"# {what} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -130,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     gpu_name = torch.cuda.get_device_name(0) if "cuda" in devices else "no CUDA device here"
     print(
-        f"# CPU: {_cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads; "
+        f"# CPU: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads; "
         f"GPU: {gpu_name}; torch {torch.__version__}; batch {args.batch}, {args.steps} timed steps "
         f"after {args.warmup} warm-up, default arguments of each network"
     )
