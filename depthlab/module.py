@@ -6,25 +6,28 @@ Evaluation is :class:`depthlab.eval.evaluator.Evaluator`'s, the non-finite guard
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torchmetrics import MeanMetric
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 
 from depthlab import losses, models
 from depthlab import pose as pose_models
 from depthlab.data.batch import DepthSample
+from depthlab.data.keys import frame_suffix
 from depthlab.errors import ConfigError
 from depthlab.eval import build_protocol
 from depthlab.eval.distributed import RepeatTracker
 from depthlab.eval.evaluator import Evaluator, report_stage
 from depthlab.eval.protocols import align_scale_shift
 from depthlab.eval.report import COUNTS
+from depthlab.geometry import translation_angle_deg
 from depthlab.losses.base import safe_batch
 from depthlab.metrics import valid_depth_mask
 from depthlab.models.output import RELATIVE, DepthOutput
@@ -211,13 +214,10 @@ class DepthModule(L.LightningModule):
             outputs = outputs | {"poses"}
         self.loss.check_requirements(None, outputs, f"network {type(self.net).__name__}")
         if outputs is not None and RELATIVE in outputs:  # evaluation must align a relative prediction
-            for name in ("val",) if stage in ("fit", "validate") else ("test",):
-                evaluators = self.member_evaluators[name] if name in self._members else [self.stage_evaluators[name]]
-                for evaluator in evaluators:
-                    evaluator.protocol.check_kind(RELATIVE, f"network {type(self.net).__name__}'s output")
+            for evaluator in self._evaluators("val" if stage in ("fit", "validate") else "test"):
+                evaluator.protocol.check_kind(RELATIVE, f"network {type(self.net).__name__}'s output")
         elif stage == "fit" and self.loss.scale_invariant:  # a metric network that nothing teaches metres
-            evaluators = self.member_evaluators["val"] if "val" in self._members else [self.stage_evaluators["val"]]
-            if any(evaluator.protocol.align == "none" for evaluator in evaluators):
+            if any(evaluator.protocol.align == "none" for evaluator in self._evaluators("val")):
                 terms = ", ".join(self.loss.terms)
                 raise ConfigError(
                     f"model.loss: every term ({terms}) is blind to depth's scale, so nothing teaches network "
@@ -235,6 +235,10 @@ class DepthModule(L.LightningModule):
                 raise
             self._eval_loss = False
             rank_zero_warn(f"{stage}: the loss is not evaluated ({exc}); the metrics are computed")
+
+    def _evaluators(self, stage: Stage) -> list[Evaluator]:
+        """The evaluators of ``stage``: one per member of a mixture, else the stage's one."""
+        return list(self.member_evaluators[stage]) if stage in self._members else [self.stage_evaluators[stage]]
 
     def _set_protocols(self, datamodule: Any, stages: tuple[Stage, ...]) -> None:
         hp = self.hparams
@@ -285,20 +289,20 @@ class DepthModule(L.LightningModule):
             mask = self.loss_mask(batch) if "depth" in batch else torch.zeros_like(out.prediction, dtype=torch.bool)
         return self.loss(out, safe_batch(batch, {"depth": mask}), mask)
 
-    def with_poses(self, out: DepthOutput, batch: DepthSample) -> DepthOutput:
-        """``out`` with the pose network's motion to each temporal frame the objective warps
-        (Monodepth2: the pair in temporal order, inverted for frames before the target)."""
-        if self.pose_net is None or not self._frames or out.poses is not None:
-            return out
-        from dataclasses import replace
-
-        from depthlab.data.keys import frame_suffix
-
+    def predict_poses(self, batch: DepthSample) -> dict[int, Tensor]:
+        """The pose network's motion (B, 4, 4), target camera -> frame k's, for each temporal frame k
+        the objective warps (Monodepth2: the pair in temporal order, inverted for frames before the target)."""
         target, poses = batch["image"], {}
         for k in self._frames:
             source = batch["image" + frame_suffix(k)]
             poses[k] = self.pose_net.pose(source, target, invert=True) if k < 0 else self.pose_net.pose(target, source)
-        return replace(out, poses=poses)
+        return poses
+
+    def with_poses(self, out: DepthOutput, batch: DepthSample) -> DepthOutput:
+        """``out`` with :meth:`predict_poses` (unchanged without a pose network or when it has poses)."""
+        if self.pose_net is None or not self._frames or out.poses is not None:
+            return out
+        return replace(out, poses=self.predict_poses(batch))
 
     # --- steps --------------------------------------------------------------------------------
 
@@ -403,13 +407,10 @@ class DepthModule(L.LightningModule):
         self._repeats.reset()
 
     def _update_pose_metric(self, batch: DepthSample) -> None:
-        from depthlab.data.keys import frame_suffix
-        from depthlab.geometry import translation_angle_deg
-
         known = [k for k in self._frames if "pose" + frame_suffix(k) in batch]
         if not known:
             return
-        poses = self.with_poses(DepthOutput(batch["image"][:, :1]), batch).poses
+        poses = self.predict_poses(batch)
         for k in known:
             self.pose_direction.update(translation_angle_deg(poses[k], batch["pose" + frame_suffix(k)]))
 

@@ -53,7 +53,7 @@ AlignSpace = Literal["inverse_depth", "depth"]
 # What a prediction map holds: metres, 1/m, or an affine-invariant (relative) inverse depth or depth.
 PredictionKind = Literal["depth", "inverse_depth", "relative_inverse_depth", "relative_depth"]
 PREDICTION_KINDS = ("depth", "inverse_depth", "relative_inverse_depth", "relative_depth")
-RELATIVE_KINDS = ("relative_inverse_depth", "relative_depth")
+INVERSE_KINDS = ("inverse_depth", "relative_inverse_depth")  # resized and aligned as they are, not as depth
 Box = tuple[int, int, int, int]  # four ints; each use says which
 
 # Caps in metres (BTS arguments_test_*.txt, ZoeDepth config, monodepth2 evaluate_depth.py).
@@ -195,7 +195,7 @@ def align_scale_shift(
     The fit runs in float64 on the valid pixels; the result has ``pred``'s dtype.
     """
     tiny = torch.finfo(torch.float64).tiny
-    inverse_kind = kind in ("inverse_depth", "relative_inverse_depth")
+    inverse_kind = kind in INVERSE_KINDS
     if space == "inverse_depth":
         p = pred.double() if inverse_kind else 1 / pred.double().clamp_min(tiny)
         target = 1 / gt.double().clamp_min(tiny)
@@ -417,7 +417,7 @@ class EvalProtocol:
 
     def _resize(self, pred: Tensor, hw: tuple[int, int], predicts_inverse_depth: bool, kind: str) -> Tensor:
         """``pred`` resized to ``hw``: depth kinds by the ``resize`` rule, inverse kinds as they are."""
-        if kind in ("inverse_depth", "relative_inverse_depth"):
+        if kind in INVERSE_KINDS:
             if tuple(pred.shape[-2:]) == tuple(hw):
                 return pred
             return resize_map(pred, (int(hw[0]), int(hw[1])), "align_corners" if self.align_corners else "opencv")

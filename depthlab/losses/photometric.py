@@ -112,17 +112,30 @@ def warp_right(depth_m: Tensor, batch: Mapping[str, Any]) -> tuple[Tensor, Tenso
     return warped, inside & (depth_m > 0)
 
 
-def warp_error(depth_m: Tensor, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
-    """Reprojection error (B, 1, H, W) of the left image rebuilt from the right one with ``depth_m``,
-    and where the warp sampled inside the right image (bool, same shape; False where depth <= 0)."""
-    warped, inside = warp_right(depth_m, batch)
+def warp_frame(depth_m: Tensor, batch: Mapping[str, Any], source: str, pose: Tensor) -> tuple[Tensor, Tensor]:
+    """The target view rebuilt from the temporal frame ``batch[source]`` with the target's ``depth_m``,
+    its ``intrinsics`` and ``pose`` (B, 4, 4, target camera -> the frame's), and where the warp
+    sampled inside the frame (bool; False where depth <= 0)."""
+    dtype = _compute_dtype(depth_m.dtype)
+    warped, inside = warp_with_pose(batch[source].to(dtype), depth_m.to(dtype), batch["intrinsics"].to(dtype),
+                                    pose.to(dtype))
+    return warped, inside & (depth_m > 0)
+
+
+def warp_error(depth_m: Tensor, batch: Mapping[str, Any], source: str = "image_right",
+               pose: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Reprojection error (B, 1, H, W) of the target rebuilt with ``depth_m`` from the right image (no
+    ``pose``: along its rows) or from the temporal frame ``source`` with ``pose`` (:func:`warp_frame`),
+    and where the warp sampled inside the source (bool, same shape; False where depth <= 0)."""
+    warped, inside = warp_right(depth_m, batch) if pose is None else warp_frame(depth_m, batch, source, pose)
     return reprojection_error(warped, batch["image"].to(warped.dtype)), inside
 
 
-def identity_error(batch: Mapping[str, Any], dtype: torch.dtype = torch.float32) -> Tensor:
-    """Reprojection error of the unwarped right image as the left (Monodepth2's auto-masking)."""
+def identity_error(batch: Mapping[str, Any], dtype: torch.dtype = torch.float32, source: str = "image_right") -> Tensor:
+    """Reprojection error of the unwarped source view ``source`` (the right image, or a temporal
+    frame ``image_f{k:+d}``) as the target (Monodepth2's auto-masking)."""
     dtype = _compute_dtype(dtype)
-    return reprojection_error(batch["image_right"].to(dtype), batch["image"].to(dtype))
+    return reprojection_error(batch[source].to(dtype), batch["image"].to(dtype))
 
 
 def hint_error(batch: Mapping[str, Any], hint: Tensor, hint_valid: Tensor) -> tuple[Tensor, Tensor]:
@@ -383,15 +396,8 @@ class DepthHintsLoss(DepthLoss):
 
     def _identities(self, batch: Mapping[str, Any], dtype: torch.dtype) -> list[tuple[str, Tensor]]:
         """Each unwarped source's reprojection error as the target (auto-masking), once per batch."""
-        out = []
-        for k in self._sources():
-            if k == "s":
-                out.append(("identity_s", identity_error(batch, dtype)))
-            else:
-                compute = _compute_dtype(dtype)
-                error = reprojection_error(batch[self._frame_keys[k]].to(compute), batch["image"].to(compute))
-                out.append((f"identity_{k:+d}", error))
-        return out
+        return [("identity_s", identity_error(batch, dtype)) if k == "s" else
+                (f"identity_{k:+d}", identity_error(batch, dtype, self._frame_keys[k])) for k in self._sources()]
 
     def _warps(self, depth: Tensor, batch: Mapping[str, Any], out: DepthOutput) -> list[tuple[str, Tensor, Tensor]]:
         """(name, reprojection error, inside) of the target rebuilt from each source with ``depth``:
@@ -403,11 +409,7 @@ class DepthHintsLoss(DepthLoss):
                 continue
             if not out.poses or k not in out.poses:
                 raise ValueError(f"{type(self).__name__}: frame {k:+d} needs out.poses[{k}] (a model.pose_net)")
-            dtype = _compute_dtype(depth.dtype)
-            warped, inside = warp_with_pose(batch[self._frame_keys[k]].to(dtype), depth.to(dtype),
-                                            batch["intrinsics"].to(dtype), out.poses[k].to(dtype))
-            error = reprojection_error(warped, batch["image"].to(dtype))
-            warps.append((f"warp_{k:+d}", error, inside & (depth > 0)))
+            warps.append((f"warp_{k:+d}", *warp_error(depth, batch, self._frame_keys[k], out.poses[k])))
         return warps
 
     def extra_repr(self) -> str:
