@@ -30,6 +30,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from depthlab.data.batch import output_stem
 from depthlab.errors import ConfigError
 from depthlab.models.layers import resize_output
 from depthlab.models.output import RELATIVE, DepthOutput
@@ -197,7 +198,7 @@ class DepthPredictionWriter(BasePredictionWriter):
             one = out.select(slice(i, i + 1))
             if sizes is not None and tuple(one.prediction.shape[-2:]) != tuple(int(s) for s in sizes[i]):
                 one = resize_output(one, [int(s) for s in sizes[i]])
-            stem = Path(names[i]).with_suffix("").as_posix() if names is not None else f"{int(batch_indices[i]):06d}"
+            stem = output_stem(None if names is None else names[i], None if batch_indices is None else batch_indices[i])
             if one.is_relative:
                 relative = one.prediction[0, 0].cpu().numpy()
                 if self._video is not None:

@@ -54,14 +54,10 @@ def main(argv: list[str]) -> int:
     protocol, where = protocol_in_force(default, datamodule, "test", lo, hi)
     datamodule.prepare_data()
     datamodule.setup("test")
-    dataset = getattr(datamodule, "dataset", None)
-    source = None
-    if callable(dataset):
-        test_set = dataset("test")
-        source = getattr(test_set, "source", None)
+    loader = datamodule.test_dataloader()
+    source = getattr(loader.dataset, "source", None)  # names a sample in errors (list.txt:LINENO)
     print(f"evaluate: {args.predictions} ({args.predictions_kind}) under {protocol.describe()} (from {where})")
-    values = score_saved_predictions(datamodule.test_dataloader(), args.predictions, protocol,
-                                     args.predictions_kind, args.png_scale, source)
+    values = score_saved_predictions(loader, args.predictions, protocol, args.predictions_kind, args.png_scale, source)
     if float(values["images"]) == 0:
         raise EmptySupervisionError(
             "evaluate: no image was scored (none has a ground-truth pixel in the protocol's depth range); check the "

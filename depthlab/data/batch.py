@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import TypedDict
 
 from torch import Tensor
@@ -35,3 +36,14 @@ class DepthSample(TypedDict, total=False):
     #   image_f-1: (3, H, W) frame k of the target's camera, pose_f-1: (4, 4) float32 target camera ->
     #   frame k's camera (procedural data only). Not declared here: the keys depend on k.
     name: str  # a user's image file, relative to its folder (names the prediction files)
+
+
+def output_stem(name: str | None, index: int | None) -> str:
+    """The file stem of one sample's outputs: what ``depthlab predict`` writes under and where
+    ``depthlab evaluate`` looks. The sample's ``name`` without its suffix, subfolders kept
+    (``sub/a.jpg`` -> ``sub/a``), else its index in the split, six digits (``000042``)."""
+    if name is not None:
+        return PurePosixPath(str(name)).with_suffix("").as_posix()
+    if index is None:
+        raise ValueError("output_stem: a sample without a name needs its index")
+    return f"{int(index):06d}"

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from depthlab.data.batch import output_stem
 from depthlab.errors import ConfigError
 from depthlab.eval.evaluator import Evaluator
 from depthlab.eval.protocols import EvalProtocol
@@ -29,13 +30,11 @@ SAVED_KINDS = ("depth", "inverse_depth", "relative_inverse_depth")
 
 
 def prediction_stem(batch: Mapping[str, Any], i: int, position: int) -> str:
-    """The file stem ``depthlab predict`` writes sample ``i`` of ``batch`` under (``position``: its
-    place in the split, when the batch carries no ``name`` nor ``index``)."""
-    names = batch.get("name")
-    if names is not None:
-        return Path(names[i]).with_suffix("").as_posix()
-    index = batch.get("index")
-    return f"{int(index[i]) if index is not None else position:06d}"
+    """The file stem ``depthlab predict`` writes sample ``i`` of ``batch`` under
+    (:func:`~depthlab.data.batch.output_stem`; ``position``: its place in the split, when the batch
+    carries no ``index``)."""
+    names, index = batch.get("name"), batch.get("index")
+    return output_stem(None if names is None else names[i], position if index is None else int(index[i]))
 
 
 def read_prediction(folder: Path, stem: str, png_scale: float, source: str) -> np.ndarray:
