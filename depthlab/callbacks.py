@@ -198,7 +198,7 @@ class DepthPredictionWriter(BasePredictionWriter):
             one = out.select(slice(i, i + 1))
             if sizes is not None and tuple(one.prediction.shape[-2:]) != tuple(int(s) for s in sizes[i]):
                 one = resize_output(one, [int(s) for s in sizes[i]])
-            stem = output_stem(None if names is None else names[i], None if batch_indices is None else batch_indices[i])
+            stem = output_stem(names[i], None) if names is not None else output_stem(None, batch_indices[i])
             if one.is_relative:
                 relative = one.prediction[0, 0].cpu().numpy()
                 if self._video is not None:
