@@ -435,6 +435,28 @@ def run(args: list[str] | None = None) -> DepthCLI:
 # --- "parse a config exactly as fit": the tools' way to a data module or a model ------------------
 
 
+def _parse_only(cli_class: type, cli_args: list[str], prog: str) -> Any:
+    """``cli_class`` (a :class:`DepthCLI` whose ``instantiate_classes`` builds what its helper needs) on
+    ``cli_args``, parsed as for ``fit``, run nothing; a config error is its own one line."""
+    import lightning as L
+
+    from depthlab.module import DepthModule
+
+    quiet_lightning()
+    with warnings.catch_warnings():
+        # The arguments are this command's own, not a second copy of sys.argv as Lightning fears.
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        try:
+            return cli_class(DepthModule, L.LightningDataModule, subclass_mode_data=True, run=False, args=cli_args,
+                             seed_everything_default=False, parser_kwargs={"prog": prog, "exit_on_error": False})
+        except ValueError as exc:
+            # jsonargparse wraps a class's own one-line ConfigError in a long ValueError.
+            error = unwrap_config_error(exc)
+            if not isinstance(error, ConfigError):
+                raise
+            raise error from None
+
+
 def modules_from_config(cli_args: list[str], prog: str, *, model: bool = True, data: bool = True,
                         ckpt_path: str | Path | None = None) -> tuple[Any, Any]:
     """``(model, datamodule)`` of a depthlab config, parsed by :class:`DepthCLI` exactly as for ``fit``
@@ -446,10 +468,6 @@ def modules_from_config(cli_args: list[str], prog: str, *, model: bool = True, d
     pretrained encoder weights, the checkpoint's weights are loaded strictly, and the model is in eval
     mode: what ``depthlab test --ckpt_path`` evaluates.
     """
-    import lightning as L
-
-    from depthlab.module import DepthModule
-
     class _PartsCLI(DepthCLI):
         _helper_ckpt_path = None if ckpt_path is None else str(ckpt_path)
 
@@ -470,19 +488,7 @@ def modules_from_config(cli_args: list[str], prog: str, *, model: bool = True, d
         from depthlab.checkpointing.io import read_checkpoint
 
         checkpoint = read_checkpoint(ckpt_path)  # before the config: a bad file is the first error
-    quiet_lightning()
-    with warnings.catch_warnings():
-        # The arguments are this command's own, not a second copy of sys.argv as Lightning fears.
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-        try:
-            cli = _PartsCLI(DepthModule, L.LightningDataModule, subclass_mode_data=True, run=False, args=cli_args,
-                            seed_everything_default=False, parser_kwargs={"prog": prog, "exit_on_error": False})
-        except ValueError as exc:
-            # jsonargparse wraps a class's own one-line ConfigError in a long ValueError.
-            error = unwrap_config_error(exc)
-            if not isinstance(error, ConfigError):
-                raise
-            raise error from None
+    cli = _parse_only(_PartsCLI, cli_args, prog)
     module = cli.model
     if module is not None and ckpt_path is not None:
         try:
@@ -500,10 +506,6 @@ def modules_from_config(cli_args: list[str], prog: str, *, model: bool = True, d
 def settings_from_config(cli_args: list[str], prog: str) -> tuple[dict[str, Any], Any]:
     """``(model settings, datamodule)`` of a depthlab config: the model's arguments as parsed (for
     ``fit``, with its defaults) without building it (no network at all: ``depthlab evaluate``)."""
-    import lightning as L
-
-    from depthlab.module import DepthModule
-
     captured: dict[str, Any] = {}
 
     class _SettingsCLI(DepthCLI):
@@ -513,19 +515,7 @@ def settings_from_config(cli_args: list[str], prog: str) -> tuple[dict[str, Any]
             self.model = None
             self.datamodule = self.parser.instantiate_classes(Namespace({"data": self.config["data"]})).get("data")
 
-    quiet_lightning()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-        try:
-            cli = _SettingsCLI(DepthModule, L.LightningDataModule, subclass_mode_data=True, run=False,
-                               args=cli_args, seed_everything_default=False,
-                               parser_kwargs={"prog": prog, "exit_on_error": False})
-        except ValueError as exc:
-            error = unwrap_config_error(exc)
-            if not isinstance(error, ConfigError):
-                raise
-            raise error from None
-    return captured, cli.datamodule
+    return captured, _parse_only(_SettingsCLI, cli_args, prog).datamodule
 
 
 def datamodule_from_config(cli_args: list[str], prog: str) -> Any:
