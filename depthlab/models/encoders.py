@@ -226,10 +226,11 @@ def cached_pretrained_file(name: str) -> str | None:
 
 
 def hub_reachable(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
-    """Whether the hub's host accepts a TCP connection within ``timeout_s`` (False with ``HF_HUB_OFFLINE``)."""
+    """Whether the hub's host accepts a TCP connection within ``timeout_s`` (False with ``HF_HUB_OFFLINE``,
+    read at import by huggingface_hub or set in the environment since)."""
     from huggingface_hub import constants
 
-    if constants.HF_HUB_OFFLINE:
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         return False
     url = urlparse(hub_endpoint())
     try:

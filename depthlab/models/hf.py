@@ -165,24 +165,20 @@ def _offline_error(name: str, reason: str) -> ConfigError:
     )
 
 
-def _hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    return bool(constants.HF_HUB_OFFLINE) or env
-
-
-def _cached(repo_id: str) -> bool:
-    """Whether the hub cache (HF_HOME) holds ``repo_id``'s config and weights."""
+def _in_cache(repo_id: str, filename: str) -> bool:
+    """Whether the hub cache (HF_HOME) holds ``filename`` of ``repo_id``."""
     from huggingface_hub import try_to_load_from_cache
 
-    def has(filename: str) -> bool:
-        try:
-            return isinstance(try_to_load_from_cache(repo_id, filename), str)
-        except Exception:  # an id that is not a valid repository name
-            return False
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, filename), str)
+    except Exception:  # an id that is not a valid repository name
+        return False
 
-    return has("config.json") and any(has(f) for f in _HUB_WEIGHT_FILES)
+
+def _cached(repo_id: str, need_weights: bool) -> bool:
+    """Whether the hub cache holds ``repo_id``'s config (and, with ``need_weights``, its weights)."""
+    return _in_cache(repo_id, "config.json") and (
+        not need_weights or any(_in_cache(repo_id, f) for f in _HUB_WEIGHT_FILES))
 
 
 def _resolve_source(pretrained: str, need_weights: bool) -> tuple[str, dict[str, Any]]:
@@ -203,21 +199,11 @@ def _resolve_source(pretrained: str, need_weights: bool) -> tuple[str, dict[str,
             "depth-anything/Depth-Anything-V2-Small-hf, or a folder written by save_pretrained / `hf download "
             "--local-dir`)"
         )
-    cached = _cached(pretrained) if need_weights else _cached_config(pretrained)
-    if cached:
+    if _cached(pretrained, need_weights):
         return pretrained, {"local_files_only": True}
-    if _hub_offline() or not hub_reachable():
+    if not hub_reachable():
         raise _offline_error(pretrained, f"{hub_endpoint()} cannot be reached and the hub cache does not hold it")
     return pretrained, {}
-
-
-def _cached_config(repo_id: str) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
-    except Exception:
-        return False
 
 
 def _config_from(tf: Any, config: Any, overrides: Mapping[str, Any]) -> Any:
