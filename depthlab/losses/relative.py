@@ -77,6 +77,12 @@ def align_scale_shift(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tenso
     return s, t_mean - s * p_mean
 
 
+def aligned_residual(p: Tensor, g: Tensor, mask: Tensor) -> Tensor:
+    """s p + t - g with (s, t) of :func:`align_scale_shift` per image, 0 outside ``mask``."""
+    s, t = align_scale_shift(p, g, mask)
+    return torch.where(mask, s * p + t - g, torch.zeros_like(p))
+
+
 def scale_shift_invariant(
     pred: Tensor,
     target: Tensor,
@@ -107,8 +113,7 @@ def scale_shift_invariant(
         p, g = pred, target
     else:
         raise ValueError(f"ssi: space must be 'inverse_depth' or 'depth', got {space!r}")
-    s, t = align_scale_shift(p, g, mask)
-    r = torch.where(mask, s * p + t - g, torch.zeros_like(p))
+    r = aligned_residual(p, g, mask)
     loss = r.square().sum() / (2 * mask.sum()).clamp_min(1).to(r.dtype)
     if alpha:
         loss = loss + alpha * multiscale_gradient_loss(r, mask, scales)
@@ -143,10 +148,7 @@ class GradientMatchingLoss(SupervisedLoss):
         if not out.is_relative:
             return self.compute(out.depth, batch["depth"], mask)
         r, target, mask = check_inputs(out.relative_inverse_depth, batch["depth"], mask)
-        g = safe_reciprocal(target)
-        s, t = align_scale_shift(r, g, mask)
-        residual = torch.where(mask, s * r + t - g, torch.zeros_like(r))
-        return multiscale_gradient_loss(residual, mask, self.scales)
+        return multiscale_gradient_loss(aligned_residual(r, safe_reciprocal(target), mask), mask, self.scales)
 
     def compute(self, pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         return gradient_matching(pred, target, mask, self.scales)
