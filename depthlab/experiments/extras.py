@@ -124,10 +124,11 @@ def pose_ate(target: Path, exp: Experiment, scale: str, runs: Path, split: str =
                 ckpt = last_checkpoint(seed_dir)
             except Exception:  # noqa: BLE001  (a variant that did not run or has no pose network)
                 continue
-            hp = read_checkpoint(ckpt).get("hyper_parameters", {})
+            checkpoint = read_checkpoint(ckpt)
+            hp = checkpoint.get("hyper_parameters", {})
             if not hp.get("pose_net"):
                 continue
-            state = read_checkpoint(ckpt)["state_dict"]
+            state = checkpoint["state_dict"]
             errors = {}
             for name, load in (("trained", True), ("untrained", False)):
                 torch.manual_seed(0)
