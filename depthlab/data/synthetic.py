@@ -276,7 +276,11 @@ def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int,
     ``frame_ids`` of ``[0]`` or ``[0, "s"]`` give exactly the stereo sample of old."""
     rng = np.random.default_rng([seed, _SPLIT_ID[split], index])
     scene = sample_scene(cfg, rng)
-    views = {"": render_view(scene, cfg, 0.0), "_right": render_view(scene, cfg, cfg.baseline_m)}
+    temporal = temporal_ids(frame_ids)
+    stereo = not temporal or STEREO_FRAME in frame_ids  # a monocular video renders no right view at all
+    views = {"": render_view(scene, cfg, 0.0)}
+    if stereo:
+        views["_right"] = render_view(scene, cfg, cfg.baseline_m)
     sample: dict[str, Any] = {}
     for view, (rgb, depth) in views.items():  # left first: its draws are those of the mono generator
         valid = (depth > cfg.min_depth) & (depth < cfg.max_depth)
@@ -285,14 +289,10 @@ def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int,
         sample[f"image{view}"] = rgb
         sample[f"depth{view}"] = np.where(valid, depth, 0.0).astype(np.float32)
     sample["intrinsics"] = np.array(cfg.intrinsics, dtype=np.float32)
-    sample["baseline_m"] = np.float32(cfg.baseline_m)
+    if stereo:
+        sample["baseline_m"] = np.float32(cfg.baseline_m)
     sample["index"] = index
-    temporal = temporal_ids(frame_ids)
     if temporal:
-        stereo = STEREO_FRAME in frame_ids
-        if not stereo:
-            for key in ("image_right", "depth_right", "baseline_m"):
-                del sample[key]
         speed, yaw = sample_trajectory(seed, split, index)
         for k in temporal:
             camera = frame_camera(speed, yaw, k)
