@@ -88,12 +88,14 @@ def _scale_camera(data: dict[str, Any], sx: float, sy: float) -> None:
         data["intrinsics"] = np.array(scale_intrinsics(k, sx, sy))
 
 
-def _conjugate_poses(data: dict[str, Any], rotation: np.ndarray) -> None:
-    """The new camera sees X' = R X: every ``pose_f*`` (target -> frame k) becomes R P R^T."""
-    r = np.eye(4)
-    r[:3, :3] = rotation
+def _conjugate_poses(data: dict[str, Any], change: np.ndarray) -> None:
+    """The new cameras see X' = M X (``change``: M, (3, 3) rotation or (4, 4) rigid motion): every
+    ``pose_f*`` (target -> frame k) becomes M P M^-1."""
+    m = np.eye(4)
+    m[: change.shape[0], : change.shape[1]] = change
+    inverse = np.linalg.inv(m)
     for key in [k for k in data if is_pose_key(k)]:
-        data[key] = (r @ np.asarray(data[key], dtype=np.float64) @ r.T).astype(np.float32)
+        data[key] = (m @ np.asarray(data[key], dtype=np.float64) @ inverse).astype(np.float32)
 
 
 def _scale_poses(data: dict[str, Any], scale: float) -> None:
@@ -149,10 +151,9 @@ class HorizontalFlip(A.HorizontalFlip):
             if poses:  # the right camera becomes the target: its motion is T(-b) P T(b)
                 if "baseline_m" not in out:
                     raise ValueError(f"HorizontalFlip: a stereo sample with {poses[0]} needs baseline_m to swap views")
-                shift = np.eye(4)
-                shift[0, 3] = float(out["baseline_m"])
-                for key in poses:
-                    out[key] = (np.linalg.inv(shift) @ np.asarray(out[key], dtype=np.float64) @ shift).astype(np.float32)
+                to_right = np.eye(4)
+                to_right[0, 3] = -float(out["baseline_m"])  # T(-b): a left-camera point in the right camera
+                _conjugate_poses(out, to_right)
         _conjugate_poses(out, np.diag([-1.0, 1.0, 1.0]))
         return out
 
