@@ -75,6 +75,13 @@ DEPTH_PNG_SCALE = 1 / 256  # devkit readme of the depth benchmarks
 GroundTruth = Literal["annotated", "velodyne", "none"]
 _OTHER_CAMERA = {"image_02": "image_03", "image_03": "image_02"}
 IMAGE_EXTS = (".png", ".jpg")
+
+
+def check_image_ext(image_ext: str) -> str:
+    """``image_ext`` if it is one of :data:`IMAGE_EXTS`, else a one-line ConfigError naming ``data.image_ext``."""
+    if image_ext not in IMAGE_EXTS:
+        raise ConfigError(f"data.image_ext: expected one of {', '.join(IMAGE_EXTS)}, got {image_ext!r}")
+    return image_ext
 #: Where a frame's hint lives under hints_root: the raw layout without ``data/`` (the published depth-hints layout).
 HINT_LAYOUT = "<date>/<date>_drive_<id>_sync/image_0{2,3}/<frame:010d>.npy"
 HINTS_DATA = {"dataset": "kitti"}  # what a KITTI hints folder's manifest.json records as its data
@@ -178,9 +185,7 @@ class KITTIDataset(DepthFileDataset):
         super().__init__(augment)
         if gt_source not in ("annotated", "velodyne", "none"):
             raise ConfigError(f"KITTI gt_source must be annotated, velodyne or none, got {gt_source!r}")
-        if image_ext not in IMAGE_EXTS:
-            raise ConfigError(f"data.image_ext: expected one of {', '.join(IMAGE_EXTS)}, got {image_ext!r}")
-        self.image_ext, self.frame_ids = image_ext, check_frame_ids(list(frame_ids))
+        self.image_ext, self.frame_ids = check_image_ext(image_ext), check_frame_ids(list(frame_ids))
         stereo = stereo or STEREO_FRAME in self.frame_ids
         if gt_source == "annotated" and gt_root is None:
             raise ConfigError("data.gt_root is not set: point it at the annotated depth maps (data_depth_annotated)")
@@ -449,10 +454,8 @@ class KITTIDataModule(StereoHintsMixin, FileDataModule):
             allowed = ("annotated", "velodyne", "none") if key == "train_gt_source" else ("annotated", "velodyne")
             if value not in allowed:
                 raise ConfigError(f"data.{key} must be {', '.join(allowed[:-1])} or {allowed[-1]}, got {value!r}")
-        if image_ext not in IMAGE_EXTS:
-            raise ConfigError(f"data.image_ext: expected one of {', '.join(IMAGE_EXTS)}, got {image_ext!r}")
         self.frame_ids = check_frame_ids([0] if frame_ids is None else frame_ids)
-        self.image_ext = image_ext
+        self.image_ext = check_image_ext(image_ext)
         stereo = stereo or STEREO_FRAME in self.frame_ids
         self.raw_root, self.gt_root = raw_root, gt_root
         self.lists = {"train": train_list, "val": val_list, "test": test_list}
