@@ -238,14 +238,18 @@ HINT_LAYOUT = "<split>/image_0{2,3}/<index:06d>.npy"
 SPEED_M = (0.1, 0.2)
 TURN_DEG = (0.5, 2.0)
 MAX_FRAME_OFFSET = 2  # the room's back wall is >= 0.5 m behind the target camera: 2 x 0.2 m stays inside
+#: How far behind the target camera a frame may sit: the room's back wall is >= 0.5 m behind it.
+MAX_BACKWARD_M = 0.45
 
 
-def sample_trajectory(seed: int, split: Split, index: int) -> tuple[float, float]:
+def sample_trajectory(seed: int, split: Split, index: int,
+                      speed_m: tuple[float, float] = SPEED_M) -> tuple[float, float]:
     """(speed in metres per frame, yaw in radians per frame) of the (seed, split, index)-th video:
-    forward at U(SPEED_M), turning by U(TURN_DEG) to either side, from the sample's own random
-    stream (the scene and its target frame are the same with or without video frames)."""
+    forward at U(speed_m) (default :data:`SPEED_M`), turning by U(TURN_DEG) to either side, from the
+    sample's own random stream (the scene and its target frame are the same with or without video
+    frames, and the same draw gives the same turn at any speed range)."""
     rng = np.random.default_rng([seed, _SPLIT_ID[split], index, 13])
-    speed = rng.uniform(*SPEED_M)
+    speed = rng.uniform(*speed_m)
     yaw = math.radians(rng.uniform(*TURN_DEG)) * (1 if rng.random() < 0.5 else -1)
     return float(speed), float(yaw)
 
@@ -264,7 +268,7 @@ def frame_camera(speed: float, yaw: float, k: int) -> np.ndarray:
 
 
 def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int,
-                  frame_ids: Sequence[int | str] = (0,)) -> dict[str, Any]:
+                  frame_ids: Sequence[int | str] = (0,), speed_m: tuple[float, float] = SPEED_M) -> dict[str, Any]:
     """The (seed, split, index)-th stereo sample as NumPy arrays, what a data set's ``load`` returns
     (images (H, W, 3) float32 in [0, 1], depth (H, W) float32 metres, 0 where invalid). Both views
     have ground truth, with the same range and density rules.
@@ -293,7 +297,7 @@ def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int,
         sample["baseline_m"] = np.float32(cfg.baseline_m)
     sample["index"] = index
     if temporal:
-        speed, yaw = sample_trajectory(seed, split, index)
+        speed, yaw = sample_trajectory(seed, split, index, speed_m)
         for k in temporal:
             camera = frame_camera(speed, yaw, k)
             suffix = frame_suffix(k)
@@ -377,7 +381,7 @@ class SyntheticStereoDataset(SampleDataset):
     def __init__(self, cfg: SceneConfig, split: Split, length: int, seed: int = 0,
                  hints: Path | str | None = None, scale_range: tuple[float, float] | None = None,
                  cache: bool = False, augment: DepthAugment | None = None,
-                 frame_ids: Sequence[int | str] = (0,)) -> None:
+                 frame_ids: Sequence[int | str] = (0,), speed_m: tuple[float, float] = SPEED_M) -> None:
         if split not in _SPLIT_ID:
             raise ValueError(f"split must be one of {list(_SPLIT_ID)}, got {split!r}")
         if isinstance(hints, str) and hints != "on_the_fly":
@@ -385,7 +389,7 @@ class SyntheticStereoDataset(SampleDataset):
         super().__init__(augment)
         self.cfg, self.split, self.length, self.seed, self.hints = cfg, split, length, seed, hints
         self.scale_range = scale_range
-        self.frame_ids = tuple(frame_ids)
+        self.frame_ids, self.speed_m = tuple(frame_ids), speed_m
         self._cache: dict[int, dict[str, Any]] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -400,7 +404,8 @@ class SyntheticStereoDataset(SampleDataset):
     def load(self, index: int) -> dict[str, Any]:
         if self._cache is not None and index in self._cache:
             return dict(self._cache[index])
-        sample = render_arrays(self.cfg, self.seed, self.split, index, frame_ids=self.frame_ids)
+        sample = render_arrays(self.cfg, self.seed, self.split, index, frame_ids=self.frame_ids,
+                               speed_m=self.speed_m)
         if self.scale_range is not None:
             s = scene_scale(self.scale_range, self.seed, self.split, index)
             for key in ("depth", "depth_right", "baseline_m"):
@@ -457,6 +462,9 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
             sample), ``image_f{k:+d}`` and the ground-truth ``pose_f{k:+d}`` (target camera ->
             frame k's camera). With temporal ids the right view (and the right camera's frames)
             come only with ``"s"``: ``[0, -1, 1]`` is a monocular video, ``[0, -1, 1, s]`` MS.
+        trajectory_speed_m: ``[low, high]`` metres a frame of those videos (default ``[0.1, 0.2]``;
+            the turn is drawn the same at any range). Faster gives more parallax per frame; the
+            frame furthest back must stay inside the room (``max |k| x high <= 0.45``).
         train_transforms, eval_transforms: augmentation lists, as for the file data modules (see
             :mod:`depthlab.data.transforms`; e.g. ``{name: HorizontalFlip}`` mirrors a pair and
             swaps its views). Each sample's draw is its own (:func:`augment_seed`): a sample is the
@@ -486,6 +494,7 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         scale_range: tuple[float, float] | None = None,
         cache: bool = False,
         frame_ids: list[int | str] | None = None,
+        trajectory_speed_m: tuple[float, float] = SPEED_M,
         train_transforms: list[dict[str, Any]] | None = None,
         eval_transforms: list[dict[str, Any]] | None = None,
     ) -> None:
@@ -495,6 +504,15 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         if far:
             raise ConfigError(f"data.frame_ids: procedural videos reach {MAX_FRAME_OFFSET} frames from the target "
                               f"(the camera would leave the room), got {far[0]}")
+        if len(trajectory_speed_m) != 2 or not 0 < trajectory_speed_m[0] <= trajectory_speed_m[1]:
+            raise ConfigError("data.trajectory_speed_m: expected [low, high] metres a frame with 0 < low <= high, "
+                              f"got {list(trajectory_speed_m)}")
+        back = max([-k for k in temporal_ids(self.frame_ids) if k < 0], default=0)
+        if back * trajectory_speed_m[1] > MAX_BACKWARD_M + 1e-9:
+            raise ConfigError(f"data.trajectory_speed_m: frame {-back} would sit {back * trajectory_speed_m[1]:g} m "
+                              f"behind the target camera, past the room's back wall (at most {MAX_BACKWARD_M} m): "
+                              f"lower the speed or the frame offset")
+        self.trajectory_speed_m = (float(trajectory_speed_m[0]), float(trajectory_speed_m[1]))
         if (hints_root is not None or hints_on_the_fly) and temporal_ids(self.frame_ids) and \
                 STEREO_FRAME not in self.frame_ids:
             # the hints are of the target's stereo pair (the same scene and target frame with or without
@@ -537,7 +555,7 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         augment = self.train_augment if split == "train" else self.eval_augment
         return SyntheticStereoDataset(self.scene, split, self.sizes[split], self.seed, hints,
                                       scale_range=self.scale_range, cache=self.cache, augment=augment,
-                                      frame_ids=self.frame_ids)
+                                      frame_ids=self.frame_ids, speed_m=self.trajectory_speed_m)
 
     # -- Depth Hints (depthlab hints precompute) ---------------------------------------------------------
     @property

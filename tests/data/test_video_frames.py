@@ -220,3 +220,18 @@ def test_procedural_frame_ids_are_checked():
         SyntheticDataModule(frame_ids=[-1, 1])
     with pytest.raises(ConfigError, match="data.frame_ids: procedural videos reach 2 frames"):
         SyntheticDataModule(frame_ids=[0, 3])
+
+
+def test_trajectory_speed_is_an_option_with_the_same_turn():
+    from depthlab.data.synthetic import SyntheticDataModule
+
+    small = dict(height=16, width=24, train_size=1, frame_ids=[0, -1, 1])
+    slow = SyntheticDataModule(**small).dataset("train")[0]
+    fast = SyntheticDataModule(**small, trajectory_speed_m=[0.3, 0.45]).dataset("train")[0]
+    assert 0.3 <= float(fast["pose_f-1"][2, 3]) <= 0.45 and 0.1 <= float(slow["pose_f-1"][2, 3]) <= 0.2
+    assert torch.equal(fast["pose_f+1"][:3, :3], slow["pose_f+1"][:3, :3])  # one draw: the same turn
+    assert torch.equal(fast["image"], slow["image"]) and not torch.equal(fast["image_f+1"], slow["image_f+1"])
+    with pytest.raises(ConfigError, match=r"data.trajectory_speed_m: frame -2 would sit 0.6 m behind"):
+        SyntheticDataModule(frame_ids=[0, -2, 2], trajectory_speed_m=[0.2, 0.3])
+    with pytest.raises(ConfigError, match=r"data.trajectory_speed_m: expected \[low, high\]"):
+        SyntheticDataModule(frame_ids=[0, 1], trajectory_speed_m=[0.3, 0.1])
