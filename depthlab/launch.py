@@ -61,7 +61,7 @@ class SlurmOptions:
     max_requeue: int = 3
     signal_delay_s: int = 120
     setup: tuple[str, ...] = ()
-    additional: tuple[tuple[str, str], ...] = ()
+    additional: tuple[tuple[str, str | bool], ...] = ()
 
     def executor_parameters(self, name: str) -> dict[str, Any]:
         """``submitit.AutoExecutor.update_parameters`` keywords (one task per job, one node)."""
@@ -90,7 +90,7 @@ _SLURM_HELP = {
     "max_requeue": "requeues after reaching the time limit (default 3); preemptions do not count",
     "signal_delay_s": "seconds before the time limit at which a task saves and is requeued (default 120)",
     "setup": "a shell line run before each task, e.g. 'source .venv/bin/activate' (repeatable)",
-    "additional": "any other sbatch option as KEY=VALUE, e.g. reservation=mine (repeatable)",
+    "additional": "any other sbatch option as KEY=VALUE or KEY, e.g. reservation=mine or requeue (repeatable)",
 }
 
 
@@ -103,7 +103,7 @@ class LaunchOptions:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--launcher``, ``--jobs`` and the ``--slurm.*`` options (read back with :func:`options_from`)."""
-    group = parser.add_argument_group("fan-out (docs: README, 'Many jobs at once')")
+    group = parser.add_argument_group("fan-out (docs/experiments.md: 'Many runs at once')")
     group.add_argument("--launcher", choices=LAUNCHERS, default="sequential",
                        help="sequential (default: one after another in this process), local (--jobs at once on "
                             f"this machine) or slurm (a job array through submitit: {CLUSTER_HINT})")
@@ -141,9 +141,9 @@ def options_from(args: argparse.Namespace) -> LaunchOptions:
         pairs = []
         for item in given["additional"]:
             key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                raise ConfigError(f"--slurm.additional: expected KEY=VALUE (an sbatch option), got {item!r}")
-            pairs.append((key.strip(), value))
+            if not key.strip():
+                raise ConfigError(f"--slurm.additional: expected KEY=VALUE or KEY (an sbatch option), got {item!r}")
+            pairs.append((key.strip(), value if sep else True))  # KEY alone: a flag such as --requeue
         given["additional"] = tuple(pairs)
     return LaunchOptions(launcher, jobs or 1, SlurmOptions(**given))
 

@@ -59,8 +59,8 @@ def main(argv: list[str]) -> int:
         if shard is not None:
             raise ConfigError(f"--shard: one shard runs in this process; with --launcher {options.launcher} give --shards N")
         if args.shards is None or args.shards < 1:
-            raise ConfigError(f"--shards: --launcher {options.launcher} needs the number of shards >= 1, "
-                              f"got {args.shards}")
+            got = "" if args.shards is None else f", got {args.shards}"
+            raise ConfigError(f"--shards: --launcher {options.launcher} needs --shards N, the number of shards >= 1{got}")
     if args.settings == "random":
         try:
             settings = random_settings(args.num_settings, args.settings_seed)

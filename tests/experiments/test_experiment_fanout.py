@@ -202,18 +202,19 @@ def test_the_slurm_array_is_one_sbatch_with_the_options_and_each_task_runs_its_j
     add_arguments(parser)
     options = options_from(parser.parse_args(
         ["--launcher", "slurm", "--slurm.partition", "gpu", "--slurm.gpus_per_node", "2", "--slurm.timeout_min", "90",
-         "--slurm.cpus_per_task", "8", "--slurm.setup", "source .venv/bin/activate", "--slurm.additional", "reservation=mine"]))
+         "--slurm.cpus_per_task", "8", "--slurm.setup", "source .venv/bin/activate", "--slurm.additional", "reservation=mine", "--slurm.additional", "requeue"]))
     exp = _coarse_fine(tmp_path)
     jobs = [run_job(exp, exp.variant(v), "small", s, tmp_path / "runs") for v in ("coarse", "joint") for s in (0, 1)]
     handles = submit_array(jobs, options.slurm, tmp_path / "submitit", "cf")
     assert [h.job_id for h in handles] == [f"4242_{i}" for i in range(4)]
     text = submitted.read_text()
-    sbatch = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in text.splitlines() if line.startswith("#SBATCH --")}
+    sbatch = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in text.splitlines() if line.startswith("#SBATCH --") and "=" in line}
     assert sbatch["#SBATCH --partition"] == "gpu" and sbatch["#SBATCH --gpus-per-node"] == "2"
     assert sbatch["#SBATCH --time"] == "90" and sbatch["#SBATCH --cpus-per-task"] == "8"
     assert sbatch["#SBATCH --array"] == "0-3%4" and sbatch["#SBATCH --ntasks-per-node"] == "1"
     assert sbatch["#SBATCH --signal"] == "USR2@120" and sbatch["#SBATCH --job-name"] == "cf"
-    assert sbatch["#SBATCH --reservation"] == "mine" and "\nsource .venv/bin/activate\n" in text
+    assert sbatch["#SBATCH --reservation"] == "mine" and "\n#SBATCH --requeue\n" in text
+    assert "\nsource .venv/bin/activate\n" in text
     command = text.strip().splitlines()[-1]
     assert command.startswith("srun --unbuffered --output ") and command.endswith(
         f"{sys.executable} -u -m submitit.core._submit {tmp_path / 'submitit' / '%j'}")
@@ -260,7 +261,7 @@ def test_launcher_options_are_checked_once_with_one_line_errors(tmp_path, monkey
                           (["--launcher", "local", "--jobs", "0"], "--jobs: expected a number of jobs >= 1, got 0"),
                           (["--launcher", "local", "--slurm.partition", "gpu"], "--slurm.partition: only with --launcher slurm"),
                           (["--launcher", "slurm", "--slurm.timeout_min", "0"], "--slurm.timeout_min: expected a number >= 1"),
-                          (["--launcher", "slurm", "--slurm.additional", "nokey"], "--slurm.additional: expected KEY=VALUE")):
+                          (["--launcher", "slurm", "--slurm.additional", "=x"], "--slurm.additional: expected KEY=VALUE or KEY")):
         with pytest.raises(ConfigError, match="^" + re.escape(message)):
             options_from(parser.parse_args(argv))
     assert strip_arguments(["precompute", "--config", "x.yaml", "--launcher", "slurm", "--shards=4", "--slurm.partition",
