@@ -148,6 +148,8 @@ def shard_jobs(jobs: Sequence[HintJob], shard: tuple[int, int] | None) -> list[H
     if shard is None:
         return list(jobs)
     index, count = shard
+    if not 0 <= index < count:
+        raise ConfigError(f"shard: expected (i, n) with 0 <= i < n, got {tuple(shard)}")
     return list(jobs[index::count])
 
 
