@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+import sys
+from pathlib import Path
+
 from depthlab.errors import ConfigError
-from depthlab.hints.precompute import SPLITS, precompute
+from depthlab.hints.precompute import SPLITS, default_workers, precompute
 from depthlab.hints.sgm import PUBLISHED_GRID, random_settings
+from depthlab.launch import Job, LaunchOptions, launch, options_from, parse_shard, strip_arguments
+from depthlab.launch import add_arguments as add_launch_arguments
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--settings_seed", type=int, default=0, help="seed of --settings random")
     p.add_argument("--limit", type=int, default=None, help="compute at most N pairs in this run")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="only shard I (from 0) of N: the pairs at positions I, I+N, I+2N, ... (any scheduler can run "
+                        "the N shards at once into one hints folder)")
+    p.add_argument("--shards", type=int, default=None, metavar="N",
+                   help="with --launcher local/slurm: run the N shards as N jobs (a SLURM job array)")
+    add_launch_arguments(p)
     return parser
 
 
@@ -40,6 +51,16 @@ def main(argv: list[str]) -> int:
     from depthlab.parser import datamodule_from_config
 
     args, rest = _parser().parse_known_args(argv)
+    options = options_from(args)
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    if options.launcher == "sequential" and args.shards is not None:
+        raise ConfigError("--shards: only with --launcher local or slurm (one shard alone: --shard I/N)")
+    if options.launcher != "sequential":
+        if shard is not None:
+            raise ConfigError(f"--shard: one shard runs in this process; with --launcher {options.launcher} give --shards N")
+        if args.shards is None or args.shards < 1:
+            got = "" if args.shards is None else f", got {args.shards}"
+            raise ConfigError(f"--shards: --launcher {options.launcher} needs --shards N, the number of shards >= 1{got}")
     if args.settings == "random":
         try:
             settings = random_settings(args.num_settings, args.settings_seed)
@@ -55,6 +76,39 @@ def main(argv: list[str]) -> int:
     hints_root = args.hints_root or getattr(datamodule, "hints_root", None)
     if hints_root is None:
         raise ConfigError("no hints folder: set data.init_args.hints_root in the config or give --hints_root")
+    if options.launcher != "sequential":
+        return _launch_shards(argv, args, options, datamodule, Path(hints_root).expanduser(), settings, choice)
     summary = precompute(datamodule, hints_root, args.split, args.workers, settings, args.size, choice, args.limit,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, shard=shard)
     return 1 if summary.failures else 0
+
+
+def _launch_shards(argv: list[str], args, options: LaunchOptions, datamodule, root: Path, settings, choice: str) -> int:
+    """``--launcher local|slurm --shards N``: the N shards as N jobs of this same command line with
+    ``--shard i/N``, logs in ``<hints_root>/logs/``. The manifest is claimed here first, so a folder
+    made with other settings is refused before anything is submitted."""
+    from depthlab.hints.fusion import check_size
+    from depthlab.hints.store import claim_hints_root, make_manifest
+
+    try:
+        size = check_size(args.size)
+    except ValueError as exc:
+        raise ConfigError(f"--size: {exc}") from None
+    claim_hints_root(root, make_manifest(settings, size, datamodule.hints_data, datamodule.hint_layout, choice))
+    n = args.shards
+    base = ["hints", *strip_arguments(argv)]
+    if "--no_progress" not in base:
+        base.append("--no_progress")
+    if options.launcher == "local" and args.workers is None:  # the cores shared by the shards running at once
+        base += ["--workers", str(max(1, default_workers() // min(options.jobs, n)))]
+    logs = root.resolve() / "logs"
+    jobs = [Job(f"hints shard {i}/{n}", [*base, "--shard", f"{i}/{n}"], str(logs / f"shard-{i}-of-{n}.log"))
+            for i in range(n)]
+    outcomes = launch(jobs, options, logs / "submitit", name="depthlab-hints")
+    failed = [o for o in outcomes if not o.ok]
+    for outcome in failed:
+        print(f"hints precompute: {outcome.job.name} failed ({outcome.detail or f'exit status {outcome.status}'}): "
+              f"log {outcome.job.log}", file=sys.stderr)
+    if not failed:
+        print(f"hints precompute: all {n} shards finished -> {root}")
+    return 1 if failed else 0

@@ -2,6 +2,8 @@
 
     depthlab experiment list
     depthlab experiment run NAME [--scale small|full|tiny] [--seeds 0,1,2] [--rerun] [--update-docs]
+    depthlab experiment run NAME --launcher local --jobs 2               # two runs at once on this machine
+    depthlab experiment run NAME --launcher slurm --slurm.partition P --slurm.gpus_per_node 1 --slurm.timeout_min 600
     depthlab experiment report NAME [--scale small] [--update-docs]   # re-draw the report from existing logs
 
 An experiment is a folder ``configs/experiments/<name>/`` of ordinary depthlab configs plus
@@ -12,6 +14,11 @@ the runs, ``<out>/<scale>/report/<name>.md``, unless ``--docs DIR`` or ``--updat
 committed ``docs/experiments/<name>.md`` of a clone) says otherwise. The plots need the optional
 extra ``plots`` (matplotlib).
 
+``--launcher local|slurm`` runs every (variant, seed) as a job of its own, ``--jobs N`` at once or as
+a SLURM job array through submitit (:mod:`depthlab.experiments.fanout`, :mod:`depthlab.launch`); the
+report is written when all have finished. ``report`` writes it from the runs that have finished and
+lists the missing ones.
+
 :func:`main` takes the command runner as an argument (``run_command(argv) -> exit status``: the
 ``depthlab experiment`` front end passes :func:`depthlab.cli.main`); nothing here imports the command
 layer.
@@ -20,11 +27,14 @@ layer.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from depthlab.errors import ConfigError
 from depthlab.experiments.runner import CommandRunner
 from depthlab.experiments.spec import Experiment, experiments_dir, list_experiments, load_experiment
+from depthlab.launch import add_arguments as add_launch_arguments
+from depthlab.launch import options_from
 
 __all__ = ["CommandRunner", "Experiment", "experiments_dir", "list_experiments", "load_experiment", "main"]
 
@@ -62,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--rerun", action="store_true", help="train runs again that finished before (default: reuse them)")
             p.add_argument("--variant", action="append", default=None, help="only this variant (repeatable; no report)")
+            p.add_argument("--runs-only", action="store_true",
+                           help="only the runs: no prepare steps, no extras, no report (what each job of --launcher runs)")
+            add_launch_arguments(p)
     return parser
 
 
@@ -100,9 +113,35 @@ def main(argv: list[str], run_command: CommandRunner) -> int:
     out = Path(args.out) if args.out else default_out(exp)
     docs = _report_dir(args, out)
     if args.command == "run":
-        run_experiment(exp, args.scale, seeds, out, run_command=run_command, rerun=args.rerun, variants=args.variant)
-        if args.variant:
+        options = options_from(args)
+        if args.runs_only and options.launcher != "sequential":
+            raise ConfigError("--runs-only: runs in this process; it does not go with --launcher local/slurm")
+        if options.launcher == "sequential":
+            run_experiment(exp, args.scale, seeds, out, run_command=run_command, rerun=args.rerun, variants=args.variant,
+                           runs_only=args.runs_only)
+        else:
+            from depthlab.experiments.fanout import fan_out
+
+            failures = fan_out(exp, args.scale, seeds, out, options, run_command=run_command, rerun=args.rerun,
+                               variants=args.variant)
+            if failures:
+                print(f"depthlab experiment: {len(failures)} run{'s' * (len(failures) != 1)} did not finish "
+                      "(the others did; run the same command again to retry them, finished runs are reused; "
+                      f"'depthlab experiment report {exp.name} --scale {args.scale}' reports what has finished):",
+                      file=sys.stderr)
+                for failure in failures:
+                    print(f"  {failure}", file=sys.stderr)
+                return 1
+        if args.variant or args.runs_only:
             return 0
-    report = write_report(collect(exp, args.scale, seeds, out), docs)
+        results = collect(exp, args.scale, seeds, out)
+    else:
+        results = collect(exp, args.scale, seeds, out, partial=True)
+    report = write_report(results, docs)
     print(f"depthlab experiment: report written to {report}")
+    if results.missing:
+        total = sum(len(r) for r in results.runs.values()) + len(results.missing)
+        print(f"depthlab experiment: partial report: {len(results.missing)} of {total} runs have not finished:")
+        for missing in results.missing:
+            print(f"  {missing}")
     return 0

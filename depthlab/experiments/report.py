@@ -49,6 +49,7 @@ class Results:
     runs: dict[str, list[Run]]  # variant -> runs (seed order)
     extras: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     extras_wall_s: float = 0.0
+    missing: list[str] = field(default_factory=list)  # runs not finished (partial report): "variant seed S: why"
 
     @property
     def evaluation_names(self) -> list[str | None]:
@@ -74,16 +75,33 @@ class Results:
         return self.exp.variant(variant).label or variant
 
 
-def collect(exp: Experiment, scale: str, seeds: list[int], out: Path) -> Results:
-    """Read every run's logs (``run.json`` marks a finished run; a missing one is an error)."""
+def _why_missing(folder: Path) -> str:
+    """What a run folder without ``run.json`` holds: not started, or stopped (resumable) or failed."""
+    from depthlab.experiments.runner import JOB_LOG, PENDING_FILE
+
+    log = f"; log {folder / JOB_LOG}" if (folder / JOB_LOG).is_file() else ""
+    if not folder.is_dir():
+        return "not started"
+    if (folder / PENDING_FILE).is_file() and next(folder.glob("*/version_*/checkpoints/last.ckpt"), None):
+        return f"unfinished, its last.ckpt is resumed by the next 'run'{log}"
+    return f"unfinished or failed{log}"
+
+
+def collect(exp: Experiment, scale: str, seeds: list[int], out: Path, *, partial: bool = False) -> Results:
+    """Read every run's logs (``run.json`` marks a finished run). A missing one is an error, or with
+    ``partial`` listed in :attr:`Results.missing` (and a variant without any finished run left out)."""
     from depthlab.experiments.runner import ExperimentError
 
     runs: dict[str, list[Run]] = {}
+    missing: list[str] = []
     for variant in exp.variants_at(scale):
         runs[variant.name] = []
         for seed in seeds:
             folder = run_dir(out, scale, variant.name, seed)
             record = RunRecord.load(folder)
+            if record is None and partial:
+                missing.append(f"{variant.name} seed {seed}: {_why_missing(folder)}")
+                continue
             if record is None:
                 raise ExperimentError(f"experiment {exp.name}: {variant.name} seed {seed} has not run at scale {scale} "
                                       f"(no {folder}/run.json): 'depthlab experiment run {exp.name} --scale {scale}'")
@@ -94,7 +112,11 @@ def collect(exp: Experiment, scale: str, seeds: list[int], out: Path) -> Results
                 train = read_event_scalars(fit_dirs[-1]) if fit_dirs else {}
             evaluations = {name: read_event_scalars(folder / "eval" / name) for name in record.evaluations}
             runs[variant.name].append(Run(variant.name, seed, record, train, evaluations))
-    results = Results(exp, scale, list(seeds), runs)
+    runs = {name: found for name, found in runs.items() if found}
+    if not runs:
+        raise ExperimentError(f"experiment {exp.name}: no run has finished at scale {scale} under {out} "
+                              f"(no run.json): 'depthlab experiment run {exp.name} --scale {scale}'")
+    results = Results(exp, scale, list(seeds), runs, missing=missing)
     for extra in exp.extras:
         path = out / scale / "extras" / f"{extra.name}.csv"
         if path.is_file():
@@ -309,8 +331,14 @@ def write_report(results: Results, docs: str | Path) -> Path:
     numbers: dict[str, Any] = {"experiment": exp.name, "scale": results.scale, "seeds": results.seeds, "tables": {}}
     lines = [f"# {exp.title}", "",
              f"*Written by `depthlab experiment run {exp.name} --scale {results.scale}` from the runs' logs; "
-             f"edit only the Notes section (kept when the report is written again).*", "",
-             "## Question", "", exp.question, ""]
+             f"edit only the Notes section (kept when the report is written again).*", ""]
+    if results.missing:
+        total = sum(len(r) for r in results.runs.values()) + len(results.missing)
+        lines += [f"**Partial report** (`depthlab experiment report`): {len(results.missing)} of {total} runs have not "
+                  "finished; every number below is from the finished runs only. Missing:", ""]
+        lines += [f"- {m}" for m in results.missing] + [""]
+        numbers["missing"] = list(results.missing)
+    lines += ["## Question", "", exp.question, ""]
     if exp.claims:
         lines += ["## What the papers say", ""]
         lines += [f"- {c.get('text', '').strip()} ({c.get('source', 'source not given')})" for c in exp.claims] + [""]

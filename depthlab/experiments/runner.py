@@ -8,6 +8,13 @@ package does not import the command layer. Runs land in ``<out>/<scale>/<variant
 logs and checkpoints) and ``.../eval/<evaluation>/`` (test logs); a finished run leaves ``run.json``
 and is reused by a later ``run`` (``--rerun`` trains it again), so an interrupted experiment resumes
 where it stopped and ``depthlab experiment report`` re-draws a report from the logs alone.
+
+An attempt that stopped part-way (a signal, a preempted or requeued job, a crash) leaves
+``run.pending.json`` (its fingerprint) and its ``last.ckpt``: the next attempt with the same
+fingerprint continues it with ``--ckpt_path last`` (:mod:`depthlab.checkpointing.resume`: the same
+version folder, weights, optimizer, schedule, RNG states and data order); any other attempt starts
+clean. A job of ``--launcher local/slurm`` (:mod:`depthlab.experiments.fanout`) appends its output
+to ``job.log`` in the run folder, which a clean start keeps.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from depthlab.errors import ConfigError
 from depthlab.experiments.spec import Experiment, Variant, resolve_callable
 
 RUN_FILE = "run.json"
+PENDING_FILE = "run.pending.json"  # an unfinished attempt: its fingerprint and the time it has spent
+JOB_LOG = "job.log"  # the output of a --launcher local/slurm job (kept by a clean start)
 
 CommandRunner = Callable[[list[str]], int]
 """Runs one depthlab command line (``["fit", "--config", ...]``) and returns its exit status."""
@@ -66,6 +75,7 @@ class RunRecord:
     evaluations: dict[str, list[str]] = field(default_factory=dict)
     eval_wall_s: float = 0.0
     fingerprint: str = ""
+    attempts: int = 1  # fit attempts: more than one when it was resumed from its last.ckpt
 
     def save(self, folder: Path) -> None:
         (folder / RUN_FILE).write_text(json.dumps(self.__dict__, indent=1))
@@ -170,9 +180,14 @@ def run_variant(exp: Experiment, variant: Variant, scale: str, seed: int, out: P
             log(f"experiment {exp.name}: {variant.name} seed {seed}: done before ({folder}), reused")
             return record
         log(f"experiment {exp.name}: {variant.name} seed {seed}: its configs or settings changed since {folder} ran; training again")
-    if folder.exists():
-        shutil.rmtree(folder)  # an unfinished or re-run attempt starts clean
-    folder.mkdir(parents=True)
+    pending = _pending(folder, stamp) if not rerun and exp.kind == "fit" else None
+    if pending is None:
+        _start_clean(folder)  # an unfinished attempt with other settings, or a re-run
+        pending = {"fingerprint": stamp, "wall_s": 0.0, "attempts": 0}
+    else:
+        log(f"experiment {exp.name}: {variant.name} seed {seed}: an unfinished attempt with these settings left "
+            f"{pending['last']}: resuming it (--ckpt_path last)")
+    pending["attempts"] += 1
     ckpts = {dep: str(last_checkpoint(run_dir(out, scale, dep, seed))) for dep in variant.after}
     start = time.perf_counter()
     if exp.kind == "script":
@@ -186,10 +201,17 @@ def run_variant(exp: Experiment, variant: Variant, scale: str, seed: int, out: P
         return record
     args = fit_command(exp, variant, scale, seed, folder, ckpts, extra_args)
     log(f"experiment {exp.name}: {variant.name} seed {seed}: {shell_line(args)}")
-    _call(run_command, args, f"experiment {exp.name}, variant {variant.name}, seed {seed}: fit")
-    wall = time.perf_counter() - start
+    resume = ["--ckpt_path", "last"] if pending["attempts"] > 1 else []
+    _save_pending(folder, pending)
+    try:
+        _call(run_command, args + resume, f"experiment {exp.name}, variant {variant.name}, seed {seed}: fit")
+    finally:  # the time a stopped attempt spent counts in the run's wall time
+        pending["wall_s"] += time.perf_counter() - start
+        _save_pending(folder, pending)
+    wall = pending["wall_s"]
     ckpt = last_checkpoint(folder)
-    record = RunRecord(variant.name, seed, scale, args, wall, fingerprint=stamp)
+    # the command recorded (and shown in the report) is the fit itself, without the resume
+    record = RunRecord(variant.name, seed, scale, args, wall, fingerprint=stamp, attempts=pending["attempts"])
     start = time.perf_counter()
     for evaluation in exp.evaluations:
         # the fit's own configs and settings (so the network is stated as trained), then the evaluation's
@@ -200,18 +222,52 @@ def run_variant(exp: Experiment, variant: Variant, scale: str, seed: int, out: P
         record.evaluations[evaluation.name] = test
     record.eval_wall_s = time.perf_counter() - start
     record.save(folder)
+    (folder / PENDING_FILE).unlink(missing_ok=True)
     return record
+
+
+def _start_clean(folder: Path) -> None:
+    """Empty ``folder`` (created if missing) except a job's log, which goes on across attempts."""
+    if folder.exists():
+        for path in folder.iterdir():
+            if path.name == JOB_LOG:
+                continue
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _save_pending(folder: Path, pending: dict[str, Any]) -> None:
+    (folder / PENDING_FILE).write_text(json.dumps({k: v for k, v in pending.items() if k != "last"}))
+
+
+def _pending(folder: Path, stamp: str) -> dict[str, Any] | None:
+    """The state of an unfinished attempt of ``folder`` with fingerprint ``stamp`` that left a
+    ``last.ckpt`` to resume (with its path under ``"last"``), else None."""
+    path = folder / PENDING_FILE
+    try:
+        pending = json.loads(path.read_text()) if path.is_file() else None
+    except ValueError:
+        return None
+    if not isinstance(pending, dict) or pending.get("fingerprint") != stamp:
+        return None
+    found = sorted(folder.glob("*/version_*/checkpoints/last.ckpt"))
+    if not found:
+        return None
+    return {"fingerprint": stamp, "wall_s": float(pending.get("wall_s", 0.0)),
+            "attempts": int(pending.get("attempts", 1)), "last": str(found[-1])}
 
 
 def run_experiment(exp: Experiment, scale: str = "small", seeds: list[int] | None = None, out: str | Path | None = None,
                    *, run_command: CommandRunner, rerun: bool = False, variants: list[str] | None = None,
-                   extra_args: dict[str, Any] | None = None, log: Callable[[str], None] = print) -> list[RunRecord]:
+                   extra_args: dict[str, Any] | None = None, log: Callable[[str], None] = print,
+                   runs_only: bool = False) -> list[RunRecord]:
     """Every (variant, seed) of ``exp`` at ``scale`` (the scale's variants in spec order, seeds inner), then
-    its extras; each depthlab command (prepare, fit, test) goes through ``run_command``."""
+    its extras; each depthlab command (prepare, fit, test) goes through ``run_command``.
+    ``runs_only``: no prepare steps and no extras (what one job of a fan-out does)."""
     out = Path(out) if out is not None else default_out(exp)
     seeds = list(seeds) if seeds is not None else list(exp.scale(scale).seeds)
     chosen = [exp.variant(v) for v in variants] if variants else exp.variants_at(scale)
-    for step in exp.prepare_at(scale):
+    for step in () if runs_only else exp.prepare_at(scale):
         command = [*step, *shared_args(exp, scale, extra_args)]
         log(f"experiment {exp.name}: prepare: {shell_line(command)}")
         _call(run_command, command, f"experiment {exp.name}: prepare {' '.join(step)}")
@@ -220,6 +276,14 @@ def run_experiment(exp: Experiment, scale: str = "small", seeds: list[int] | Non
         for seed in seeds:
             records.append(run_variant(exp, variant, scale, seed, out, run_command=run_command, rerun=rerun,
                                        extra_args=extra_args, log=log))
+    if not runs_only:
+        run_extras(exp, scale, out, rerun=rerun)
+    return records
+
+
+def run_extras(exp: Experiment, scale: str, out: Path, *, rerun: bool = False) -> None:
+    """The experiment's extras (tables computed once, after the runs); a table written before is kept
+    unless ``rerun``."""
     for extra in exp.extras:
         target = out / scale / "extras" / f"{extra.name}.csv"
         if target.is_file() and not rerun:
@@ -229,7 +293,6 @@ def run_experiment(exp: Experiment, scale: str = "small", seeds: list[int] | Non
         fn = resolve_callable(extra.run, f"experiment {exp.name}: extras.{extra.name}")
         fn(target, exp=exp, scale=scale, runs=out / scale, **extra.args)
         (target.with_suffix(".json")).write_text(json.dumps({"wall_s": time.perf_counter() - start}))
-    return records
 
 
 def default_out(exp: Experiment) -> Path:

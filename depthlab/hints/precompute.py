@@ -1,6 +1,7 @@
 """The Depth Hints of every stereo pair of a data module, once, on disk (:func:`precompute`).
 
     depthlab hints precompute --config configs/kitti.yaml [--workers N] [--hints_root DIR] [--data.* ...]
+    depthlab hints precompute --config configs/kitti.yaml --shard 3/16       # one 16th of the pairs
 
 The command's front end (:mod:`depthlab.commands.hints`) parses the config exactly as ``depthlab fit``
 parses it (``--data.*`` overrides included) and hands the data module to :func:`precompute`. Each pair
@@ -11,6 +12,11 @@ whose two files exist are skipped, so a killed run resumes where it stopped; ``m
 keeps runs with other settings out of the folder. Work is spread over ``--workers`` spawned
 processes (one OpenCV and one torch thread each). A pair that cannot be read is reported with its
 file and list line at the end while the others finish; the exit status is then 1.
+
+``shard=(i, n)`` (``--shard i/n``) computes the pairs at positions i, i + n, i + 2n, ... of the full
+job list (:func:`shard_jobs`), so any scheduler can run the n shards at once into one folder: each
+pair has one shard, every shard claims the same manifest (:func:`~depthlab.hints.store.claim_hints_root`
+refuses a shard with other settings), and the files are the ones a single run writes, byte for byte.
 """
 
 from __future__ import annotations
@@ -136,10 +142,22 @@ def list_jobs(datamodule: Any, splits: Iterable[str] | None = None) -> list[Hint
     return list(jobs.values())
 
 
+def shard_jobs(jobs: Sequence[HintJob], shard: tuple[int, int] | None) -> list[HintJob]:
+    """Shard ``i`` of ``n``: the jobs at positions ``i, i + n, i + 2n, ...`` of the list (all of them for
+    None). Every n-th rather than a block, so that each shard gets pairs from every sequence and split."""
+    if shard is None:
+        return list(jobs)
+    index, count = shard
+    if not 0 <= index < count:
+        raise ConfigError(f"shard: expected (i, n) with 0 <= i < n, got {tuple(shard)}")
+    return list(jobs[index::count])
+
+
 def precompute(datamodule: Any, hints_root: str | os.PathLike, splits: Iterable[str] | None = None,
                workers: int | None = None, settings: Sequence[SGMSetting] = PUBLISHED_GRID,
                size: Sequence[int] | None = None, settings_choice: str = "grid", limit: int | None = None,
-               progress: bool = True, out: TextIO | None = None) -> PrecomputeSummary:
+               progress: bool = True, out: TextIO | None = None,
+               shard: tuple[int, int] | None = None) -> PrecomputeSummary:
     """Compute the missing hints of every pair of ``datamodule`` under ``hints_root``; print what
     it does to ``out`` (default stdout) and a tqdm bar (pairs/s, ETA) to stderr.
 
@@ -153,6 +171,7 @@ def precompute(datamodule: Any, hints_root: str | os.PathLike, splits: Iterable[
         settings, size: as :func:`depthlab.hints.compute_stereo_hints`.
         settings_choice: how ``settings`` were chosen, recorded in the manifest (``grid``, ``random ...``).
         limit: compute at most this many pairs in this run (a trial; the rest stay to do).
+        shard: ``(i, n)``: only shard i (from 0) of n (:func:`shard_jobs`); all pairs for None.
     """
     out = out or sys.stdout
     from tqdm import tqdm
@@ -162,7 +181,10 @@ def precompute(datamodule: Any, hints_root: str | os.PathLike, splits: Iterable[
     except ValueError as exc:
         raise ConfigError(f"--size: {exc}") from None
     root = Path(hints_root).expanduser()
-    jobs = list_jobs(datamodule, splits)
+    every = list_jobs(datamodule, splits)
+    jobs = shard_jobs(every, shard)
+    if shard is not None:
+        print(f"hints precompute: shard {shard[0]}/{shard[1]}: {len(jobs)} of the {len(every)} pairs", file=out)
     manifest = make_manifest(settings, size, datamodule.hints_data, datamodule.hint_layout, settings_choice)
     claim_hints_root(root, manifest)
     todo = [job for job in jobs if not all((root / relpath).is_file() for relpath in job.outputs)]

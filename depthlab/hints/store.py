@@ -45,12 +45,6 @@ def save_hint(path: Path, depth_m: np.ndarray) -> None:
     os.replace(partial, path)
 
 
-def _write_json(path: Path, values: Mapping[str, Any]) -> None:
-    partial = partial_path(path)
-    partial.write_text(json.dumps(values, indent=2) + "\n")
-    os.replace(partial, path)
-
-
 def make_manifest(settings: Sequence[SGMSetting], size: Sequence[int] | None, data: Mapping[str, Any],
                   layout: str, settings_choice: str) -> dict[str, Any]:
     """The manifest of a hints folder. ``data`` identifies the images (data set and, for the
@@ -96,18 +90,42 @@ def manifest_differences(found: Mapping[str, Any], wanted: Mapping[str, Any]) ->
             for key in COMPARED_FIELDS if found.get(key) != wanted.get(key)]
 
 
+def _create_json(path: Path, values: Mapping[str, Any]) -> bool:
+    """Write ``path`` unless it exists, atomically and exclusively: of processes racing to create it
+    (shards of one precompute starting together) exactly one wins (True); the others get False and
+    read the winner's file. ``os.link`` fails on an existing name, unlike ``os.replace``."""
+    text = json.dumps(values, indent=2) + "\n"
+    partial = path.with_name(f"{path.name}.{os.getpid()}{PARTIAL_SUFFIX}")
+    partial.write_text(text)
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: exclusive creation, written in place
+        try:
+            with open(path, "x") as f:
+                f.write(text)
+        except FileExistsError:
+            return False
+    finally:
+        partial.unlink()
+    return True
+
+
 def claim_hints_root(root: Path, manifest: Mapping[str, Any]) -> bool:
     """Make ``root`` the folder of hints described by ``manifest``: write it there when the folder
     is new (returns True), accept a folder with an equal manifest (False), refuse anything else
-    with a :class:`ConfigError` naming what differs."""
+    with a :class:`ConfigError` naming what differs. Shards of one run claim the same folder: the
+    first writes the manifest, the others join it (or are refused) as later runs are."""
     found = read_manifest(root)
     if found is None:
         if root.is_dir() and next(root.rglob("*.npy"), None) is not None:
             raise ConfigError(f"hints folder {root} holds .npy files but no {MANIFEST_NAME}: made by something "
                               "else, so not resumed or mixed; give another hints_root or empty it")
         root.mkdir(parents=True, exist_ok=True)
-        _write_json(root / MANIFEST_NAME, manifest)
-        return True
+        if _create_json(root / MANIFEST_NAME, manifest):
+            return True
+        found = read_manifest(root)  # another shard wrote it first
     differences = manifest_differences(found, manifest)
     if differences:
         raise ConfigError(f"hints folder {root} was made with other settings ({'; '.join(differences)}); "
