@@ -37,12 +37,13 @@ repeats, so the whole check ends in a known time; ``--deadline_s`` skips what wo
   one, where there are several; otherwise the row says how many there are.
 
 Every row is ``ok`` with its numbers, ``skipped`` with the reason (e.g. ``torch.compile`` at tiny
-size on the CPU, where inductor's C++ compilation would take minutes; DDP on one device) or
+on the CPU, where inductor's C++ compilation takes minutes; DDP on one device) or
 ``failed`` with the error (an out-of-memory, a missing package); one failure does not stop the
 others. The JSON file is rewritten after every row, so a run cut short keeps what it measured.
 
-``--tiny``: the same code path on the CPU at tiny sizes (64x128 and 56x56, batch 2, fractions of
-a second per configuration); the test suite runs it (tests/test_bench_gpu.py).
+``--tiny``: the same code path on the CPU with small networks of the same classes (:func:`networks`),
+32x64 and 28x28 inputs, batch 2, 0.1 s per configuration, one loader worker, one thread; the test
+suite runs it (tests/test_bench_gpu.py).
 """
 
 from __future__ import annotations
@@ -170,8 +171,9 @@ def synchronize(device: str) -> None:
 
 
 class StepTimer:
-    """A Lightning callback: times the training steps after ``warmup`` ones, and stops the run after
-    ``budget_s`` seconds of them (at least ``min_steps``) or after exactly ``steps`` of them.
+    """Times the training steps after ``warmup`` ones, and stops the run after ``budget_s`` seconds of
+    them (at least ``min_steps``) or after exactly ``steps`` of them; :meth:`callback` is the Lightning
+    callback that calls it.
 
     Timing starts and ends on a synchronised device; in between the host may run ahead of the GPU
     (as in a real run), and the closing synchronisation makes the interval cover every step counted.
@@ -357,8 +359,14 @@ def loader_rate(tree: dict[str, str], batch: int, workers: int, size: tuple[int,
               input=list(size))
     dm = kitti_module(tree, batch, workers, size)
     dm.setup("fit")
+
+    def epochs():  # one epoch after another, as training takes them (the workers persist)
+        loader = dm.train_dataloader()
+        while True:
+            yield from loader
+
     try:
-        batches = iter(dm.train_dataloader())
+        batches = epochs()
         for _ in range(2 * workers + 1):
             next(batches)
         start, images, steps = time.perf_counter(), 0, 0
@@ -388,8 +396,8 @@ def loader_fit(config: TrainConfig, tree: dict[str, str], workers: int, args: ar
 
 
 def worker_counts(cpus: int, tiny: bool) -> list[int]:
-    if tiny:
-        return [1, 2]
+    if tiny:  # worker processes take about a second each to start and fill on a 2-core machine
+        return [1]
     counts = [w for w in (1, 2, 4, 8, 16, 32, 64) if w < cpus]
     return counts + [cpus]
 
@@ -552,6 +560,7 @@ class Report:
             "device": a.device,
             "environment": self.env,
             "settings": {"tiny": a.tiny, "budget_s": a.budget_s, "warmup_steps": a.warmup, "deadline_s": a.deadline_s},
+            "networks": {n.key: {**asdict(n), "size": list(n.size)} for n in networks(a.tiny)},
             "total_s": self.elapsed(),
             "rows": [asdict(r) for r in self.rows],
             "loader_vs_gpu": self.loader_vs_gpu(),
@@ -635,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="tiny sizes on the CPU (the tests' run; seconds)")
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     parser.add_argument("--budget_s", type=float, default=None,
-                        help="seconds measured per configuration after the warm-up (default 3; 0.15 with --tiny)")
+                        help="seconds measured per configuration after the warm-up (default 3; 0.1 with --tiny)")
     parser.add_argument("--warmup", type=int, default=None, help="warm-up steps, not timed (default 3; 1 with --tiny)")
     parser.add_argument("--deadline_s", type=float, default=270.0,
                         help="rows that would end after this many seconds from the start are skipped (default 270)")
@@ -664,8 +673,11 @@ def main(argv: list[str] | None = None) -> int:
         args.device = "cpu" if args.tiny or not torch.cuda.is_available() else "cuda"
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device")
-    args.budget_s = args.budget_s if args.budget_s is not None else (0.15 if args.tiny else 3.0)
+    args.budget_s = args.budget_s if args.budget_s is not None else (0.1 if args.tiny else 3.0)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.tiny else 3)
+    if args.warmup < 1 or args.budget_s <= 0:
+        parser.error(f"--warmup must be >= 1 (the clock starts at the end of a step) and --budget_s > 0, got "
+                     f"{args.warmup} and {args.budget_s:g}")
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     if args.tiny:  # a code-path check: two threads on a loaded 2-core machine wait for each other's core
         torch.set_num_threads(1)
@@ -685,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         counts = args.workers or worker_counts(cpus, args.tiny)
         with tempfile.TemporaryDirectory(prefix="bench-gpu-kitti-") as tmp:
-            frames, lines = (2, 64) if args.tiny else (16, 8192)
+            frames, lines = (2, 64) if args.tiny else (16, 4096)
             try:
                 tree, problem = write_kitti_tree(Path(tmp), frames, lines), None
             except Exception as exc:  # noqa: BLE001 - reported in the loader rows
