@@ -36,7 +36,7 @@ repeats, so the whole check ends in a known time; ``--deadline_s`` skips what wo
 - **DDP**: unet_r50 bf16 on all visible CUDA devices (``strategy: ddp``, batch per device) against
   one, where there are several; otherwise the row says how many there are.
 
-Every row is ``ok`` with its numbers, ``skipped`` with the reason (e.g. ``torch.compile`` at tiny
+Every row is ``ok`` with its numbers, ``skipped`` with the reason (e.g. ``torch.compile``
 on the CPU, where inductor's C++ compilation takes minutes; DDP on one device) or
 ``failed`` with the error (an out-of-memory, a missing package); one failure does not stop the
 others. The JSON file is rewritten after every row, so a run cut short keeps what it measured.
@@ -385,7 +385,7 @@ def loader_rate(tree: dict[str, str], batch: int, workers: int, size: tuple[int,
 def loader_fit(config: TrainConfig, tree: dict[str, str], workers: int, args: argparse.Namespace) -> Row:
     """``config`` trained from the KITTI data module (loading, pinning and the copy to the device included)."""
     row = config_row("loader_fit", config)
-    row.name, row.workers = f"{config.name} <- KITTI loader, {workers} workers", workers
+    row.name, row.workers = f"{config.name} <- KITTI loader, {workers} worker{'s' * (workers != 1)}", workers
     reset_device(args.device)
     timer = StepTimer(args.device, args.warmup + 2 * workers, args.budget_s)  # the prefetched batches too
     module = build_module(config)
@@ -438,7 +438,7 @@ def ddp_row(config: TrainConfig, one: Row | None, args: argparse.Namespace) -> R
     count = ddp_devices(args)
     row = config_row("ddp", config)
     row.devices = count
-    row.name = f"{config.name}, DDP on {count} devices (batch {config.network.batch} per device)"
+    row.name = f"{config.name}, DDP on {count} device{'s' * (count != 1)} (batch {config.network.batch} per device)"
     if count < 2:
         what = f"{count} visible CUDA device" + "s" * (count != 1) if args.device == "cuda" else "the CPU run"
         return skip(row, f"{what}: DDP against one device needs 2 or more (the lent machines have one GPU)")
@@ -713,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
                          if v["network"] == loader_net.key), None)
             workers = need or max(counts)
             row = config_row("loader_fit", config)
-            row.name, row.workers = f"{config.name} <- KITTI loader, {workers} workers", workers
+            row.name, row.workers = f"{config.name} <- KITTI loader, {workers} worker{'s' * (workers != 1)}", workers
             report.run(fail(row, problem) if problem else row, lambda: loader_fit(config, tree, workers, args),
                        needs_s=5.0)
     # 3. DDP on every visible device against one
