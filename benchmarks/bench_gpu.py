@@ -683,6 +683,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(1)
     quiet()
 
+    from depthlab import losses, models
+
+    if "unet" not in models.available() or "silog" not in losses.REGISTRY.available():
+        parser.error("depthlab's networks and losses are not registered (no installed depthlab metadata with its "
+                     "entry points): `pip install -e .` first, or run benchmarks/run_gpu.sh, which writes them")
     report = Report(args)
     nets = [n for n in networks(args.tiny) if args.only is None or n.key in args.only]
     by_key = {n.key: n for n in nets}

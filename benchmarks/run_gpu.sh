@@ -4,7 +4,8 @@
 #
 #   bash benchmarks/run_gpu.sh [bench_gpu.py options]
 #
-# 1. installs the carried wheels into /tmp/site/{need,match,hf} (pip, no index, no dependencies);
+# 1. installs the carried wheels into /tmp/site/{need,match,hf} (pip, no index, no dependencies),
+#    and depthlab's entry points (from pyproject.toml) into /tmp/site/self;
 # 2. checks that depthlab's imports work with them; a group of version-matching wheels (hf, then
 #    match) that breaks them is left out, and the machine's own versions serve instead (said so);
 # 3. runs benchmarks/bench_gpu.py under `timeout` (BENCH_TIMEOUT, default 330 s) with PYTHONPATH =
@@ -36,8 +37,27 @@ for group in need match hf; do
     fi
 done
 
-pythonpath() {  # this checkout first (depthlab from it), then the groups named: all ahead of the image's site-packages
-    local path=$PWD g
+# depthlab's own entry points (its networks and losses by name: `unet`, `hf`, `silog`, ...): the
+# registry finds them in an installed distribution's metadata, which an editable install writes and
+# PYTHONPATH alone does not. Written here from pyproject.toml, as a dist-info folder beside the checkout.
+"$PY" - "$PWD" "$SITE/self" <<'PYTHON' || log "could not write depthlab's entry points: names such as unet will be unknown"
+import sys
+import tomllib
+from pathlib import Path
+
+root, site = Path(sys.argv[1]), Path(sys.argv[2])
+project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+info = site / f"{project['name']}-{project['version']}.dist-info"
+info.mkdir(parents=True, exist_ok=True)
+(info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
+groups = {**project.get("entry-points", {}), "console_scripts": project.get("scripts", {})}
+(info / "entry_points.txt").write_text("".join(
+    f"[{group}]\n" + "".join(f"{name} = {value}\n" for name, value in points.items()) + "\n"
+    for group, points in groups.items()))
+PYTHON
+
+pythonpath() {  # this checkout first (depthlab from it), its entry points, then the groups named: all ahead of the image's site-packages
+    local path=$PWD:$SITE/self g
     for g in "$@"; do path=$path:$SITE/$g; done
     echo "$path${PYTHONPATH:+:$PYTHONPATH}"
 }
@@ -48,6 +68,8 @@ for name in ("depthlab.module", "depthlab.data", "depthlab.callbacks", "albument
              "torchmetrics", "transformers", "cv2"):
     importlib.import_module(name)
 from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation  # the hf network of bench_gpu
+from depthlab import losses, models
+assert {"unet", "hf"} <= set(models.available()) and "silog" in losses.REGISTRY.available(), "entry points missing"
 import torch, lightning, timm, torchmetrics, transformers, albumentations, cv2, numpy
 print("versions:", ", ".join(f"{m.__name__} {m.__version__}" for m in
       (torch, lightning, timm, torchmetrics, transformers, albumentations, cv2, numpy)),
@@ -68,7 +90,7 @@ done
 export PYTHONPATH
 PYTHONPATH=$(pythonpath "${use[@]}")
 log "wheel groups in use: [${use[*]}]; set up in $(($(date +%s) - start)) s"
-tail -n 1 "$OUT/environment.txt"
+grep '^versions:' "$OUT/environment.txt" | tail -n 1
 
 export PYTHONUNBUFFERED=1 NO_ALBUMENTATIONS_UPDATE=1
 timeout "${BENCH_TIMEOUT:-330}" "$PY" benchmarks/bench_gpu.py --json "$OUT/bench_gpu.json" --table "$OUT/bench_gpu.md" \
