@@ -727,8 +727,10 @@ def main(argv: list[str] | None = None) -> int:
         one = next((r for r in report.rows if r.section == "train" and r.name == config.name), None)
         row = ddp_row(config, one, args) if ddp_devices(args) < 2 else config_row("ddp", config)
         report.run(row, lambda: ddp_row(config, one, args), needs_s=30.0)
-    # 4. torch.compile last: its warm-up is the longest and the least predictable
-    for net in nets:
+    # 4. torch.compile last: its warm-up is the longest and the least predictable; the kitti.yaml
+    # network first, then Depth Anything, should the deadline leave room for only some
+    order = ["unet_r50", "da_v2_small", "unet_r18"]
+    for net in sorted(nets, key=lambda n: order.index(n.key)):
         config = TrainConfig(net, compile=True)
         row = config_row("train", config)
         if args.device == "cpu" and not args.cpu_compile:
