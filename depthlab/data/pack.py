@@ -10,8 +10,11 @@ the same transforms. Every value is stored losslessly:
   files, :meth:`~depthlab.data.pipeline.SampleDataset.image_files`, and packing checks that the bytes
   decode to the very same pixels), otherwise (a crop or a flip made in ``load``, e.g. KITTI's KB crop,
   or pixels from a ``.mat`` file) a PNG of the loaded pixels;
-- a float image (the procedural renderer returns float32 in [0, 1]) and every other array (depth,
-  ``hint``, ``intrinsics``, ``pose_f*``, ...) as the array itself, dtype kept;
+- a depth-like map (``depth``, ``hint``, their ``_right`` views: float32 metres) as a 16-bit PNG of
+  its integer units when it is one (a millimetre or 1/256 m PNG read by ``load``; packing checks that
+  the units give back every float32 bit, :func:`encode_map`), otherwise the float32 array;
+- a float image (the procedural renderer returns float32 in [0, 1]) and every other array
+  (``intrinsics``, ``pose_f*``, ...) as the array itself, dtype kept;
 - numbers and strings (``baseline_m``, ``name``) as they are, numbers with their NumPy type.
 
 Beside litdata's ``index.json`` and chunks, each split's folder holds ``depthlab_pack.json``
@@ -27,6 +30,7 @@ read back from the pack is the sample the original module makes.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -51,13 +55,16 @@ SPLITS = ("train", "val", "test")
 STREAM_EXTRA = "pip install 'depthlab[stream]'"
 
 
-def require_litdata(what: str) -> Any:
-    """The ``litdata`` module, or a one-line :class:`ConfigError` saying how to install it."""
+def require_litdata(what: str) -> None:
+    """A one-line :class:`ConfigError` saying how to install litdata when it is not there (found without
+    importing it: the import costs a second, paid where litdata is used)."""
     try:
-        import litdata
-    except ImportError:
-        raise ConfigError(f"{what} needs litdata: {STREAM_EXTRA}") from None
-    return litdata
+        found = sys.modules["litdata"] is not None if "litdata" in sys.modules else \
+            importlib.util.find_spec("litdata") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ConfigError(f"{what} needs litdata: {STREAM_EXTRA}")
 
 
 # --- where a pack lives: a folder or an object-store URI -----------------------------------------
@@ -122,10 +129,11 @@ class Layout:
     arrays: dict[str, str] = field(default_factory=dict)  # key -> dtype
     scalars: dict[str, str] = field(default_factory=dict)
     strings: tuple[str, ...] = ()
+    maps: tuple[str, ...] = ()  # float32 (H, W) depth-like maps, as encode_map's bytes
 
     @property
     def keys(self) -> frozenset[str]:
-        return frozenset((*self.encoded, *self.arrays, *self.scalars, *self.strings))
+        return frozenset((*self.encoded, *self.arrays, *self.scalars, *self.strings, *self.maps))
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -133,13 +141,14 @@ class Layout:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Layout:
-        return cls(tuple(data["encoded"]), dict(data["arrays"]), dict(data["scalars"]), tuple(data["strings"]))
+        return cls(tuple(data["encoded"]), dict(data["arrays"]), dict(data["scalars"]), tuple(data["strings"]),
+                   tuple(data["maps"]))
 
     @classmethod
     def of(cls, sample: dict[str, Any], source: str) -> Layout:
         """The layout of a raw sample (the first of its split)."""
-        images = {key for key, vk, _ in sample_views(sample) if vk.kind == "image"}
-        encoded, arrays, scalars, strings = [], {}, {}, []
+        kinds = {key: vk.kind for key, vk, _ in sample_views(sample)}
+        encoded, arrays, scalars, strings, maps = [], {}, {}, [], []
         for key, value in sample.items():
             if key in (INDEX_KEY, SEED_KEY):
                 raise DataError(Problem("unpackable value", key, "a sample key reserved by depthlab data pack", source))
@@ -155,15 +164,17 @@ class Layout:
                 array = np.asarray(value)
                 if array.dtype == object or array.dtype.kind not in "biuf":
                     raise DataError(Problem("unpackable value", key, f"an array of {array.dtype}", source))
-                if key in images and array.dtype == np.uint8:
+                if kinds.get(key) == "image" and array.dtype == np.uint8:
                     encoded.append(key)
+                elif kinds.get(key) == "depth" and array.dtype == np.float32 and array.ndim == 2:
+                    maps.append(key)
                 else:
                     arrays[key] = array.dtype.name
             else:
                 raise DataError(Problem("unpackable value", key, f"a {type(value).__name__}, which a pack cannot "
                                         "store (arrays, numbers and strings only)", source))
         return cls(tuple(sorted(encoded)), dict(sorted(arrays.items())), dict(sorted(scalars.items())),
-                   tuple(sorted(strings)))
+                   tuple(sorted(strings)), tuple(sorted(maps)))
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -192,6 +203,65 @@ def encode_image(image: np.ndarray, file: Path | None, source: str) -> bytes:
     return png_bytes(np.ascontiguousarray(image))
 
 
+# A depth-like map's bytes: b"P" + op + divisor (uint32) + a 16-bit PNG of its integer units, or
+# b"F" + H, W (uint32) + the float32 array. The ops are the three ways depthlab's readers turn units
+# into metres (rgbd.read_depth_file, readers.read_depth_png), so a map read from a depth PNG is one.
+_MAP_PNG, _MAP_RAW = b"P", b"F"
+_DIVISORS = (1000, 256, 5000, 100, 10, 1)  # units per metre tried: mm, KITTI's 1/256 m, TUM's 1/5000 m, ...
+_UNITS = {
+    b"/": lambda raw, d: raw.astype(np.float32) / np.float32(d),  # float32 division
+    b"*": lambda raw, d: raw.astype(np.float32) * np.float32(1 / d),  # times the float32 scale
+    b"d": lambda raw, d: (raw.astype(np.float64) * (1 / d)).astype(np.float32),  # in float64, then rounded
+}
+
+
+def _as_units(values: np.ndarray) -> tuple[bytes, int, np.ndarray] | None:
+    """(op, divisor, uint16 units) that give back ``values`` bit for bit, or None."""
+    flat = values.ravel()
+    probe = flat[np.flatnonzero(flat)[:: max(1, np.count_nonzero(flat) // 64)]]  # a cheap first test
+    for divisor in _DIVISORS:
+        for op, to_metres in _UNITS.items():
+            guess = np.rint(probe.astype(np.float64) * divisor)
+            if not (np.all(guess >= 0) and np.all(guess <= 65535)):
+                break
+            if not np.array_equal(to_metres(guess.astype(np.uint16), divisor).view(np.uint32), probe.view(np.uint32)):
+                continue
+            units = np.rint(values.astype(np.float64) * divisor)
+            if not (np.all(units >= 0) and np.all(units <= 65535)):
+                break
+            units = units.astype(np.uint16)
+            if np.array_equal(to_metres(units, divisor).view(np.uint32), values.view(np.uint32)):
+                return op, divisor, units
+    return None
+
+
+def encode_map(values: np.ndarray) -> bytes:
+    """A float32 (H, W) depth-like map as bytes, lossless: a 16-bit PNG of its integer units when the map
+    is units / divisor (a depth PNG as read, about a quarter of the array's size), else the array."""
+    import cv2
+
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    found = _as_units(values) if values.size else None
+    if found is not None:
+        op, divisor, units = found
+        ok, png = cv2.imencode(".png", units, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if ok:
+            return _MAP_PNG + op + np.uint32(divisor).tobytes() + png.tobytes()
+    return _MAP_RAW + np.array(values.shape, dtype=np.uint32).tobytes() + values.tobytes()
+
+
+def decode_map(data: bytes) -> np.ndarray:
+    """The float32 (H, W) map of :func:`encode_map`'s bytes."""
+    import cv2
+
+    if data[:1] == _MAP_PNG:
+        divisor = int(np.frombuffer(data[2:6], dtype=np.uint32)[0])
+        units = cv2.imdecode(np.frombuffer(data[6:], dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        return _UNITS[data[1:2]](units, divisor)
+    height, width = np.frombuffer(data[1:9], dtype=np.uint32)
+    return np.frombuffer(data[9:], dtype=np.float32).reshape(int(height), int(width)).copy()
+
+
 def to_record(sample: dict[str, Any], layout: Layout, files: dict[str, Path], index: int, seed: int | None,
               source: str) -> dict[str, Any]:
     """The litdata record of raw ``sample`` (index ``index`` of its split, augmentation ``seed``)."""
@@ -207,6 +277,12 @@ def to_record(sample: dict[str, Any], layout: Layout, files: dict[str, Path], in
         if not (isinstance(image, np.ndarray) and image.dtype == np.uint8):
             raise DataError(Problem("inconsistent sample", source, f"{key} is not uint8 as in the first sample", source))
         record[key] = encode_image(image, files.get(key), source)
+    for key in layout.maps:
+        values = sample[key]
+        if not (isinstance(values, np.ndarray) and values.dtype == np.float32 and values.ndim == 2):
+            raise DataError(Problem("inconsistent sample", source, f"{key} is not a float32 (H, W) map as in the "
+                                    "first sample", source))
+        record[key] = encode_map(values)
     for key, dtype in layout.arrays.items():
         array = np.ascontiguousarray(sample[key])
         if array.dtype.name != dtype:
@@ -230,6 +306,8 @@ def from_record(record: dict[str, Any], layout: Layout, where: str) -> tuple[dic
     sample: dict[str, Any] = {}
     for key in layout.encoded:
         sample[key] = decode_rgb(bytes(record[key]), f"{where}:{key}", source)
+    for key in layout.maps:
+        sample[key] = decode_map(bytes(record[key]))
     for key, dtype in layout.arrays.items():
         array = np.asarray(record[key])
         sample[key] = array if array.dtype.name == dtype else array.astype(dtype)

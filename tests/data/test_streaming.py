@@ -6,6 +6,7 @@ sample sequence; bad input is one line."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from depthlab.data.pack import META_FILE, Layout, from_record, read_pack, to_rec
 from depthlab.errors import ConfigError, DataError
 
 H, W = 24, 32
+# litdata is in the dev extra (CI has it); found without importing it (a second of the fast tier)
+needs_litdata = pytest.mark.skipif(importlib.util.find_spec("litdata") is None, reason="pip install 'depthlab[stream]'")
 
 
 def sample_hash(sample: dict, i: int | None = None) -> str:
@@ -59,27 +62,35 @@ def write_rgbd(root: Path, count: int, seed: int) -> Path:
 
 
 def test_a_record_reads_back_value_by_value_with_the_original_jpeg_bytes_or_a_png(tmp_path):
-    from depthlab.data.readers import read_rgb
+    from depthlab.data.readers import read_depth_png, read_rgb
+    from depthlab.data.rgbd import read_depth_file
 
-    image = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "a.jpg"), image)
     jpeg = read_rgb(tmp_path / "a.jpg", "here")  # JPEG: what load returns is the decoded file
+    cv2.imwrite(str(tmp_path / "d.png"), rng.integers(0, 65536, (H, W)).astype(np.uint16))
     sample = {"image": jpeg, "image_right": image[:, ::-1].copy(),  # a mirrored view: not a file's pixels
-              "image_f-1": np.float32(image) / 255, "depth": np.full((H, W), 2.5, np.float32),
+              "image_f-1": np.float32(image) / 255,
+              "depth": read_depth_file(tmp_path / "d.png", 1e-3, "here"),  # millimetres, float32 division
+              "depth_right": read_depth_png(tmp_path / "d.png", 1e-3, "here"),  # times float32(0.001): NYU's
+              "hint": rng.uniform(0, 80, (H, W)).astype(np.float32),  # no unit grid: the float32 array
               "intrinsics": np.array([20.0, 20.0, 15.5, 11.5]), "baseline_m": np.float32(0.25), "scale": 1.5,
               "index": 3, "name": "sub/a.jpg"}
     layout = Layout.of(sample, "here")
     assert layout.encoded == ("image", "image_right") and layout.arrays["image_f-1"] == "float32"
+    assert layout.maps == ("depth", "depth_right", "hint")
     files = {"image": tmp_path / "a.jpg", "image_right": tmp_path / "a.jpg"}
     record = to_record(sample, layout, files, index=7, seed=None, source="here")
     assert record["image"] == (tmp_path / "a.jpg").read_bytes()  # the original bytes, not re-encoded
     assert record["image_right"][:8] == b"\x89PNG\r\n\x1a\n"  # no file holds these pixels: a lossless PNG
+    assert record["depth"][:2] == b"P/" and record["depth_right"][:2] == b"P*" and record["hint"][:1] == b"F"
     back, index, seed = from_record(layout_roundtrip(record), Layout.from_json(layout.to_json()), "pack")
     assert (index, seed) == (7, None) and set(back) == set(sample)
     for key, value in sample.items():
         assert type(back[key]) is type(value), key
-        assert np.array_equal(np.asarray(back[key]), np.asarray(value)), key
         assert np.asarray(back[key]).dtype == np.asarray(value).dtype, key
+        assert np.asarray(back[key]).tobytes() == np.asarray(value).tobytes(), key  # every bit
 
 
 def layout_roundtrip(record: dict) -> dict:
@@ -88,18 +99,21 @@ def layout_roundtrip(record: dict) -> dict:
 
 
 def test_a_sample_unlike_the_first_is_refused_naming_it():
-    first = {"image": np.zeros((4, 4, 3), np.uint8), "depth": np.zeros((4, 4), np.float32)}
+    first = {"image": np.zeros((4, 4, 3), np.uint8), "depth": np.zeros((4, 4), np.float32),
+             "intrinsics": np.ones(4, np.float32)}
     layout = Layout.of(first, "list.txt:1")
     with pytest.raises(DataError, match="list.txt:9.*lacks depth"):
-        to_record({"image": first["image"]}, layout, {}, 8, None, "list.txt:9")
-    with pytest.raises(DataError, match="list.txt:9.*depth is float64"):
+        to_record({"image": first["image"], "intrinsics": first["intrinsics"]}, layout, {}, 8, None, "list.txt:9")
+    with pytest.raises(DataError, match=r"list.txt:9.*depth is not a float32 \(H, W\) map"):
         to_record({**first, "depth": np.zeros((4, 4))}, layout, {}, 8, None, "list.txt:9")
+    with pytest.raises(DataError, match="list.txt:9.*intrinsics is float64, float32 in the first sample"):
+        to_record({**first, "intrinsics": np.ones(4)}, layout, {}, 8, None, "list.txt:9")
     with pytest.raises(DataError, match="depth.*a dict"):
         Layout.of({**first, "depth": {}}, "list.txt:1")
 
 
+@needs_litdata
 def test_a_missing_folder_or_one_that_is_not_a_pack_is_one_line_naming_it(tmp_path):
-    pytest.importorskip("litdata")
     from depthlab.data.streaming import StreamingDataModule
 
     with pytest.raises(ConfigError, match=rf"^data.input_dir: folder {tmp_path / 'nowhere'} does not exist"):
@@ -131,10 +145,10 @@ def test_without_litdata_both_ends_say_pip_install_depthlab_stream(tmp_path, mon
 
 
 @pytest.mark.slow
+@needs_litdata
 def test_packed_procedural_and_own_data_splits_stream_the_samples_of_their_modules(tmp_path):
     """The set of per-sample tensor hashes over an epoch is the original module's: procedural data
     with its (per-sample seeded) flips and colour jitter, own data (JPEG, a right view, intrinsics)."""
-    pytest.importorskip("litdata")
     from litdata import StreamingDataset
 
     from depthlab.data.pack import pack_split
@@ -168,11 +182,11 @@ def test_packed_procedural_and_own_data_splits_stream_the_samples_of_their_modul
 
 
 @pytest.mark.slow
+@needs_litdata
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_run_resumed_mid_epoch_trains_on_the_uninterrupted_runs_sample_sequence(tmp_path, workers):
     """Stopped after 4 steps (one into the second 3-step epoch) with last.ckpt, resumed from it: the
     batches of steps 5-9 (the rest of epoch 1, all of epoch 2) are those of a run never stopped."""
-    pytest.importorskip("litdata")
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -224,8 +238,8 @@ def test_a_run_resumed_mid_epoch_trains_on_the_uninterrupted_runs_sample_sequenc
 
 
 @pytest.mark.slow
+@needs_litdata
 def test_depthlab_data_pack_then_fit_from_the_pack(tiny_config_dict, tmp_path, monkeypatch, capsys):
-    pytest.importorskip("litdata")
     import yaml
 
     from depthlab.cli import main
