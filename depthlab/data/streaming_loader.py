@@ -7,6 +7,8 @@ from typing import Any, Iterator
 
 from litdata import StreamingDataLoader
 
+from depthlab.data.streaming import warn_if_elastic
+
 
 class PackLoader(StreamingDataLoader):
     """``StreamingDataLoader`` whose restored position serves one epoch only.
@@ -26,6 +28,7 @@ class PackLoader(StreamingDataLoader):
         self._restored_epoch_started = False
 
     def load_state_dict(self, obj: dict[str, Any]) -> None:
+        warn_if_elastic(obj.get("dataset") or {}, self.batch_size or 1, self.num_workers)
         super().load_state_dict(obj)
         self._restored_epoch_started = False
 
@@ -37,3 +40,4 @@ class PackLoader(StreamingDataLoader):
             if restoring:
                 self._restored_epoch_started = True
             yield batch
+

@@ -130,6 +130,18 @@ def test_a_missing_folder_or_one_that_is_not_a_pack_is_one_line_naming_it(tmp_pa
         StreamingDataModule()
 
 
+def test_the_resume_warning_counts_the_samples_an_elastic_resume_trains_on_again(recwarn):
+    from depthlab.data.streaming import warn_if_elastic
+
+    saved = {"batch_size": 4, "world_size": 1, "num_workers": 2, "sample_in_epoch": 12}
+    with pytest.warns(UserWarning, match=r"batch_size 5 on 1 device\(s\) where the checkpoint had 4 on 1: .*skipping "
+                                         r"10 of the 12 samples already trained on in this epoch, so 2 of them"):
+        warn_if_elastic(saved, 5, 2)
+    warn_if_elastic(saved, 4, 2)  # the checkpoint's settings: exact, nothing to say
+    warn_if_elastic(saved, 6, 0)  # 12 = 2 x 6: the same samples complete the epoch (an info line)
+    assert not [w for w in recwarn if "depthlab" in str(w.message)]
+
+
 def test_without_litdata_both_ends_say_pip_install_depthlab_stream(tmp_path, monkeypatch):
     from depthlab.commands.data import pack_dataset
     from depthlab.data.streaming import StreamingDataModule
@@ -218,13 +230,14 @@ def test_a_run_resumed_mid_epoch_trains_on_the_uninterrupted_runs_sample_sequenc
             if trainer.global_step == 4:  # last.ckpt holds step 4
                 raise Stopped
 
-    def fit(folder: str, module: Record, *callbacks, ckpt_path=None) -> list[list[int]]:
+    def fit(folder: str, module: Record, *callbacks, ckpt_path=None, batch_size: int = 4) -> list[list[int]]:
         L.seed_everything(0, verbose=False)
         trainer = L.Trainer(default_root_dir=tmp_path, accelerator="cpu", logger=False, max_epochs=3,
                             enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                             callbacks=[ModelCheckpoint(tmp_path / folder, save_last=True, every_n_train_steps=1,
                                                        save_top_k=0), *callbacks])
-        trainer.fit(module, StreamingDataModule(input_dir=str(tmp_path / "pk"), batch_size=4, num_workers=workers),
+        trainer.fit(module, StreamingDataModule(input_dir=str(tmp_path / "pk"), batch_size=batch_size,
+                                                num_workers=workers),
                     ckpt_path=ckpt_path)
         return module.seen
 
@@ -234,6 +247,11 @@ def test_a_run_resumed_mid_epoch_trains_on_the_uninterrupted_runs_sample_sequenc
     with pytest.raises(Stopped):
         fit("b", stopped, Crash())
     assert stopped.seen == uninterrupted[:4]
+    if workers == 0:  # another batch size: litdata's elastic resume, as the warning says
+        with pytest.warns(UserWarning, match="skipping 3 of the 4 samples already trained on in this epoch, so 1 "):
+            rest = fit("c", Record(), ckpt_path=tmp_path / "b" / "last.ckpt", batch_size=3)[:3]
+        again = sorted(set(sum(rest, [])) & set(uninterrupted[3]))
+        assert len(again) == 1 and sorted(sum(rest, [])) == sorted(sum(uninterrupted[4:6], []) + again)
     assert fit("b", Record(), ckpt_path=tmp_path / "b" / "last.ckpt") == uninterrupted[4:]
 
 
