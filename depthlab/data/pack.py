@@ -34,6 +34,7 @@ import importlib.util
 import json
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -268,14 +269,16 @@ def to_record(sample: dict[str, Any], layout: Layout, files: dict[str, Path], in
     keys = frozenset(sample)
     if keys != layout.keys:
         extra, missing = sorted(keys - layout.keys), sorted(layout.keys - keys)
-        what = "; ".join(filter(None, [f"has {', '.join(extra)}" * bool(extra), f"lacks {', '.join(missing)}" * bool(missing)]))
+        what = "; ".join(part for part in (f"has {', '.join(extra)}" * bool(extra),
+                                           f"lacks {', '.join(missing)}" * bool(missing)) if part)
         raise DataError(Problem("inconsistent sample", source, f"{what} (the first sample of the split sets the "
                                 "keys of every record)", source))
     record: dict[str, Any] = {INDEX_KEY: int(index), SEED_KEY: -1 if seed is None else int(seed)}
     for key in layout.encoded:
         image = sample[key]
         if not (isinstance(image, np.ndarray) and image.dtype == np.uint8):
-            raise DataError(Problem("inconsistent sample", source, f"{key} is not uint8 as in the first sample", source))
+            raise DataError(Problem("inconsistent sample", source, f"{key} is not uint8 as in the first sample",
+                                    source))
         record[key] = encode_image(image, files.get(key), source)
     for key in layout.maps:
         values = sample[key]
@@ -324,16 +327,32 @@ def from_record(record: dict[str, Any], layout: Layout, where: str) -> tuple[dic
 
 
 class _PackSample:
-    """litdata's ``fn``: split index -> record (picklable: runs in litdata's worker processes)."""
+    """litdata's ``fn``: split index -> record (picklable: runs in litdata's worker processes).
 
-    def __init__(self, dataset: Any, layout: Layout) -> None:
-        self.dataset, self.layout = dataset, layout
+    A sample that cannot be read is not litdata's error (its worker error stops the run with a
+    traceback and can leave processes behind): its problems go to ``problems_dir`` (one file per
+    process), the record of the first sample stands in, and :func:`pack_split` reports them all and
+    removes the pack at the end."""
+
+    def __init__(self, dataset: Any, layout: Layout, placeholder: dict[str, Any], problems_dir: str) -> None:
+        self.dataset, self.layout, self.placeholder, self.problems_dir = dataset, layout, placeholder, problems_dir
 
     def __call__(self, index: int) -> dict[str, Any]:
         ds = self.dataset
-        files = ds.image_files(index) if hasattr(ds, "image_files") else {}
-        seed = ds.augment_seed(index) if hasattr(ds, "augment_seed") else None
-        return to_record(ds.load(index), self.layout, files, index, seed, ds.source(index))
+        try:
+            files = ds.image_files(index) if hasattr(ds, "image_files") else {}
+            seed = ds.augment_seed(index) if hasattr(ds, "augment_seed") else None
+            return to_record(ds.load(index), self.layout, files, index, seed, ds.source(index))
+        except DataError as exc:
+            problems = exc.problems or [Problem("unreadable sample", "?", str(exc), ds.source(index))]
+            with open(os.path.join(self.problems_dir, f"{os.getpid()}.jsonl"), "a") as file:
+                file.writelines(json.dumps(asdict(p)) + "\n" for p in problems)
+            return self.placeholder
+
+
+def _collected_problems(problems_dir: str) -> list[Problem]:
+    return [Problem(**json.loads(line)) for path in sorted(Path(problems_dir).glob("*.jsonl"))
+            for line in path.read_text().splitlines() if line]
 
 
 def raw_dataset(module: Any, split: str) -> tuple[Any, list[dict[str, Any]] | None]:
@@ -385,7 +404,8 @@ class PackReport:
     def line(self) -> str:
         size = "" if self.bytes is None else f", {self.bytes / 2**20:.1f} MiB"
         rate = self.samples / self.seconds if self.seconds > 0 else float("inf")
-        return f"pack: {self.split}: {self.samples} samples -> {self.output} ({self.seconds:.1f} s, {rate:.1f} samples/s{size})"
+        return (f"pack: {self.split}: {self.samples} samples -> {self.output} ({self.seconds:.1f} s, "
+                f"{rate:.1f} samples/s{size})")
 
 
 def pack_split(module: Any, split: str, output: str, *, workers: int = 1, chunk_bytes: str = "64MB",
@@ -405,7 +425,9 @@ def pack_split(module: Any, split: str, output: str, *, workers: int = 1, chunk_
     count = len(dataset)
     if count == 0:
         raise ConfigError(f"depthlab data pack: the {split} split of {type(module).__name__} has no samples")
-    layout = Layout.of(dataset.load(0), dataset.source(0))
+    first = dataset.load(0)
+    layout = Layout.of(first, dataset.source(0))
+    placeholder = to_record(first, layout, {}, -1, None, dataset.source(0))
     target = join(output, split)
     if not is_remote(target):
         existing = Path(target)
@@ -430,18 +452,29 @@ def pack_split(module: Any, split: str, output: str, *, workers: int = 1, chunk_
     previous = multiprocessing.get_start_method(allow_none=True)
     start = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin" else "spawn"
     began = time.perf_counter()
-    try:
-        optimize(fn=_PackSample(dataset, layout), inputs=list(range(count)), output_dir=target, num_workers=workers,
-                 chunk_bytes=chunk_bytes, mode="overwrite" if overwrite else None, start_method=start,
-                 keep_data_ordered=True, reorder_files=False, verbose=progress, storage_options=storage_options or {})
-    except RuntimeError as exc:
-        if "already contains" not in str(exc):
-            raise
-        raise ConfigError(f"depthlab data pack: {target} already holds a pack: pass --overwrite to replace it or "
-                          "choose another --output") from None
-    finally:
-        multiprocessing.set_start_method(previous, force=True)
+    with tempfile.TemporaryDirectory() as problems_dir:
+        try:
+            optimize(fn=_PackSample(dataset, layout, placeholder, problems_dir), inputs=list(range(count)),
+                     output_dir=target, num_workers=workers, chunk_bytes=chunk_bytes,
+                     mode="overwrite" if overwrite else None, start_method=start, keep_data_ordered=True,
+                     reorder_files=False, verbose=progress, storage_options=storage_options or {})
+        except RuntimeError as exc:
+            if "already contains" not in str(exc):
+                raise
+            raise ConfigError(f"depthlab data pack: {target} already holds a pack: pass --overwrite to replace it or "
+                              "choose another --output") from None
+        finally:
+            multiprocessing.set_start_method(previous, force=True)
+        problems = _collected_problems(problems_dir)
     seconds = time.perf_counter() - began
+    if problems:
+        if is_remote(target):
+            kept = f"{target} holds chunks but no {META_FILE}: not a pack"
+        else:
+            shutil.rmtree(target, ignore_errors=True)
+            kept = "nothing written"
+        raise DataError(f"depthlab data pack: {len(problems)} problem(s) in the {split} split ({kept}; "
+                        f"'depthlab data check' lists them all); first: {problems[0]}")
     write_json(join(target, META_FILE), meta, storage_options)
     size = None if is_remote(target) else sum(p.stat().st_size for p in Path(target).iterdir() if p.is_file())
     return PackReport(split, target, count, seconds, size)
@@ -473,3 +506,36 @@ def read_pack(input_dir: str, key: str = "data.input_dir",
         raise ConfigError(f"{key}: {input_dir} is the {own['split']} split of a pack: give the folder above it "
                           "(it holds train/, val/, test/)")
     raise ConfigError(f"{key}: {input_dir} is not a depthlab pack (no train/, val/ or test/ with {META_FILE}; {how})")
+
+
+# --- resuming from a pack -------------------------------------------------------------------------
+
+
+def warn_if_elastic(saved: dict[str, Any], batch_size: int, num_workers: int) -> None:
+    """Say what a resume with other settings than the checkpoint's trains on.
+
+    With the checkpoint's batch size, devices and workers the resumed epoch is exact. Otherwise litdata
+    re-stripes the rest of the epoch from its canonical order (its "elastic" resume): it skips the
+    samples already taken rounded down to a multiple of devices x batch size, so the remainder of that
+    multiple is trained on again; another number of workers alone changes only how the remaining
+    batches interleave.
+    """
+    import torch
+    from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    world = torch.distributed.get_world_size() if distributed else 1
+    before = (int(saved.get("batch_size", batch_size)), int(saved.get("world_size", world)))
+    taken = int(saved.get("sample_in_epoch", int(saved.get("num_samples_yielded", 0)) * before[1]))
+    again = taken % (batch_size * world)
+    if before != (batch_size, world) and again:
+        rank_zero_warn(f"depthlab: resuming the streamed training split with batch_size {batch_size} on {world} "
+                       f"device(s) where the checkpoint had {before[0]} on {before[1]}: litdata re-stripes the rest "
+                       f"of the epoch (its elastic resume), skipping {taken - again} of the {taken} samples already "
+                       f"trained on in this epoch, so {again} of them are trained on again; resume with the "
+                       "checkpoint's batch size and devices for an exact continuation")
+    elif taken and (before != (batch_size, world) or int(saved.get("num_workers", 1)) != max(num_workers, 1)):
+        rank_zero_info(f"depthlab: resuming with other loader settings than the checkpoint's (batch_size "
+                       f"{before[0]} -> {batch_size}, devices {before[1]} -> {world}, workers "
+                       f"{saved.get('num_workers')} -> {max(num_workers, 1)}): the samples not yet trained on in this "
+                       "epoch complete it, in batches that may differ from the interrupted run's")

@@ -29,7 +29,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 
 from depthlab.data.loading import Split
 from depthlab.data.pack import META_FILE, Layout, from_record, join, read_pack, require_litdata
@@ -157,7 +157,8 @@ class StreamingDataModule(L.LightningDataModule):
         return StreamingDataset(location, shuffle=train and self.shuffle, drop_last=None,
                                 seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),
                                 storage_options=self.storage_options or None,
-                                transform=PackedSample(Layout.from_json(meta["layout"]), self.augments[source], location),
+                                transform=PackedSample(Layout.from_json(meta["layout"]), self.augments[source],
+                                                       location),
                                 **options)
 
     def _loader(self, split: Split) -> Any:
@@ -186,29 +187,3 @@ class StreamingDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> Any:
         return self._loader("test")
 
-
-def warn_if_elastic(saved: dict[str, Any], batch_size: int, num_workers: int) -> None:
-    """Say what a resume with other settings than the checkpoint's trains on.
-
-    With the checkpoint's batch size, devices and workers the resumed epoch is exact. Otherwise litdata
-    re-stripes the rest of the epoch from its canonical order (its "elastic" resume): it skips the
-    samples already taken rounded down to a multiple of devices x batch size, so the remainder of that
-    multiple is trained on again; another number of workers alone changes only how the remaining
-    batches interleave.
-    """
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    world = torch.distributed.get_world_size() if distributed else 1
-    before = (int(saved.get("batch_size", batch_size)), int(saved.get("world_size", world)))
-    taken = int(saved.get("sample_in_epoch", int(saved.get("num_samples_yielded", 0)) * before[1]))
-    again = taken % (batch_size * world)
-    if before != (batch_size, world) and again:
-        rank_zero_warn(f"depthlab: resuming the streamed training split with batch_size {batch_size} on {world} "
-                       f"device(s) where the checkpoint had {before[0]} on {before[1]}: litdata re-stripes the rest "
-                       f"of the epoch (its elastic resume), skipping {taken - again} of the {taken} samples already "
-                       f"trained on in this epoch, so {again} of them are trained on again; resume with the "
-                       "checkpoint's batch size and devices for an exact continuation")
-    elif taken and (before != (batch_size, world) or int(saved.get("num_workers", 1)) != max(num_workers, 1)):
-        rank_zero_info(f"depthlab: resuming with other loader settings than the checkpoint's (batch_size "
-                       f"{before[0]} -> {batch_size}, devices {before[1]} -> {world}, workers "
-                       f"{saved.get('num_workers')} -> {max(num_workers, 1)}): the samples not yet trained on in this "
-                       "epoch complete it, in batches that may differ from the interrupted run's")

@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 from litdata import StreamingDataLoader
 
-from depthlab.data.streaming import warn_if_elastic
+from depthlab.data.pack import warn_if_elastic
 
 
 class PackLoader(StreamingDataLoader):

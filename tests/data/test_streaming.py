@@ -131,7 +131,7 @@ def test_a_missing_folder_or_one_that_is_not_a_pack_is_one_line_naming_it(tmp_pa
 
 
 def test_the_resume_warning_counts_the_samples_an_elastic_resume_trains_on_again(recwarn):
-    from depthlab.data.streaming import warn_if_elastic
+    from depthlab.data.pack import warn_if_elastic
 
     saved = {"batch_size": 4, "world_size": 1, "num_workers": 2, "sample_in_epoch": 12}
     with pytest.warns(UserWarning, match=r"batch_size 5 on 1 device\(s\) where the checkpoint had 4 on 1: .*skipping "
@@ -173,7 +173,8 @@ def test_packed_procedural_and_own_data_splits_stream_the_samples_of_their_modul
                                 train_transforms=transforms)
     for split in ("train", "val"):
         pack_split(rooms, split, str(tmp_path / "rooms"), workers=2, progress=False)
-    own = RGBDDataModule(train=str(write_rgbd(tmp_path / "own_train", 8, 0)), val=str(write_rgbd(tmp_path / "own_val", 3, 1)),
+    own = RGBDDataModule(train=str(write_rgbd(tmp_path / "own_train", 8, 0)),
+                         val=str(write_rgbd(tmp_path / "own_val", 3, 1)),
                          intrinsics=(30.0, 30.0, 15.5, 11.5), baseline_m=0.1, eval_protocol="nyu", batch_size=4,
                          num_workers=0)
     for split in ("train", "val"):
@@ -191,6 +192,12 @@ def test_packed_procedural_and_own_data_splits_stream_the_samples_of_their_modul
     record = StreamingDataset(str(tmp_path / "own" / "train"))[0]
     row = own.rows("train")[record["__index__"]]
     assert bytes(record["image"]) == row.image.read_bytes() and bytes(record["image_right"]) == row.right.read_bytes()
+
+    (tmp_path / "own_train" / "rgb" / "005.jpg").write_bytes(b"\xff\xd8\xff not a JPEG")  # read by a litdata worker
+    with pytest.raises(DataError, match=r"^depthlab data pack: 1 problem\(s\) in the train split \(nothing written; "
+                                        r".*first: \S*own_train/rgb/005.jpg: unreadable file"):
+        pack_split(own, "train", str(tmp_path / "bad"), workers=2, progress=False)
+    assert not (tmp_path / "bad" / "train").exists()
 
 
 @pytest.mark.slow
