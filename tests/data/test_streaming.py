@@ -130,6 +130,38 @@ def test_a_missing_folder_or_one_that_is_not_a_pack_is_one_line_naming_it(tmp_pa
         StreamingDataModule()
 
 
+def test_a_pack_in_object_storage_is_described_through_litdatas_storage_provider(tmp_path, monkeypatch):
+    """The s3:// paths depthlab builds and the JSON it uploads and reads back (a local stand-in for the
+    bucket: no object store is reachable here; the chunks themselves are litdata's)."""
+    from depthlab.data import pack
+
+    class Bucket:
+        def __init__(self, *args) -> None:
+            self.root = tmp_path / "bucket"
+
+        def local(self, uri: str) -> Path:
+            assert uri.startswith("s3://b/")
+            return self.root / uri[len("s3://b/"):]
+
+        def exists(self, uri: str) -> bool:
+            return self.local(uri).is_file()
+
+        def upload_file(self, local_path: str, uri: str) -> None:
+            self.local(uri).parent.mkdir(parents=True, exist_ok=True)
+            self.local(uri).write_bytes(Path(local_path).read_bytes())
+
+        def download_file(self, uri: str, local_path: str) -> None:
+            Path(local_path).write_bytes(self.local(uri).read_bytes())
+
+    monkeypatch.setattr(pack, "_storage", Bucket)
+    assert pack.join("s3://b/packs/", "val", META_FILE) == f"s3://b/packs/val/{META_FILE}"
+    pack.write_json(pack.join("s3://b/packs", "val", META_FILE), {"format": 1, "split": "val", "samples": 3})
+    assert (tmp_path / "bucket" / "packs" / "val" / META_FILE).is_file()
+    assert read_pack("s3://b/packs") == {"val": {"format": 1, "split": "val", "samples": 3}}
+    with pytest.raises(ConfigError, match="^data.input_dir: s3://b/other is not a depthlab pack"):
+        read_pack("s3://b/other")
+
+
 def test_the_resume_warning_counts_the_samples_an_elastic_resume_trains_on_again(recwarn):
     from depthlab.data.pack import warn_if_elastic
 
