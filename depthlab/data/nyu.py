@@ -165,8 +165,9 @@ class NYUListDataset(DepthFileDataset):
     def depth_file(self, index: int, view: str = "") -> str:
         return str(self.root / self.entries[index].depth)
 
-    def image_files(self, index: int) -> dict[str, Path]:
-        return {"image": self.root / self.entries[index].rgb}
+    def source_files(self, index: int) -> dict[str, Path]:
+        e = self.entries[index]
+        return {"image": self.root / e.rgb, "depth": self.root / e.depth}
 
     def load(self, index: int) -> dict[str, Any]:
         e = self.entries[index]

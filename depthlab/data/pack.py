@@ -7,12 +7,13 @@ the same transforms. Every value is stored losslessly:
 
 - a uint8 image (``image``, ``image_right``, video frames ``image_f-1`` ...) as encoded bytes: the
   file's own bytes where ``load`` returned that file's pixels as they are (the data set names its
-  files, :meth:`~depthlab.data.pipeline.SampleDataset.image_files`, and packing checks that the bytes
+  files, :meth:`~depthlab.data.pipeline.SampleDataset.source_files`, and packing checks that the bytes
   decode to the very same pixels), otherwise (a crop or a flip made in ``load``, e.g. KITTI's KB crop,
   or pixels from a ``.mat`` file) a PNG of the loaded pixels;
 - a depth-like map (``depth``, ``hint``, their ``_right`` views: float32 metres) as a 16-bit PNG of
   its integer units when it is one (a millimetre or 1/256 m PNG read by ``load``; packing checks that
-  the units give back every float32 bit, :func:`encode_map`), otherwise the float32 array;
+  the units give back every float32 bit, :func:`encode_map`): the depth file's own bytes where they
+  hold exactly these units, else a new PNG; otherwise the float32 array;
 - a float image (the procedural renderer returns float32 in [0, 1]) and every other array
   (``intrinsics``, ``pose_f*``, ...) as the array itself, dtype kept;
 - numbers and strings (``baseline_m``, ``name``) as they are, numbers with their NumPy type.
@@ -194,10 +195,10 @@ def encode_image(image: np.ndarray, file: Path | None, source: str) -> bytes:
     from depthlab.data.readers import decode_rgb
 
     if file is not None:
-        data = Path(file).read_bytes()
         try:
+            data = Path(file).read_bytes()
             same = np.array_equal(decode_rgb(data, str(file), source), image)
-        except DataError:
+        except (OSError, DataError):
             same = False
         if same:
             return data
@@ -236,18 +237,25 @@ def _as_units(values: np.ndarray) -> tuple[bytes, int, np.ndarray] | None:
     return None
 
 
-def encode_map(values: np.ndarray) -> bytes:
+def encode_map(values: np.ndarray, file: Path | None = None) -> bytes:
     """A float32 (H, W) depth-like map as bytes, lossless: a 16-bit PNG of its integer units when the map
-    is units / divisor (a depth PNG as read, about a quarter of the array's size), else the array."""
+    is units / divisor (a depth PNG as read, about a quarter of the array's size): ``file``'s own bytes
+    when it is a PNG of exactly these units, else a new PNG; otherwise the array."""
     import cv2
 
     values = np.ascontiguousarray(values, dtype=np.float32)
     found = _as_units(values) if values.size else None
     if found is not None:
         op, divisor, units = found
+        header = _MAP_PNG + op + np.uint32(divisor).tobytes()
+        if file is not None and Path(file).suffix.lower() == ".png" and Path(file).is_file():
+            data = Path(file).read_bytes()
+            raw = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+            if raw is not None and raw.dtype == np.uint16 and np.array_equal(raw, units):
+                return header + data
         ok, png = cv2.imencode(".png", units, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if ok:
-            return _MAP_PNG + op + np.uint32(divisor).tobytes() + png.tobytes()
+            return header + png.tobytes()
     return _MAP_RAW + np.array(values.shape, dtype=np.uint32).tobytes() + values.tobytes()
 
 
@@ -285,7 +293,7 @@ def to_record(sample: dict[str, Any], layout: Layout, files: dict[str, Path], in
         if not (isinstance(values, np.ndarray) and values.dtype == np.float32 and values.ndim == 2):
             raise DataError(Problem("inconsistent sample", source, f"{key} is not a float32 (H, W) map as in the "
                                     "first sample", source))
-        record[key] = encode_map(values)
+        record[key] = encode_map(values, files.get(key))
     for key, dtype in layout.arrays.items():
         array = np.ascontiguousarray(sample[key])
         if array.dtype.name != dtype:
@@ -340,7 +348,7 @@ class _PackSample:
     def __call__(self, index: int) -> dict[str, Any]:
         ds = self.dataset
         try:
-            files = ds.image_files(index) if hasattr(ds, "image_files") else {}
+            files = ds.source_files(index) if hasattr(ds, "source_files") else {}
             seed = ds.augment_seed(index) if hasattr(ds, "augment_seed") else None
             return to_record(ds.load(index), self.layout, files, index, seed, ds.source(index))
         except DataError as exc:

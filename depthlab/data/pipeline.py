@@ -86,10 +86,11 @@ class SampleDataset(Dataset):
         """The seed of sample ``index``'s augmentation draw; None: the worker's own stream."""
         return None
 
-    def image_files(self, index: int) -> dict[str, Path]:
-        """The files the images of ``load(index)`` were decoded from (sample key -> file), where that
-        image is the file's pixels as they are (no crop, flip or resize in ``load``). ``depthlab data
-        pack`` stores such a file's own bytes (it checks that they decode to the same pixels); {}: none."""
+    def source_files(self, index: int) -> dict[str, Path]:
+        """The files the images and depth maps of ``load(index)`` were decoded from (sample key ->
+        file), where the value is that file's pixels as they are (no crop, flip or resize in ``load``).
+        ``depthlab data pack`` stores such a file's own bytes (it checks that they decode to the same
+        values); {}: none."""
         return {}
 
     def __getitem__(self, index: int) -> DepthSample:

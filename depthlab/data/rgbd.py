@@ -347,9 +347,11 @@ class RGBDDataset(DepthFileDataset):
     def depth_file(self, index: int, view: str = "") -> str:
         return str(self.rows[index].depth)
 
-    def image_files(self, index: int) -> dict[str, Path]:
+    def source_files(self, index: int) -> dict[str, Path]:
         row = self.rows[index]
         files = {"image": row.image}
+        if row.depth is not None:
+            files["depth"] = row.depth
         if row.right is not None:
             files["image_right"] = row.right
         for k, path, right in row.neighbours:

@@ -80,11 +80,13 @@ def test_a_record_reads_back_value_by_value_with_the_original_jpeg_bytes_or_a_pn
     layout = Layout.of(sample, "here")
     assert layout.encoded == ("image", "image_right") and layout.arrays["image_f-1"] == "float32"
     assert layout.maps == ("depth", "depth_right", "hint")
-    files = {"image": tmp_path / "a.jpg", "image_right": tmp_path / "a.jpg"}
+    files = {"image": tmp_path / "a.jpg", "image_right": tmp_path / "a.jpg", "depth": tmp_path / "d.png"}
     record = to_record(sample, layout, files, index=7, seed=None, source="here")
     assert record["image"] == (tmp_path / "a.jpg").read_bytes()  # the original bytes, not re-encoded
     assert record["image_right"][:8] == b"\x89PNG\r\n\x1a\n"  # no file holds these pixels: a lossless PNG
-    assert record["depth"][:2] == b"P/" and record["depth_right"][:2] == b"P*" and record["hint"][:1] == b"F"
+    assert record["depth"][:2] == b"P/" and record["depth"][6:] == (tmp_path / "d.png").read_bytes()
+    assert record["depth_right"][:2] == b"P*" and record["depth_right"][6:14] == b"\x89PNG\r\n\x1a\n"
+    assert record["hint"][:1] == b"F"
     back, index, seed = from_record(layout_roundtrip(record), Layout.from_json(layout.to_json()), "pack")
     assert (index, seed) == (7, None) and set(back) == set(sample)
     for key, value in sample.items():
@@ -188,6 +190,22 @@ def test_without_litdata_both_ends_say_pip_install_depthlab_stream(tmp_path, mon
 # --- slow: packing and streaming --------------------------------------------------------------------
 
 
+@pytest.mark.slow  # not a Lightning run, but it writes KITTI-size files (a third of a second)
+@pytest.mark.parametrize("kb_crop", [False, True])
+def test_kitti_records_keep_the_files_bytes_unless_load_cut_the_frame(kitti_tree, kb_crop):
+    from depthlab.data.kitti import KITTIDataset
+
+    dataset = KITTIDataset(kitti_tree.list_path, kitti_tree.raw_root, kitti_tree.gt_root, kb_crop=kb_crop, stereo=True)
+    sample, files = dataset.load(0), dataset.source_files(0)
+    layout = Layout.of(sample, "here")
+    record = to_record(sample, layout, files, 0, None, "here")
+    assert sorted(files) == ([] if kb_crop else ["depth", "depth_right", "image", "image_right"])
+    for key, path in files.items():  # images as they are; depth maps after their 6-byte header
+        assert record[key][6 * key.startswith("depth"):] == path.read_bytes(), key
+    back = from_record(record, layout, "pack")[0]
+    assert all(np.asarray(back[k]).tobytes() == np.asarray(v).tobytes() for k, v in sample.items())
+
+
 @pytest.mark.slow
 @needs_litdata
 def test_packed_procedural_and_own_data_splits_stream_the_samples_of_their_modules(tmp_path):
@@ -224,6 +242,7 @@ def test_packed_procedural_and_own_data_splits_stream_the_samples_of_their_modul
     record = StreamingDataset(str(tmp_path / "own" / "train"))[0]
     row = own.rows("train")[record["__index__"]]
     assert bytes(record["image"]) == row.image.read_bytes() and bytes(record["image_right"]) == row.right.read_bytes()
+    assert bytes(record["depth"])[6:] == row.depth.read_bytes()  # the millimetre PNG as it is
 
     (tmp_path / "own_train" / "rgb" / "005.jpg").write_bytes(b"\xff\xd8\xff not a JPEG")  # read by a litdata worker
     with pytest.raises(DataError, match=r"^depthlab data pack: 1 problem\(s\) in the train split \(nothing written; "
