@@ -13,7 +13,8 @@ the same transforms. Every value is stored losslessly:
 - a depth-like map (``depth``, ``hint``, their ``_right`` views: float32 metres) as a 16-bit PNG of
   its integer units when it is one (a millimetre or 1/256 m PNG read by ``load``; packing checks that
   the units give back every float32 bit, :func:`encode_map`): the depth file's own bytes where they
-  hold exactly these units, else a new PNG; otherwise the float32 array;
+  hold exactly these units and are no larger than a new PNG, else the new PNG; otherwise the float32
+  array;
 - a float image (the procedural renderer returns float32 in [0, 1]) and every other array
   (``intrinsics``, ``pose_f*``, ...) as the array itself, dtype kept;
 - numbers and strings (``baseline_m``, ``name``) as they are, numbers with their NumPy type.
@@ -240,7 +241,8 @@ def _as_units(values: np.ndarray) -> tuple[bytes, int, np.ndarray] | None:
 def encode_map(values: np.ndarray, file: Path | None = None) -> bytes:
     """A float32 (H, W) depth-like map as bytes, lossless: a 16-bit PNG of its integer units when the map
     is units / divisor (a depth PNG as read, about a quarter of the array's size): ``file``'s own bytes
-    when it is a PNG of exactly these units, else a new PNG; otherwise the array."""
+    when it is a PNG of exactly these units no larger than a new one (OpenCV's default PNG writer
+    compresses little), else the new PNG; otherwise the array."""
     import cv2
 
     values = np.ascontiguousarray(values, dtype=np.float32)
@@ -248,12 +250,13 @@ def encode_map(values: np.ndarray, file: Path | None = None) -> bytes:
     if found is not None:
         op, divisor, units = found
         header = _MAP_PNG + op + np.uint32(divisor).tobytes()
+        ok, png = cv2.imencode(".png", units, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if file is not None and Path(file).suffix.lower() == ".png" and Path(file).is_file():
             data = Path(file).read_bytes()
             raw = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-            if raw is not None and raw.dtype == np.uint16 and np.array_equal(raw, units):
+            if (raw is not None and raw.dtype == np.uint16 and np.array_equal(raw, units)
+                    and (not ok or len(data) <= png.size)):
                 return header + data
-        ok, png = cv2.imencode(".png", units, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if ok:
             return header + png.tobytes()
     return _MAP_RAW + np.array(values.shape, dtype=np.uint32).tobytes() + values.tobytes()

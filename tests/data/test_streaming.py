@@ -54,7 +54,7 @@ def write_rgbd(root: Path, count: int, seed: int) -> Path:
         cv2.imwrite(str(root / "right" / f"{i:03d}.png"), np.roll(image, 2, axis=1))
         depth = (1000 + 300 * np.sin(u / 5 + i) * np.cos(v / 4) + 3000 + 100 * i).astype(np.uint16)
         depth[:, :3] = 0
-        cv2.imwrite(str(root / "depth" / f"{i:03d}.png"), depth)
+        cv2.imwrite(str(root / "depth" / f"{i:03d}.png"), depth, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     return root
 
 
@@ -69,7 +69,8 @@ def test_a_record_reads_back_value_by_value_with_the_original_jpeg_bytes_or_a_pn
     image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "a.jpg"), image)
     jpeg = read_rgb(tmp_path / "a.jpg", "here")  # JPEG: what load returns is the decoded file
-    cv2.imwrite(str(tmp_path / "d.png"), rng.integers(0, 65536, (H, W)).astype(np.uint16))
+    cv2.imwrite(str(tmp_path / "d.png"), (1000 + np.arange(H * W).reshape(H, W)).astype(np.uint16),
+                [cv2.IMWRITE_PNG_COMPRESSION, 9])  # smaller than pack's own PNG: kept as it is
     sample = {"image": jpeg, "image_right": image[:, ::-1].copy(),  # a mirrored view: not a file's pixels
               "image_f-1": np.float32(image) / 255,
               "depth": read_depth_file(tmp_path / "d.png", 1e-3, "here"),  # millimetres, float32 division
@@ -242,7 +243,7 @@ def test_packed_procedural_and_own_data_splits_stream_the_samples_of_their_modul
     record = StreamingDataset(str(tmp_path / "own" / "train"))[0]
     row = own.rows("train")[record["__index__"]]
     assert bytes(record["image"]) == row.image.read_bytes() and bytes(record["image_right"]) == row.right.read_bytes()
-    assert bytes(record["depth"])[6:] == row.depth.read_bytes()  # the millimetre PNG as it is
+    assert bytes(record["depth"])[6:] == row.depth.read_bytes()  # the millimetre PNG as it is (the smaller)
 
     (tmp_path / "own_train" / "rgb" / "005.jpg").write_bytes(b"\xff\xd8\xff not a JPEG")  # read by a litdata worker
     with pytest.raises(DataError, match=r"^depthlab data pack: 1 problem\(s\) in the train split \(nothing written; "
