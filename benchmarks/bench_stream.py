@@ -68,8 +68,10 @@ def main() -> None:
             "procedural 96x128 stereo (rendered)": SyntheticDataModule(train_size=args.frames, batch_size=8,
                                                                        num_workers=0),
         }
+        sources = {name: sum(f.stat().st_size for f in (tmp / "own").rglob("*") if f.is_file()) / 2**20
+                   if name.startswith("own") else None for name in cases}
         for name, module in cases.items():
-            row = {"case": name}
+            row = {"case": name, "source_MiB": sources[name]}
             for workers in (1, 2):
                 report = pack_split(module, "train", str(tmp / f"pack{workers}" / name[:3]), workers=workers,
                                     progress=False)
@@ -81,12 +83,13 @@ def main() -> None:
             rows.append(row)
     print(f"{platform.processor() or platform.machine()}, {args.frames} samples per case, "
           f"best of {args.repeats}\n")
-    print("| case | pack, 1 worker (samples/s) | pack, 2 workers | pack size (MiB) | original loader (samples/s) "
-          "| streamed loader | ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| case | pack, 1 worker (samples/s) | pack, 2 workers | files (MiB) | pack (MiB) "
+          "| original loader (samples/s) | streamed loader | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['case']} | {r['pack_1w']:.1f} | {r['pack_2w']:.1f} | {r['MiB']:.1f} | {r['original']:.1f} "
-              f"| {r['streamed']:.1f} | {r['streamed'] / r['original']:.2f} |")
+        source = "-" if r["source_MiB"] is None else f"{r['source_MiB']:.1f}"
+        print(f"| {r['case']} | {r['pack_1w']:.1f} | {r['pack_2w']:.1f} | {source} | {r['MiB']:.1f} "
+              f"| {r['original']:.1f} | {r['streamed']:.1f} | {r['streamed'] / r['original']:.2f} |")
     print(json.dumps({"bench_stream": rows}))
 
 
