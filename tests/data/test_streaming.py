@@ -132,6 +132,11 @@ def test_a_missing_folder_or_one_that_is_not_a_pack_is_one_line_naming_it(tmp_pa
     with pytest.raises(ConfigError, match="^data.input_dir is not set"):
         StreamingDataModule()
 
+    from depthlab.data.check import check
+
+    with pytest.raises(ConfigError, match="^depthlab data check: StreamingDataModule has no files to check"):
+        check(StreamingDataModule.__new__(StreamingDataModule))
+
 
 def test_a_pack_in_object_storage_is_described_through_litdatas_storage_provider(tmp_path, monkeypatch):
     """The s3:// paths depthlab builds and the JSON it uploads and reads back (a local stand-in for the
