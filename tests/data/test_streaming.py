@@ -197,19 +197,20 @@ def test_without_litdata_both_ends_say_pip_install_depthlab_stream(tmp_path, mon
 
 
 @pytest.mark.slow  # not a Lightning run, but it writes KITTI-size files (a third of a second)
-@pytest.mark.parametrize("kb_crop", [False, True])
-def test_kitti_records_keep_the_files_bytes_unless_load_cut_the_frame(kitti_tree, kb_crop):
+def test_kitti_records_keep_the_files_bytes_unless_load_cut_the_frame(kitti_tree):
     from depthlab.data.kitti import KITTIDataset
 
-    dataset = KITTIDataset(kitti_tree.list_path, kitti_tree.raw_root, kitti_tree.gt_root, kb_crop=kb_crop, stereo=True)
-    sample, files = dataset.load(0), dataset.source_files(0)
-    layout = Layout.of(sample, "here")
-    record = to_record(sample, layout, files, 0, None, "here")
-    assert sorted(files) == ([] if kb_crop else ["depth", "depth_right", "image", "image_right"])
-    for key, path in files.items():  # images as they are; depth maps after their 6-byte header
-        assert record[key][6 * key.startswith("depth"):] == path.read_bytes(), key
-    back = from_record(record, layout, "pack")[0]
-    assert all(np.asarray(back[k]).tobytes() == np.asarray(v).tobytes() for k, v in sample.items())
+    for kb_crop in (False, True):
+        dataset = KITTIDataset(kitti_tree.list_path, kitti_tree.raw_root, kitti_tree.gt_root, kb_crop=kb_crop,
+                               stereo=True)
+        sample, files = dataset.load(0), dataset.source_files(0)
+        layout = Layout.of(sample, "here")
+        record = to_record(sample, layout, files, 0, None, "here")
+        assert sorted(files) == ([] if kb_crop else ["depth", "depth_right", "image", "image_right"])
+        for key, path in files.items():  # images as they are; depth maps after their 6-byte header
+            assert record[key][6 * key.startswith("depth"):] == path.read_bytes(), key
+        back = from_record(record, layout, "pack")[0]
+        assert all(np.asarray(back[k]).tobytes() == np.asarray(v).tobytes() for k, v in sample.items()), kb_crop
 
 
 @pytest.mark.slow
