@@ -458,9 +458,11 @@ def pack_split(module: Any, split: str, output: str, *, workers: int = 1, chunk_
         "mixed_sizes": _mixed_sizes(module, split, dataset),
         "source": source or {"class_path": f"{type(module).__module__}.{type(module).__qualname__}"},
     }
-    # litdata sets the global start method; fork as torch's DataLoader workers on Linux (no re-import:
-    # workers start in milliseconds), spawn where fork is not there. Put back afterwards.
+    # litdata sets the global start method (and an environment variable); fork as torch's DataLoader
+    # workers on Linux (no re-import: workers start in milliseconds), spawn where fork is not there.
+    # Both put back afterwards.
     previous = multiprocessing.get_start_method(allow_none=True)
+    previous_env = os.environ.get("DATA_OPTIMIZER_NUM_WORKERS")
     start = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin" else "spawn"
     began = time.perf_counter()
     with tempfile.TemporaryDirectory() as problems_dir:
@@ -476,6 +478,10 @@ def pack_split(module: Any, split: str, output: str, *, workers: int = 1, chunk_
                               "choose another --output") from None
         finally:
             multiprocessing.set_start_method(previous, force=True)
+            if previous_env is None:
+                os.environ.pop("DATA_OPTIMIZER_NUM_WORKERS", None)
+            else:
+                os.environ["DATA_OPTIMIZER_NUM_WORKERS"] = previous_env
         problems = _collected_problems(problems_dir)
     seconds = time.perf_counter() - began
     if problems:
