@@ -16,9 +16,11 @@ them are permuted per epoch from ``seed_everything``'s seed, otherwise the pack'
 epoch sees each sample once (the last incomplete batch is dropped, as in every depthlab module). A
 run resumed from a checkpoint written mid-epoch continues exactly where it stood: the
 ``StreamingDataLoader`` is stateful, Lightning stores its state (samples yielded, epoch, workers) in
-the checkpoint with the fit loop's, and the resumed loader skips the samples already trained on.
-That holds for the same ``batch_size``, ``num_workers`` and number of devices as the interrupted run;
-litdata refuses (or re-balances) a resume with others.
+the checkpoint with the fit loop's, and the resumed loader skips the samples already trained on
+(:class:`~depthlab.data.streaming_loader.PackLoader` makes the epochs after it whole again). That is
+exact with the interrupted run's ``batch_size`` and number of devices; with others litdata re-stripes
+the rest of the epoch and a few samples come twice, which a warning counts
+(:func:`~depthlab.data.pack.warn_if_elastic`).
 """
 
 from __future__ import annotations
