@@ -54,6 +54,23 @@ class PackedSample:
         return finish_sample(raw, self.augment, seed, index)
 
 
+class PackedSplit:
+    """The raw samples of a packed split by index (``load``, before any augmentation): what
+    ``depthlab data stats`` reads from a pack."""
+
+    def __init__(self, dataset: Any, layout: Layout, where: str) -> None:
+        self.dataset, self.layout, self.where = dataset, layout, where
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def load(self, index: int) -> dict[str, Any]:
+        return from_record(self.dataset[index], self.layout, self.where)[0]
+
+    def source(self, index: int) -> str:
+        return f"{self.where} sample {index}"
+
+
 class StreamingDataModule(L.LightningDataModule):
     """A pack written by ``depthlab data pack`` (see the module docstring and docs/data.md, "Streaming").
 
@@ -162,6 +179,19 @@ class StreamingDataModule(L.LightningDataModule):
                                 transform=PackedSample(Layout.from_json(meta["layout"]), self.augments[source],
                                                        location),
                                 **options)
+
+    def build(self, split: Split, augment: Any = None) -> PackedSplit:
+        """The raw samples of ``split``'s pack (``depthlab data stats``; ``augment`` is not applied)."""
+        from litdata import StreamingDataset
+
+        source, meta = self.pack_of(split)
+        location = join(self.input_dir, source)
+        return PackedSplit(StreamingDataset(location, storage_options=self.storage_options or None),
+                           Layout.from_json(meta["layout"]), location)
+
+    def check_splits(self) -> list[Split]:
+        """The splits packed (what ``depthlab data stats`` describes)."""
+        return [split for split in ("train", "val", "test") if split in self.packs]  # type: ignore[misc]
 
     def _loader(self, split: Split) -> Any:
         from depthlab.data.streaming_loader import PackLoader

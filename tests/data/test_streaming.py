@@ -6,6 +6,7 @@ sample sequence; bad input is one line."""
 from __future__ import annotations
 
 import hashlib
+import io
 import importlib.util
 import sys
 from pathlib import Path
@@ -222,6 +223,7 @@ def test_packed_procedural_and_own_data_splits_stream_the_samples_of_their_modul
 
     from depthlab.data.pack import pack_split
     from depthlab.data.rgbd import RGBDDataModule
+    from depthlab.data.stats import stats
     from depthlab.data.streaming import StreamingDataModule
     from depthlab.data.synthetic import SyntheticDataModule
 
@@ -243,6 +245,8 @@ def test_packed_procedural_and_own_data_splits_stream_the_samples_of_their_modul
         expected, got = epoch_hashes(module.train_dataloader()), epoch_hashes(streamed.train_dataloader())
         assert len(got) == len(expected) == 8 and sorted(got) == sorted(expected), name
         assert sorted(epoch_hashes(streamed.val_dataloader())) == sorted(epoch_hashes(module.val_dataloader())), name
+        described = [r.lines() for m in (module, streamed) for r in stats(m, ["train", "val"], out=io.StringIO())]
+        assert described[:2] == described[2:], name  # depthlab data stats reads a pack as its source
     assert streamed.eval_protocol("val") == "nyu" and streamed.transforms["train"] == []
     assert StreamingDataModule(input_dir=str(tmp_path / "rooms")).transforms["train"] == transforms
 
