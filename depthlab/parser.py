@@ -503,6 +503,22 @@ def modules_from_config(cli_args: list[str], prog: str, *, model: bool = True, d
     return module, cli.datamodule
 
 
+def data_settings_from_config(cli_args: list[str], prog: str) -> tuple[dict[str, Any], Any]:
+    """``(data settings, datamodule)`` of a depthlab config: the ``data`` section as parsed (``class_path``
+    and ``init_args``, defaults included) and the data module built from it; no model is built. What
+    ``depthlab data pack`` records as a pack's source."""
+    captured: dict[str, Any] = {}
+
+    class _DataCLI(DepthCLI):
+        def instantiate_classes(self) -> None:
+            data = self.config["data"]
+            captured.update(data.as_dict() if hasattr(data, "as_dict") else dict(data))
+            self.model = None
+            self.datamodule = self.parser.instantiate_classes(Namespace({"data": data})).get("data")
+
+    return captured, _parse_only(_DataCLI, cli_args, prog).datamodule
+
+
 def settings_from_config(cli_args: list[str], prog: str) -> tuple[dict[str, Any], Any]:
     """``(model settings, datamodule)`` of a depthlab config: the model's arguments as parsed (for
     ``fit``, with its defaults) without building it (no network at all: ``depthlab evaluate``)."""

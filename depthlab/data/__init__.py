@@ -19,6 +19,7 @@ _LAZY = {
     "KITTIDataModule": "depthlab.data.kitti",
     "MixtureDataModule": "depthlab.data.mixture",
     "RGBDDataModule": "depthlab.data.rgbd",
+    "StreamingDataModule": "depthlab.data.streaming",
     "KITTIDataset": "depthlab.data.kitti",
     "NYUDataModule": "depthlab.data.nyu",
     "NYUListDataset": "depthlab.data.nyu",

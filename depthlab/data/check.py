@@ -60,6 +60,9 @@ def check(datamodule: FileDataModule, splits: list[str] | None = None, workers: 
           limit: int | None = None, max_listed: int = 20, out=None) -> int:
     """Walk the splits, print the report (to ``out``, default stdout), return the number of problems."""
     out = out or sys.stdout
+    if not isinstance(datamodule, FileDataModule):
+        raise ConfigError(f"depthlab data check: {type(datamodule).__name__} has no files to check (it checks KITTI, "
+                          "NYU and own-data modules; a pack is checked while 'depthlab data pack' writes it)")
     total = 0
     for split in splits or datamodule.check_splits():
         try:  # malformed list lines are kept as problems, the other lines still checked

@@ -366,6 +366,23 @@ class KITTIDataset(DepthFileDataset):
         sample["full_size"] = np.array([height, width])
         return sample
 
+    def source_files(self, index: int) -> dict[str, Path]:
+        """The image (and annotated depth) files of sample ``index`` as ``load`` reads them; none with
+        the KB crop or for a mirrored Monodepth2 ``r`` line (``load`` then cuts or flips the pixels)."""
+        e = self.entries[index]
+        date, drive, camera, frame = self._parts(e)
+        if self.kb_crop or (self.stereo and self.monodepth2 and camera == "image_03"):
+            return {}
+        views = (("", camera), ("_right", _OTHER_CAMERA[camera])) if self.stereo else (("", camera),)
+        files = {f"image{view}": self.raw_root / e.rgb.replace(f"/{camera}/", f"/{cam}/") for view, cam in views}
+        if self.gt_source == "annotated":
+            files.update({f"depth{view}": self._annotated_path(e, cam) for view, cam in views})
+        for k in temporal_ids(self.frame_ids):
+            for view, cam in views:
+                files[f"image{view}{frame_suffix(k)}"] = (self.raw_root / date / drive / cam / "data" /
+                                                          f"{int(frame) + k:010d}{self.image_ext}")
+        return files
+
     def _neighbour(self, e: ListEntry, date: str, drive: str, camera: str, frame: str, k: int,
                    shape: tuple[int, int] | None) -> np.ndarray:
         """Frame ``frame + k`` of ``camera`` in the same drive (``data.frame_ids``)."""

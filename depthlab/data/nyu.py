@@ -165,6 +165,10 @@ class NYUListDataset(DepthFileDataset):
     def depth_file(self, index: int, view: str = "") -> str:
         return str(self.root / self.entries[index].depth)
 
+    def source_files(self, index: int) -> dict[str, Path]:
+        e = self.entries[index]
+        return {"image": self.root / e.rgb, "depth": self.root / e.depth}
+
     def load(self, index: int) -> dict[str, Any]:
         e = self.entries[index]
         image_path = self.root / e.rgb

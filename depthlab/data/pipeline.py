@@ -16,6 +16,7 @@ not pay for them until it augments.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -85,11 +86,26 @@ class SampleDataset(Dataset):
         """The seed of sample ``index``'s augmentation draw; None: the worker's own stream."""
         return None
 
+    def source_files(self, index: int) -> dict[str, Path]:
+        """The files the images and depth maps of ``load(index)`` were decoded from (sample key ->
+        file), where the value is that file's pixels as they are (no crop, flip or resize in ``load``).
+        ``depthlab data pack`` stores such a file's own bytes (it checks that they decode to the same
+        values); {}: none."""
+        return {}
+
     def __getitem__(self, index: int) -> DepthSample:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
-        sample = complete_stereo_pairs(self.load(index))
-        if self.augment is not None:
-            sample = self.augment(sample, seed=self.augment_seed(index))
-        sample["index"] = index
-        return to_tensors(sample)
+        return finish_sample(self.load(index), self.augment, self.augment_seed(index), index)
+
+
+def finish_sample(raw: dict[str, Any], augment: DepthAugment | None, seed: int | None, index: int) -> DepthSample:
+    """A raw sample (what ``load`` returns) through the rest of the pipeline: stereo pairs completed,
+    ``augment`` (drawn from ``seed``, or the worker's stream when None), ``index`` set, tensors.
+    Every data set's ``__getitem__`` ends here, and so does a sample read back from a pack
+    (:mod:`depthlab.data.streaming`): the same raw sample gives the same tensors."""
+    sample = complete_stereo_pairs(raw)
+    if augment is not None:
+        sample = augment(sample, seed=seed)
+    sample["index"] = index
+    return to_tensors(sample)

@@ -7,6 +7,7 @@ the tree without a debugger. ``depthlab data check`` collects the :class:`Proble
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -132,26 +133,32 @@ _JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def read_rgb(path: Path, source: str) -> np.ndarray:
-    """An 8-bit colour image (PNG/JPG) as (H, W, 3) uint8 RGB (EXIF orientation applied).
+    """An 8-bit colour image (PNG/JPG) as (H, W, 3) uint8 RGB (EXIF orientation applied): the file's
+    bytes through :func:`decode_rgb`."""
+    _check_exists(path, source)
+    return decode_rgb(path.read_bytes(), str(path), source)
+
+
+def decode_rgb(data: bytes, name: str, source: str) -> np.ndarray:
+    """An encoded 8-bit colour image (the bytes of a PNG/JPG file, named ``name`` in errors) as
+    (H, W, 3) uint8 RGB, EXIF orientation applied. A file read from disk and the same bytes read from a
+    pack (``depthlab data pack``) decode here alike.
 
     JPEGs are decoded by Pillow, which refuses a truncated file ("image file is truncated"): OpenCV
     decodes one silently, filling the missing part grey. Both use libjpeg-turbo's default decoding,
     so the pixels are OpenCV's. Other formats are OpenCV's (it refuses truncated PNGs itself).
     """
-    _check_exists(path, source)
-    with open(path, "rb") as file:
-        is_jpeg = file.read(3) == _JPEG_MAGIC
-    if is_jpeg:
+    if data[:3] == _JPEG_MAGIC:
         from PIL import Image, ImageOps  # torchvision's dependency
 
         try:
-            with Image.open(path) as im:
+            with Image.open(io.BytesIO(data)) as im:
                 return np.array(ImageOps.exif_transpose(im).convert("RGB"))
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            raise DataError(Problem(UNREADABLE, str(path), f"not a decodable image ({exc})", source)) from None
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            raise DataError(Problem(UNREADABLE, name, f"not a decodable image ({exc})", source)) from None
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
-        raise DataError(Problem(UNREADABLE, str(path), "not a decodable image", source))
+        raise DataError(Problem(UNREADABLE, name, "not a decodable image", source))
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

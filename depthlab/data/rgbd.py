@@ -347,6 +347,19 @@ class RGBDDataset(DepthFileDataset):
     def depth_file(self, index: int, view: str = "") -> str:
         return str(self.rows[index].depth)
 
+    def source_files(self, index: int) -> dict[str, Path]:
+        row = self.rows[index]
+        files = {"image": row.image}
+        if row.depth is not None:
+            files["depth"] = row.depth
+        if row.right is not None:
+            files["image_right"] = row.right
+        for k, path, right in row.neighbours:
+            files["image" + frame_suffix(k)] = path
+            if row.right is not None and right is not None:
+                files["image_right" + frame_suffix(k)] = right
+        return files
+
     def load(self, index: int) -> dict[str, Any]:
         row = self.rows[index]
         image = read_rgb(row.image, row.source)

@@ -354,12 +354,16 @@ class DepthAugment:
         self.compose = A.Compose(list(transforms), additional_targets=dict(TARGETS), p=1.0)
         self._targets = dict(TARGETS)
         self._seeded_for: tuple[int, int] | None = None
+        # The YAML list it was built from (from_config), None otherwise: what `depthlab data pack` records.
+        self.specs: list[dict[str, Any]] | None = None
 
     @classmethod
     def from_config(cls, specs: Sequence[Mapping[str, Any]] | None, where: str = "transforms") -> DepthAugment | None:
         if not specs:
             return None
-        return cls([build_transform(s, f"{where}[{i}]") for i, s in enumerate(specs)])
+        augment = cls([build_transform(s, f"{where}[{i}]") for i, s in enumerate(specs)])
+        augment.specs = [dict(s) for s in specs]
+        return augment
 
     def _reseed(self) -> None:
         info = torch.utils.data.get_worker_info()
