@@ -21,7 +21,9 @@ import cv2
 import numpy as np
 import torch
 
-from depthlab.geometry import disparity_to_depth, reprojection_error, warp_horizontal
+from depthlab.geometry import (
+    REPROJECTION_ALPHA, SSIM_C1, SSIM_C2, disparity_to_depth, warp_horizontal,
+)
 from depthlab.hints.sgm import PUBLISHED_GRID, SGMSetting, check_pair, sgm_candidates
 
 # Nearest-neighbour with pixel centres at +0.5, as the data pipeline moves depth (transforms.DEPTH_INTERPOLATION).
@@ -42,6 +44,121 @@ def _as_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255)
 
 
+# avg_pool2d's CPU kernel sums a 3x3 window row by row, left to right, then divides by 9; the
+# same order in NumPy gives the same float32 bits (tested against geometry.ssim).
+_WINDOW = tuple((row, col) for row in range(3) for col in range(3))
+
+
+def _box_mean3(padded: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """3x3 means of a (C, H + 2, W + 2) array into ``out`` (C, H, W), bit-identical to ``avg_pool2d(x, 3, 1)``."""
+    height, width = out.shape[-2:]
+    (r0, c0), (r1, c1) = _WINDOW[:2]
+    np.add(padded[:, r0:r0 + height, c0:c0 + width], padded[:, r1:r1 + height, c1:c1 + width], out=out)
+    for row, col in _WINDOW[2:]:
+        out += padded[:, row:row + height, col:col + width]
+    out /= np.float32(9)
+    return out
+
+
+def _pad1(image: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``image`` (C, H, W) padded by one pixel into ``out`` (C, H + 2, W + 2) as ``geometry.ssim`` pads:
+    reflection (the edge not repeated), or replication when a side is 1 pixel."""
+    height, width = image.shape[-2:]
+    edge = 1 if min(height, width) > 1 else 0
+    out[:, 1:height + 1, 1:width + 1] = image
+    out[:, 0] = out[:, 1 + edge]
+    out[:, height + 1] = out[:, height - edge]
+    out[:, :, 0] = out[:, :, 1 + edge]
+    out[:, :, width + 1] = out[:, :, width - edge]
+    return out
+
+
+def _channel_mean(values: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Mean over the first axis of (C, H, W) into ``out`` (H, W): summed in channel order, then divided
+    by C, as torch's ``mean(1)`` does on CPU (bit-identical, tested)."""
+    np.copyto(out, values[0])
+    for channel in values[1:]:
+        out += channel
+    out /= np.float32(len(values))
+    return out
+
+
+class _ReprojectionScorer:
+    """``geometry.reprojection_error(warped, target)`` (alpha 0.85) of many warps of one target view,
+    in NumPy float32 on reused buffers, with the target's SSIM terms (its padded copy, 3x3 mean and
+    variance) computed once instead of once per candidate.
+
+    Every step is the torch form's operation on the same float32 values in the same order (the
+    3x3 means by :func:`_box_mean3`; 2 mu_x mu_y as 2 (mu_x mu_y), exact in binary), so the errors
+    are the same bits (tested), and so are the fused hints: a near tie between two candidates is
+    decided as before. About 3x faster than ``reprojection_error`` per candidate at 375x1242 on one
+    thread, mostly because avg_pool2d's kernel loops over each output's window.
+    """
+
+    def __init__(self, target: np.ndarray) -> None:
+        channels, height, width = target.shape
+        self.target = target
+        full, padded = (channels, height, width), (channels, height + 2, width + 2)
+        self.target_padded = _pad1(target, np.empty(padded, np.float32))
+        self.mu_t = _box_mean3(self.target_padded, np.empty(full, np.float32))
+        self.mu_t2 = self.mu_t * self.mu_t
+        square = np.multiply(self.target_padded, self.target_padded)
+        self.sigma_t = _box_mean3(square, np.empty(full, np.float32))
+        self.sigma_t -= self.mu_t2
+        self._padded = np.empty(padded, np.float32)
+        self._product = np.empty(padded, np.float32)
+        self._mu, self._mu2, self._sigma, self._sigma_xt, self._work = (
+            np.empty(full, np.float32) for _ in range(5))
+        self._l1 = np.empty((height, width), np.float32)
+        self._error = np.empty((height, width), np.float32)
+
+    def error(self, warped: np.ndarray) -> np.ndarray:
+        """(H, W) float32 error of ``warped`` (C, H, W); the array is reused by the next call."""
+        c1, c2, alpha = np.float32(SSIM_C1), np.float32(SSIM_C2), REPROJECTION_ALPHA
+        x = _pad1(warped, self._padded)
+        mu, mu2, sigma, sigma_xt, work = self._mu, self._mu2, self._sigma, self._sigma_xt, self._work
+        _box_mean3(x, mu)
+        np.multiply(mu, mu, out=mu2)
+        _box_mean3(np.multiply(x, x, out=self._product), sigma)
+        sigma -= mu2  # sigma_x
+        _box_mean3(np.multiply(x, self.target_padded, out=self._product), sigma_xt)
+        np.multiply(mu, self.mu_t, out=work)  # mu_x mu_y
+        sigma_xt -= work
+        # numerator (2 mu_x mu_y + C1)(2 sigma_xy + C2), into work
+        work *= np.float32(2)
+        work += c1
+        sigma_xt *= np.float32(2)
+        sigma_xt += c2
+        work *= sigma_xt
+        # denominator (mu_x^2 + mu_y^2 + C1)(sigma_x^2 + sigma_y^2 + C2), into mu2
+        mu2 += self.mu_t2
+        mu2 += c1
+        sigma += self.sigma_t
+        sigma += c2
+        mu2 *= sigma
+        np.divide(work, mu2, out=work)  # SSIM
+        # clamp((1 - SSIM) / 2, 0, 1), averaged over the channels
+        np.subtract(np.float32(1), work, out=work)
+        work /= np.float32(2)
+        np.clip(work, np.float32(0), np.float32(1), out=work)
+        structure = _channel_mean(work, self._error)
+        # |warped - target| averaged over the channels
+        np.subtract(warped, self.target, out=work)
+        np.abs(work, out=work)
+        l1 = _channel_mean(work, self._l1)
+        structure *= np.float32(alpha)
+        l1 *= np.float32(1 - alpha)
+        structure += l1
+        return structure
+
+
+def _same_candidate(candidate: np.ndarray, earlier: np.ndarray) -> bool:
+    """``np.array_equal(..., equal_nan=True)``, after a look at every 7th pixel that settles most
+    pairs of real candidates (they differ nearly everywhere) at 1/49 of the cost."""
+    return (np.array_equal(candidate[::7, ::7], earlier[::7, ::7], equal_nan=True)
+            and np.array_equal(candidate, earlier, equal_nan=True))
+
+
 def fuse_disparities(target: np.ndarray, other: np.ndarray, candidates: np.ndarray,
                      source_view: Literal["right", "left"] = "right") -> tuple[np.ndarray, np.ndarray]:
     """Per pixel, the candidate disparity of ``target`` with the lowest reprojection error of ``other``.
@@ -57,6 +174,9 @@ def fuse_disparities(target: np.ndarray, other: np.ndarray, candidates: np.ndarr
         ``(disparity, winner)``: disparity (H, W) float32 pixels, 0 where no candidate has one;
         winner (H, W) int64, the index of the chosen candidate, -1 where none (ties go to the
         lower index).
+
+    The error of each candidate is ``geometry.reprojection_error`` of ``other`` warped by it
+    (``geometry.warp_horizontal``), computed by :class:`_ReprojectionScorer` to the same bits.
     """
     check_pair(target, other, "fuse_disparities")
     candidates = np.asarray(candidates, dtype=np.float32)
@@ -64,30 +184,31 @@ def fuse_disparities(target: np.ndarray, other: np.ndarray, candidates: np.ndarr
         raise ValueError(f"fuse_disparities: candidates must be (K, H, W) with (H, W) = {target.shape[:2]}, "
                          f"got {candidates.shape}")
     target_t, other_t = _as_tensor(target), _as_tensor(other)
-    best_error = torch.full(target.shape[:2], float("inf"))
-    winner = torch.full(target.shape[:2], -1, dtype=torch.int64)
+    scorer = _ReprojectionScorer(target_t[0].numpy())
+    best_error = np.full(target.shape[:2], np.inf, dtype=np.float32)
+    winner = np.full(target.shape[:2], -1, dtype=np.int64)
+    better = np.empty(target.shape[:2], dtype=bool)
     scored: list[np.ndarray] = []
-    # One candidate at a time: a (K, 3, H, W) batch through SSIM needs ~K x 70 MB at KITTI size.
-    for k, candidate in enumerate(torch.from_numpy(candidates)):
-        has_value = torch.isfinite(candidate) & (candidate > 0)
+    # One candidate at a time: a (K, 3, H, W) batch would need ~K x 70 MB at KITTI size.
+    for k, candidate in enumerate(candidates):
+        has_value = np.isfinite(candidate) & (candidate > 0)
         if not has_value.any():  # e.g. numDisparities >= the width: nothing to score
             continue
         # A copy of an earlier candidate would tie it everywhere, and ties keep the earlier one:
-        # skip it (OpenCV matches blockSize 2 as 3, so the published grid holds 4 such copies).
-        if any(np.array_equal(candidates[k], earlier, equal_nan=True) for earlier in scored):
+        # skip it (sgm_candidates already copies blockSize 3's from 2's without matching twice).
+        if any(_same_candidate(candidate, earlier) for earlier in scored):
             continue
-        scored.append(candidates[k])
-        disparity = torch.where(has_value, candidate, torch.zeros_like(candidate))[None, None]
-        warped, _ = warp_horizontal(other_t, disparity, source_view=source_view)
-        error = reprojection_error(warped, target_t)[0, 0]
+        scored.append(candidate)
+        disparity = np.where(has_value, candidate, np.float32(0))
+        warped, _ = warp_horizontal(other_t, torch.from_numpy(disparity)[None, None], source_view=source_view)
+        error = scorer.error(warped[0].numpy())
         # inf where there is no disparity: such a pixel never wins, whatever its warp looks like.
-        error = torch.where(has_value, error, torch.full_like(error, float("inf")))
-        better = error < best_error
-        best_error = torch.where(better, error, best_error)
-        winner = torch.where(better, torch.full_like(winner, k), winner)
-    chosen = np.take_along_axis(candidates, np.maximum(winner.numpy(), 0)[None], axis=0)[0]
-    winner_np = winner.numpy()
-    return np.where(winner_np >= 0, chosen, np.float32(0)).astype(np.float32), winner_np
+        np.copyto(error, np.float32(np.inf), where=~has_value)
+        np.less(error, best_error, out=better)
+        np.copyto(best_error, error, where=better)
+        winner[better] = k
+    chosen = np.take_along_axis(candidates, np.maximum(winner, 0)[None], axis=0)[0]
+    return np.where(winner >= 0, chosen, np.float32(0)).astype(np.float32), winner
 
 
 def check_size(size: Sequence[int] | None) -> tuple[int, int] | None:
