@@ -1,19 +1,27 @@
-"""Depth Hints precompute throughput at KITTI size, projected to the Eigen training split.
+"""Depth Hints precompute throughput at KITTI size: today's code against the code before issue 21's
+speed-up (paired, in one run), worker scaling, and the projection to the Eigen training split.
 
-    python benchmarks/bench_hints.py                 # 4 pairs, all cores; a Markdown table
-    python benchmarks/bench_hints.py --pairs 8 --workers 4 --no-small
+    python benchmarks/bench_hints.py                 # 4 pairs, all cores, 2 repeats; Markdown tables
+    python benchmarks/bench_hints.py --pairs 8 --workers 4 --repeats 3 --no-small
 
 What is timed, on KITTI-layout PNG pairs of 375x1242 written to a temporary tree (camera-like
 texture; the right image is the left one resampled with a smooth disparity field of 5-60 px, so
-SGM finds matches as on a road scene), the published 12-setting grid, both views per pair:
+SGM finds matches as on a road scene), the published 12-setting grid, both views per pair, one
+process with one OpenCV and one torch thread unless said otherwise:
 
-- ``plain SGBM loop``: the 24 ``StereoSGBM.compute`` calls per pair (12 settings x left view and
-  mirrored pair) on images already in memory, one process, one OpenCV thread. The floor: SGM alone.
-- ``precompute, 1 worker``: ``depthlab.hints.precompute.precompute`` in this process, single-threaded
-  (PNG reads, SGM, fusion by reprojection error, .npy writes).
-- ``precompute, N worker processes``: precompute's job function (``run_job``: read, match, fuse,
-  write) in a pool of N spawned, single-threaded processes, timed once the pool is up; the start-up
-  (each worker imports torch) is printed apart: a run of hours pays it once.
+- Old against new, paired (each pair's old and new stage timed one after the other; the whole
+  precompute runs alternate old, new, old, new ... ``--repeats`` times; the fastest of each is kept):
+  - ``SGM candidates``: ``sgm_candidates`` of both views (the old code: 24 ``StereoSGBM.compute``
+    per pair, one per setting; the new one matches OpenCV-equivalent settings once: 16).
+  - ``fusion``: ``fuse_disparities`` of both views on those candidates (old: torch
+    ``geometry.reprojection_error``, avg_pool2d SSIM, per candidate; new: the NumPy scorer, the
+    target's SSIM terms once per view).
+  - ``precompute, 1 worker``: ``depthlab.hints.precompute.precompute`` in this process (PNG reads,
+    SGM, fusion, .npy writes); the old run has ``compute_stereo_hints`` swapped for the old one
+    (tests/hints/hints_reference.py). The two runs' files are compared byte for byte.
+- Scaling: precompute's job function (``run_job``: read, match, fuse, write) in a pool of 1 and of
+  N spawned, single-threaded processes, timed once the pool is up (the start-up, each worker
+  importing torch, is printed apart: a run of hours pays it once).
 - ``precompute, 1 worker, --size 320 1024``: matching at the published code's resolution.
 
 Projection: the Eigen training list shipped in data/splits (every line has annotated depth, so every
@@ -37,6 +45,7 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "hints"))  # hints_reference: the code before the speed-up, the baseline
 EIGEN_TRAIN_LIST = REPO / "data" / "splits" / "eigen_train_files_with_gt.txt"
 PUBLISHED_HOURS, PUBLISHED_IMAGES = 4.0, 46_976  # Watson et al. 2019, depth-hints README (GPU, 320x1024)
 HEIGHT, WIDTH = 375, 1242  # KITTI 2011_09_26 frames
@@ -84,13 +93,47 @@ def datamodule(tree: Path):
                            eval_gt_source="velodyne", stereo=True, kb_crop=False)
 
 
+def single_threaded() -> None:
+    """One OpenCV and one torch thread in this process, as every precompute worker runs."""
+    import torch
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def paired_stages(jobs) -> dict[str, tuple[float, float]]:
+    """{stage: (old seconds, new seconds)} over ``jobs``, both views; each pair's old and new run back to back."""
+    from hints_reference import reference_candidates, reference_fuse
+
+    from depthlab.hints import PUBLISHED_GRID, fuse_disparities, sgm_candidates
+
+    totals = {"SGM candidates": [0.0, 0.0], "fusion": [0.0, 0.0]}
+    for job in jobs:
+        left, right = job.read()[:2]
+        views = ((left, right), (np.ascontiguousarray(right[:, ::-1]), np.ascontiguousarray(left[:, ::-1])))
+        for target, other in views:
+            candidates = []
+            for column, match in enumerate((reference_candidates, sgm_candidates)):
+                start = time.perf_counter()
+                candidates.append(match(target, other, PUBLISHED_GRID))
+                totals["SGM candidates"][column] += time.perf_counter() - start
+            if not np.array_equal(*candidates, equal_nan=True):
+                raise RuntimeError("the SGM candidates differ between the old and the new code")
+            fused = []
+            for column, fuse in enumerate((reference_fuse, fuse_disparities)):
+                start = time.perf_counter()
+                fused.append(fuse(target, other, candidates[0]))
+                totals["fusion"][column] += time.perf_counter() - start
+            if not all(np.array_equal(a, b) for a, b in zip(*fused)):
+                raise RuntimeError("the fused disparities differ between the old and the new code")
+    return {stage: (old, new) for stage, (old, new) in totals.items()}
+
+
 def plain_sgbm_loop(jobs) -> float:
     """Seconds for the 24 SGBM calls per pair, images preloaded, one OpenCV thread."""
     from depthlab.hints import PUBLISHED_GRID
 
     images = [job.read()[:2] for job in jobs]
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
     start = time.perf_counter()
     for left, right in images:
         mirrored = (np.ascontiguousarray(right[:, ::-1]), np.ascontiguousarray(left[:, ::-1]))
@@ -98,9 +141,7 @@ def plain_sgbm_loop(jobs) -> float:
             matcher = setting.matcher()
             matcher.compute(left, right)
             matcher.compute(*mirrored)
-    seconds = time.perf_counter() - start
-    cv2.setNumThreads(threads)
-    return seconds
+    return time.perf_counter() - start
 
 
 def _ready(_: int) -> int:
@@ -129,18 +170,35 @@ def pool_seconds(jobs, root: Path, workers: int) -> tuple[float, float]:
     return ready - start, done - ready
 
 
-def timed_precompute(tree: Path, root: Path, size=None) -> float:
-    """Seconds of the whole ``precompute()`` call with one worker (in this process, one thread)."""
-    from depthlab.hints.precompute import precompute
+def timed_precompute(tree: Path, root: Path, size=None, old: bool = False) -> float:
+    """Seconds of the whole ``precompute()`` call with one worker (in this process, one thread);
+    ``old``: with the hint computation before the speed-up in place of ``compute_stereo_hints``."""
+    from unittest import mock
 
-    with open(os.devnull, "w") as quiet:
+    from hints_reference import reference_stereo_hints
+
+    import depthlab.hints.precompute as precompute_module
+
+    compute = reference_stereo_hints if old else precompute_module.compute_stereo_hints
+    with open(os.devnull, "w") as quiet, mock.patch.object(precompute_module, "compute_stereo_hints", compute):
         start = time.perf_counter()
-        summary = precompute(datamodule(tree), root, splits=["train"], workers=1, size=size, progress=False,
-                             out=quiet)
+        summary = precompute_module.precompute(datamodule(tree), root, splits=["train"], workers=1, size=size,
+                                               progress=False, out=quiet)
         seconds = time.perf_counter() - start
     if summary.failures or summary.computed == 0:
         raise RuntimeError(f"precompute failed: {summary.failures}")
     return seconds
+
+
+def same_files(first: Path, second: Path) -> int:
+    """The number of hint files, after checking that the two folders hold byte-identical ones."""
+    files = sorted(path.relative_to(first) for path in first.rglob("*.npy"))
+    if not files or files != sorted(path.relative_to(second) for path in second.rglob("*.npy")):
+        raise RuntimeError(f"{first} and {second} hold different hint files")
+    for relpath in files:
+        if (first / relpath).read_bytes() != (second / relpath).read_bytes():
+            raise RuntimeError(f"{relpath}: the old and the new code wrote different hints")
+    return len(files)
 
 
 def main() -> int:
@@ -149,27 +207,51 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=4, help="stereo pairs timed per run (default 4)")
     parser.add_argument("--workers", type=int, default=default_workers,
                         help="N of the N-worker run (default: all cores)")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="old/new precompute runs, alternating; the fastest of each is kept (default 2)")
     parser.add_argument("--no-small", action="store_true", help="skip the --size 320 1024 run")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    single_threaded()
     eigen_pairs = sum(1 for line in EIGEN_TRAIN_LIST.read_text().splitlines() if line.strip())
     with tempfile.TemporaryDirectory() as tmp:
         tree = write_tree(Path(tmp) / "kitti", args.pairs, args.seed)
         from depthlab.hints.precompute import list_jobs
 
         jobs = list_jobs(datamodule(tree), ["train"])
-        rows = [("plain SGBM loop (24 compute() per pair)", 1, plain_sgbm_loop(jobs))]
-        rows.append(("precompute, 1 worker", 1, timed_precompute(tree, Path(tmp) / "h1")))
-        startup, seconds = pool_seconds(jobs, Path(tmp) / "hN", args.workers)
-        rows.append((f"precompute, {args.workers} worker processes", args.workers, seconds))
-        if not args.no_small:
-            rows.append(("precompute, 1 worker, --size 320 1024", 1, timed_precompute(tree, Path(tmp) / "h320",
-                                                                                      size=(320, 1024))))
+        stages = paired_stages(jobs)
+        runs: dict[str, list[float]] = {"old": [], "new": []}
+        for repeat in range(args.repeats):
+            for version in runs:
+                runs[version].append(timed_precompute(tree, Path(tmp) / f"{version}{repeat}", old=version == "old"))
+        files = same_files(Path(tmp) / "old0", Path(tmp) / "new0")
+        stages["precompute, 1 worker (read, SGM, fusion, write)"] = (min(runs["old"]), min(runs["new"]))
+        sgbm = plain_sgbm_loop(jobs)
+        startup_1, one = pool_seconds(jobs, Path(tmp) / "p1", 1)
+        startup_n, many = pool_seconds(jobs, Path(tmp) / "pN", args.workers)
+        small = None if args.no_small else timed_precompute(tree, Path(tmp) / "h320", size=(320, 1024))
 
     print(f"Depth Hints precompute at {HEIGHT}x{WIDTH}, 12 SGM settings, both views; {args.pairs} pairs per run; "
           f"{platform.processor() or platform.machine()}, {default_workers} cores available, "
-          f"OpenCV {cv2.__version__}, Python {sys.version.split()[0]}")
+          f"OpenCV {cv2.__version__}, Python {sys.version.split()[0]}\n")
+    print("Old (before issue 21) against new, one process, one thread; the same pairs in this run:\n")
+    print("| per pair, both views | old s | new s | old / new |")
+    print("|---|---|---|---|")
+    for stage, (old, new) in stages.items():
+        print(f"| {stage} | {old / args.pairs:.2f} | {new / args.pairs:.2f} | {old / new:.2f} |")
+    old, new = stages["precompute, 1 worker (read, SGM, fusion, write)"]
+    print(f"\nPairs/s per worker: old {args.pairs / old:.3f}, new {args.pairs / new:.3f} ({old / new:.2f}x; "
+          f"fastest of {args.repeats} alternating runs each). The {files} hint files of the old and the new run "
+          "are byte-identical.\n")
+
+    rows = [("plain SGBM loop (24 compute() per pair, as the old code)", 1, sgbm),
+            ("precompute, 1 worker, old code", 1, old),
+            ("precompute, 1 worker", 1, new),
+            ("precompute, 1 spawned worker process", 1, one),
+            (f"precompute, {args.workers} spawned worker processes", args.workers, many)]
+    if small is not None:
+        rows.append(("precompute, 1 worker, --size 320 1024", 1, small))
     print(f"Projection: Eigen training list, {eigen_pairs} pairs ({2 * eigen_pairs} hint files)\n")
     print("| run | processes | s | pairs/s | s per pair per process | Eigen train: hours here | hours on 16 cores |")
     print("|---|---|---|---|---|---|---|")
@@ -181,8 +263,10 @@ def main() -> int:
     published_pairs_per_s = PUBLISHED_IMAGES / 2 / (PUBLISHED_HOURS * 3600)
     print(f"| published (Watson et al. 2019): GPU, 320x1024 | 1 GPU | - | {published_pairs_per_s:.2f} | - | "
           f"{eigen_pairs / published_pairs_per_s / 3600:.1f} | - |")
-    print(f"\nStarting the {args.workers} spawned workers (imports included) took {startup:.1f} s, once per run; "
-          "not in the table.")
+    scaling = one / many
+    print(f"\nScaling: {args.workers} worker processes give {scaling:.2f}x one ({scaling / args.workers:.2f} x workers; "
+          f"both timed once their pool is up). Starting the pools (imports included) took {startup_1:.1f} s "
+          f"and {startup_n:.1f} s, once per run; not in the tables.")
     return 0
 
 
