@@ -129,45 +129,41 @@ def paired_stages(jobs) -> dict[str, tuple[float, float]]:
     return {stage: (old, new) for stage, (old, new) in totals.items()}
 
 
-def plain_sgbm_loop(jobs) -> float:
-    """Seconds for the 24 SGBM calls per pair, images preloaded, one OpenCV thread."""
-    from depthlab.hints import PUBLISHED_GRID
-
-    images = [job.read()[:2] for job in jobs]
-    start = time.perf_counter()
-    for left, right in images:
-        mirrored = (np.ascontiguousarray(right[:, ::-1]), np.ascontiguousarray(left[:, ::-1]))
-        for setting in PUBLISHED_GRID:
-            matcher = setting.matcher()
-            matcher.compute(left, right)
-            matcher.compute(*mirrored)
-    return time.perf_counter() - start
-
-
 def _ready(_: int) -> int:
     import depthlab.data.kitti  # what a worker imports to unpickle its first KITTI job  # noqa: F401
     return os.getpid()
 
 
-def pool_seconds(jobs, root: Path, workers: int) -> tuple[float, float]:
-    """(start-up, work) seconds of ``workers`` spawned processes running precompute's own job
-    function (``run_job``) on ``jobs``: the pool is started and warmed first, so that the work time
-    is the steady state a run of hours sees."""
+def _cpu_timed_job(job, root: str):
+    """precompute's ``run_job`` on one pair, and the CPU seconds this worker process spent on it."""
+    from depthlab.hints import PUBLISHED_GRID
+    from depthlab.hints.precompute import run_job
+
+    start = time.process_time()
+    result = run_job(job, root=root, settings=PUBLISHED_GRID, size=None)
+    return result, time.process_time() - start
+
+
+def pool_seconds(jobs, root: Path, workers: int) -> tuple[float, float, float]:
+    """(start-up, work, CPU per pair) seconds of ``workers`` spawned processes running precompute's
+    own job function (``run_job``) on ``jobs``: the pool is started and warmed first, so that the
+    work time is the steady state a run of hours sees. The CPU seconds per pair (each worker's own
+    process time) grow only with contention between the workers (memory, caches), not with other
+    programs that take the cores away: on a shared machine they tell the scaling that wall time cannot."""
     from functools import partial
 
-    from depthlab.hints import PUBLISHED_GRID
-    from depthlab.hints.precompute import _single_threaded, run_job
+    from depthlab.hints.precompute import _single_threaded
 
-    work = partial(run_job, root=str(root), settings=PUBLISHED_GRID, size=None)
+    work = partial(_cpu_timed_job, root=str(root))
     start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(workers, initializer=_single_threaded) as pool:
         pool.map(_ready, range(workers), chunksize=1)
         ready = time.perf_counter()
         results = list(pool.imap_unordered(work, jobs, chunksize=1))
         done = time.perf_counter()
-    if any(r.error for r in results):
-        raise RuntimeError(f"precompute failed: {[r.error for r in results if r.error]}")
-    return ready - start, done - ready
+    if any(result.error for result, _ in results):
+        raise RuntimeError(f"precompute failed: {[result.error for result, _ in results if result.error]}")
+    return ready - start, done - ready, sum(cpu for _, cpu in results) / len(results)
 
 
 def timed_precompute(tree: Path, root: Path, size=None, old: bool = False) -> float:
@@ -214,6 +210,7 @@ def main() -> int:
     args = parser.parse_args()
 
     single_threaded()
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     eigen_pairs = sum(1 for line in EIGEN_TRAIN_LIST.read_text().splitlines() if line.strip())
     with tempfile.TemporaryDirectory() as tmp:
         tree = write_tree(Path(tmp) / "kitti", args.pairs, args.seed)
@@ -227,11 +224,11 @@ def main() -> int:
                 runs[version].append(timed_precompute(tree, Path(tmp) / f"{version}{repeat}", old=version == "old"))
         files = same_files(Path(tmp) / "old0", Path(tmp) / "new0")
         stages["precompute, 1 worker (read, SGM, fusion, write)"] = (min(runs["old"]), min(runs["new"]))
-        sgbm = plain_sgbm_loop(jobs)
-        startup_1, one = pool_seconds(jobs, Path(tmp) / "p1", 1)
-        startup_n, many = pool_seconds(jobs, Path(tmp) / "pN", args.workers)
+        startup_1, one, cpu_one = pool_seconds(jobs, Path(tmp) / "p1", 1)
+        startup_n, many, cpu_many = pool_seconds(jobs, Path(tmp) / "pN", args.workers)
         small = None if args.no_small else timed_precompute(tree, Path(tmp) / "h320", size=(320, 1024))
 
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"Depth Hints precompute at {HEIGHT}x{WIDTH}, 12 SGM settings, both views; {args.pairs} pairs per run; "
           f"{platform.processor() or platform.machine()}, {default_workers} cores available, "
           f"OpenCV {cv2.__version__}, Python {sys.version.split()[0]}\n")
@@ -245,8 +242,7 @@ def main() -> int:
           f"fastest of {args.repeats} alternating runs each). The {files} hint files of the old and the new run "
           "are byte-identical.\n")
 
-    rows = [("plain SGBM loop (24 compute() per pair, as the old code)", 1, sgbm),
-            ("precompute, 1 worker, old code", 1, old),
+    rows = [("precompute, 1 worker, old code", 1, old),
             ("precompute, 1 worker", 1, new),
             ("precompute, 1 spawned worker process", 1, one),
             (f"precompute, {args.workers} spawned worker processes", args.workers, many)]
@@ -264,9 +260,13 @@ def main() -> int:
     print(f"| published (Watson et al. 2019): GPU, 320x1024 | 1 GPU | - | {published_pairs_per_s:.2f} | - | "
           f"{eigen_pairs / published_pairs_per_s / 3600:.1f} | - |")
     scaling = one / many
-    print(f"\nScaling: {args.workers} worker processes give {scaling:.2f}x one ({scaling / args.workers:.2f} x workers; "
-          f"both timed once their pool is up). Starting the pools (imports included) took {startup_1:.1f} s "
-          f"and {startup_n:.1f} s, once per run; not in the tables.")
+    print(f"\nScaling: {args.workers} worker processes give {scaling:.2f}x the pairs/s of one "
+          f"({scaling / args.workers:.2f} x workers; both timed once their pool is up). CPU seconds per pair in a "
+          f"worker: {cpu_one:.2f} alone, {cpu_many:.2f} beside {args.workers - 1} other(s) "
+          f"({cpu_one / cpu_many:.2f}: the scaling the pool allows where every worker has a core of its own). "
+          f"Starting the pools (imports included) took {startup_1:.1f} s and {startup_n:.1f} s, once per run; "
+          f"not in the tables. Load average (1 min) before / after: {load_before:.1f} / {load_after:.1f} "
+          f"on {default_workers} cores.")
     return 0
 
 

@@ -47,19 +47,32 @@ def test_the_numpy_reprojection_error_is_the_torch_one_bit_for_bit(shape):
 
 
 @pytest.mark.parametrize("source_view", ["right", "left"])
-def test_fusion_picks_what_the_reference_picks_among_near_ties_and_copies(source_view):
+def test_fusion_picks_what_the_reference_picks_among_near_ties_and_copies(source_view, monkeypatch):
     left, right = shifted_pair(24, 96, shift=4, seed=5)
     target, other = (left, right) if source_view == "right" else (right, left)
     rng = np.random.default_rng(5)
-    # 1/16 px apart (SGBM's step), no-value markers, NaN, and a copy: many exact and near ties.
+    # 1/16 px apart (SGBM's step), no-value markers, NaN: many exact and near ties.
     values = np.array([-1.0, 0.0, 3.9375, 4.0, 4.0625, 6.0, np.nan], np.float32)
-    candidates = rng.choice(values, size=(5, 24, 96), p=[0.1, 0.05, 0.25, 0.25, 0.2, 0.1, 0.05])
-    candidates[:, :, :40] = 4.0  # identical neighbourhoods: exact ties, the lowest index must win
-    candidates = np.concatenate([candidates, candidates[1:2]])
+    weights = [0.1, 0.05, 0.25, 0.25, 0.2, 0.1, 0.05]
+    dense = rng.choice(values, size=(3, 24, 96), p=weights)
+    dense[:, :, :40] = 4.0  # identical windows: exact ties, the lowest index must win
+    # Candidates that differ from the first at 0.3-1 % of the pixels: scored at those (and their
+    # neighbours') pixels only, as SGM settings that differ in numDisparities.
+    sparse = np.repeat(dense[:1], 3, axis=0)
+    for k, fraction in enumerate((0.003, 0.006, 0.01)):
+        changed = rng.random((24, 96)) < fraction
+        sparse[k][changed] = rng.choice(values, size=changed.sum(), p=weights)
+    candidates = np.concatenate([dense, sparse, dense[1:2]])  # and a copy
+    calls = {"error": 0, "error_at": 0}
+    for name in calls:
+        method = getattr(_ReprojectionScorer, name)
+        monkeypatch.setattr(_ReprojectionScorer, name,
+                            lambda *args, _m=method, _n=name: calls.__setitem__(_n, calls[_n] + 1) or _m(*args))
     disparity, winner = fuse_disparities(target, other, candidates, source_view=source_view)
     expected, expected_winner = reference_fuse(target, other, candidates, source_view=source_view)
     assert np.array_equal(winner, expected_winner) and np.array_equal(disparity, expected)
-    assert set(np.unique(winner)) >= {-1, 0, 1, 2, 3, 4} and (winner[:, 2:38] == 0).all()
+    assert calls == {"error": 3, "error_at": 3}  # both paths ran; the copy was not scored
+    assert set(np.unique(winner)) >= {-1, 0, 1, 2, 3, 4, 5} and (winner[:, 2:38] == 0).all()
 
 
 def test_equivalent_settings_are_matched_once_and_give_the_same_stack(monkeypatch):
