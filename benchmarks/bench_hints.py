@@ -3,6 +3,7 @@ speed-up (paired, in one run), worker scaling, and the projection to the Eigen t
 
     python benchmarks/bench_hints.py                 # 4 pairs, all cores, 2 repeats; Markdown tables
     python benchmarks/bench_hints.py --pairs 8 --workers 4 --repeats 3 --no-small
+    python benchmarks/bench_hints.py --profile       # where one pair's time goes, old and new code
 
 What is timed, on KITTI-layout PNG pairs of 375x1242 written to a temporary tree (camera-like
 texture; the right image is the left one resampled with a smooth disparity field of 5-60 px, so
@@ -10,7 +11,8 @@ SGM finds matches as on a road scene), the published 12-setting grid, both views
 process with one OpenCV and one torch thread unless said otherwise:
 
 - Old against new, paired (each pair's old and new stage timed one after the other; the whole
-  precompute runs alternate old, new, old, new ... ``--repeats`` times; the fastest of each is kept):
+  precompute runs alternate old, new, old, new ... ``--repeats`` times; the fastest of each is kept),
+  in wall seconds and in this process's CPU seconds (steadier where other programs share the cores):
   - ``SGM candidates``: ``sgm_candidates`` of both views (the old code: 24 ``StereoSGBM.compute``
     per pair, one per setting; the new one matches OpenCV-equivalent settings once: 16).
   - ``fusion``: ``fuse_disparities`` of both views on those candidates (old: torch
@@ -101,32 +103,75 @@ def single_threaded() -> None:
     torch.set_num_threads(1)
 
 
-def paired_stages(jobs) -> dict[str, tuple[float, float]]:
-    """{stage: (old seconds, new seconds)} over ``jobs``, both views; each pair's old and new run back to back."""
+def clock() -> np.ndarray:
+    """(wall, CPU of this process) seconds; differences of two readings time a stretch both ways."""
+    return np.array([time.perf_counter(), time.process_time()])
+
+
+def paired_stages(jobs) -> dict[str, np.ndarray]:
+    """{stage: [[old wall, old CPU], [new wall, new CPU]] seconds} over ``jobs``, both views; each
+    pair's old and new run back to back."""
     from hints_reference import reference_candidates, reference_fuse
 
     from depthlab.hints import PUBLISHED_GRID, fuse_disparities, sgm_candidates
 
-    totals = {"SGM candidates": [0.0, 0.0], "fusion": [0.0, 0.0]}
+    totals = {"SGM candidates": np.zeros((2, 2)), "fusion": np.zeros((2, 2))}
     for job in jobs:
         left, right = job.read()[:2]
         views = ((left, right), (np.ascontiguousarray(right[:, ::-1]), np.ascontiguousarray(left[:, ::-1])))
         for target, other in views:
             candidates = []
             for column, match in enumerate((reference_candidates, sgm_candidates)):
-                start = time.perf_counter()
+                start = clock()
                 candidates.append(match(target, other, PUBLISHED_GRID))
-                totals["SGM candidates"][column] += time.perf_counter() - start
+                totals["SGM candidates"][column] += clock() - start
             if not np.array_equal(*candidates, equal_nan=True):
                 raise RuntimeError("the SGM candidates differ between the old and the new code")
             fused = []
             for column, fuse in enumerate((reference_fuse, fuse_disparities)):
-                start = time.perf_counter()
+                start = clock()
                 fused.append(fuse(target, other, candidates[0]))
-                totals["fusion"][column] += time.perf_counter() - start
+                totals["fusion"][column] += clock() - start
             if not all(np.array_equal(a, b) for a, b in zip(*fused)):
                 raise RuntimeError("the fused disparities differ between the old and the new code")
-    return {stage: (old, new) for stage, (old, new) in totals.items()}
+    return totals
+
+
+def profile_pair(seed: int) -> dict[str, dict[str, float]]:
+    """{stage: {"old": s, "new": s}}: cProfile of ``compute_stereo_hints`` (both views) on one pair in
+    memory, old code and new, one thread, in CPU seconds of this process (other programs on the
+    cores do not count); each stage is the cumulative time of the functions named."""
+    import cProfile
+    import pstats
+
+    from hints_reference import reference_stereo_hints
+
+    from depthlab.hints import compute_stereo_hints
+
+    left, right = stereo_pair(np.random.default_rng(seed))
+    stages = {  # stage: substrings of cProfile's function keys, cumulative time summed
+        "SGM (StereoSGBM.compute)": ["'compute' of 'cv2.StereoMatcher'"],
+        "SSIM and error (old: geometry.reprojection_error; new: the NumPy scorer)": [
+            "geometry.py:reprojection_error", "fusion.py:error", "fusion.py:error_at", "fusion.py:__init__"],
+        "  of which avg_pool2d / 3x3 sums": ["avg_pool2d", "fusion.py:_box_mean3"],
+        "warp (geometry.warp_horizontal)": ["geometry.py:warp_horizontal"],
+        "copies and settled pixels (array_equal, _settled)": ["numeric.py:array_equal", "fusion.py:_settled"],
+    }
+    table: dict[str, dict[str, float]] = {stage: {} for stage in [*stages, "other", "total"]}
+    for version, compute in (("old", reference_stereo_hints), ("new", compute_stereo_hints)):
+        compute(left[:64, :400].copy(), right[:64, :400].copy(), 721.5377, 0.5372)  # first-call costs out
+        profiler = cProfile.Profile(time.process_time)
+        start = time.process_time()
+        profiler.runcall(compute, left, right, 721.5377, 0.5372)
+        total = time.process_time() - start
+        entries = pstats.Stats(profiler).stats  # {(file, line, name): (calls, calls, tottime, cumtime, callers)}
+        names = {key: f"{Path(key[0]).name}:{key[2]}" if key[0] != "~" else key[2] for key in entries}
+        for stage, patterns in stages.items():
+            table[stage][version] = sum(entries[key][3] for key, name in names.items()
+                                        if any(pattern in name for pattern in patterns))
+        table["total"][version] = total
+        table["other"][version] = total - sum(table[stage][version] for stage in stages if not stage.startswith(" "))
+    return table
 
 
 def _ready(_: int) -> int:
@@ -166,8 +211,8 @@ def pool_seconds(jobs, root: Path, workers: int) -> tuple[float, float, float]:
     return ready - start, done - ready, sum(cpu for _, cpu in results) / len(results)
 
 
-def timed_precompute(tree: Path, root: Path, size=None, old: bool = False) -> float:
-    """Seconds of the whole ``precompute()`` call with one worker (in this process, one thread);
+def timed_precompute(tree: Path, root: Path, size=None, old: bool = False) -> np.ndarray:
+    """(wall, CPU) seconds of the whole ``precompute()`` call with one worker (in this process, one thread);
     ``old``: with the hint computation before the speed-up in place of ``compute_stereo_hints``."""
     from unittest import mock
 
@@ -177,10 +222,10 @@ def timed_precompute(tree: Path, root: Path, size=None, old: bool = False) -> fl
 
     compute = reference_stereo_hints if old else precompute_module.compute_stereo_hints
     with open(os.devnull, "w") as quiet, mock.patch.object(precompute_module, "compute_stereo_hints", compute):
-        start = time.perf_counter()
+        start = clock()
         summary = precompute_module.precompute(datamodule(tree), root, splits=["train"], workers=1, size=size,
                                                progress=False, out=quiet)
-        seconds = time.perf_counter() - start
+        seconds = clock() - start
     if summary.failures or summary.computed == 0:
         raise RuntimeError(f"precompute failed: {summary.failures}")
     return seconds
@@ -207,9 +252,18 @@ def main() -> int:
                         help="old/new precompute runs, alternating; the fastest of each is kept (default 2)")
     parser.add_argument("--no-small", action="store_true", help="skip the --size 320 1024 run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true",
+                        help="only profile one pair (cProfile, old and new code) and print the stages")
     args = parser.parse_args()
 
     single_threaded()
+    if args.profile:
+        print(f"cProfile of compute_stereo_hints on one {HEIGHT}x{WIDTH} pair (both views), one thread:\n")
+        print("| stage | old CPU s | new CPU s |")
+        print("|---|---|---|")
+        for stage, seconds in profile_pair(args.seed).items():
+            print(f"| {stage} | {seconds['old']:.2f} | {seconds['new']:.2f} |")
+        return 0
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     eigen_pairs = sum(1 for line in EIGEN_TRAIN_LIST.read_text().splitlines() if line.strip())
     with tempfile.TemporaryDirectory() as tmp:
@@ -218,29 +272,32 @@ def main() -> int:
 
         jobs = list_jobs(datamodule(tree), ["train"])
         stages = paired_stages(jobs)
-        runs: dict[str, list[float]] = {"old": [], "new": []}
+        runs: dict[str, list[np.ndarray]] = {"old": [], "new": []}
         for repeat in range(args.repeats):
             for version in runs:
                 runs[version].append(timed_precompute(tree, Path(tmp) / f"{version}{repeat}", old=version == "old"))
         files = same_files(Path(tmp) / "old0", Path(tmp) / "new0")
-        stages["precompute, 1 worker (read, SGM, fusion, write)"] = (min(runs["old"]), min(runs["new"]))
+        # the fastest run of each, by wall time and by CPU time apart
+        stages["precompute, 1 worker (read, SGM, fusion, write)"] = np.array(
+            [np.min(runs["old"], axis=0), np.min(runs["new"], axis=0)])
         startup_1, one, cpu_one = pool_seconds(jobs, Path(tmp) / "p1", 1)
         startup_n, many, cpu_many = pool_seconds(jobs, Path(tmp) / "pN", args.workers)
-        small = None if args.no_small else timed_precompute(tree, Path(tmp) / "h320", size=(320, 1024))
+        small = None if args.no_small else timed_precompute(tree, Path(tmp) / "h320", size=(320, 1024))[0]
 
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"Depth Hints precompute at {HEIGHT}x{WIDTH}, 12 SGM settings, both views; {args.pairs} pairs per run; "
           f"{platform.processor() or platform.machine()}, {default_workers} cores available, "
           f"OpenCV {cv2.__version__}, Python {sys.version.split()[0]}\n")
     print("Old (before issue 21) against new, one process, one thread; the same pairs in this run:\n")
-    print("| per pair, both views | old s | new s | old / new |")
-    print("|---|---|---|---|")
-    for stage, (old, new) in stages.items():
-        print(f"| {stage} | {old / args.pairs:.2f} | {new / args.pairs:.2f} | {old / new:.2f} |")
-    old, new = stages["precompute, 1 worker (read, SGM, fusion, write)"]
+    print("| per pair, both views | old s | new s | old / new | old CPU s | new CPU s | old / new, CPU |")
+    print("|---|---|---|---|---|---|---|")
+    for stage, ((old, old_cpu), (new, new_cpu)) in stages.items():
+        print(f"| {stage} | {old / args.pairs:.2f} | {new / args.pairs:.2f} | {old / new:.2f} | "
+              f"{old_cpu / args.pairs:.2f} | {new_cpu / args.pairs:.2f} | {old_cpu / new_cpu:.2f} |")
+    (old, old_cpu), (new, new_cpu) = stages["precompute, 1 worker (read, SGM, fusion, write)"]
     print(f"\nPairs/s per worker: old {args.pairs / old:.3f}, new {args.pairs / new:.3f} ({old / new:.2f}x; "
-          f"fastest of {args.repeats} alternating runs each). The {files} hint files of the old and the new run "
-          "are byte-identical.\n")
+          f"{old_cpu / new_cpu:.2f}x in CPU seconds; fastest of {args.repeats} alternating runs each). The {files} "
+          "hint files of the old and the new run are byte-identical.\n")
 
     rows = [("precompute, 1 worker, old code", 1, old),
             ("precompute, 1 worker", 1, new),
