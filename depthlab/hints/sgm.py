@@ -116,9 +116,10 @@ def sgm_disparity(left: np.ndarray, right: np.ndarray, setting: SGMSetting) -> n
 
 def matching_key(setting: SGMSetting) -> tuple[int, ...]:
     """What OpenCV's matcher reads of ``setting``: every field, with ``block_size`` replaced by the half
-    window ``block_size // 2`` that StereoSGBM uses (opencv calib3d ``stereosgbm.cpp``: ``SW2 =
-    SADWindowSize.width/2``, the only use of the block size in the default mode). Two settings with
-    one key give identical disparities: the published grid's blockSize 2 matches exactly as 3."""
+    window ``block_size // 2`` that StereoSGBM uses (opencv calib3d ``stereosgbm.cpp`` derives only
+    the half window ``SW2 = SH2 = blockSize / 2`` from it). Two settings with one key give identical
+    disparities: the published grid's blockSize 2 matches exactly as 3 (checked at run time by
+    :func:`_opencv_halves_block_size`)."""
     values = setting.as_dict()
     values["block_size"] //= 2
     return tuple(values.values())
