@@ -446,7 +446,7 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         gt_density: fraction of valid ground-truth pixels kept (sparse, LiDAR-like when < 1).
         hints_root: Depth Hints folder (``depthlab hints precompute`` fills it; layout
             :data:`HINT_LAYOUT`): every sample then carries ``hint`` and ``hint_right``.
-        hints_on_the_fly: compute those hints from each rendered pair instead (about 50 ms per
+        hints_on_the_fly: compute those hints from each rendered pair instead (about 20 ms per
             96x128 pair on one core; no folder). At most one of the two.
         scale_range: ``[low, high]``: every scene is scaled by its own factor s, drawn log-uniformly
             from the range (a function of seed, split and index): depth and baseline are multiplied

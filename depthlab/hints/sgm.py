@@ -9,6 +9,7 @@ given, in pixels (left(x) = right(x - d)); values <= 0 mean "no match" (OpenCV w
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -113,8 +114,44 @@ def sgm_disparity(left: np.ndarray, right: np.ndarray, setting: SGMSetting) -> n
     return raw.astype(np.float32) / SGBM_DISPARITY_SCALE
 
 
+def matching_key(setting: SGMSetting) -> tuple[int, ...]:
+    """What OpenCV's matcher reads of ``setting``: every field, with ``block_size`` replaced by the half
+    window ``block_size // 2`` that StereoSGBM uses (opencv calib3d ``stereosgbm.cpp`` derives only
+    the half window ``SW2 = SH2 = blockSize / 2`` from it). Two settings with one key give identical
+    disparities: the published grid's blockSize 2 matches exactly as 3 (checked at run time by
+    :func:`_opencv_halves_block_size`)."""
+    values = setting.as_dict()
+    values["block_size"] //= 2
+    return tuple(values.values())
+
+
+@functools.cache
+def _opencv_halves_block_size() -> bool:
+    """Whether this OpenCV matches blockSize 2 exactly as 3, checked once per process on a small
+    random pair (a few ms): :func:`sgm_candidates` then matches such settings once. Should a future
+    OpenCV use the block size otherwise, every setting is matched on its own, as before."""
+    rng = np.random.default_rng(0)
+    wide = rng.integers(0, 256, (24, 100, 3), dtype=np.uint8)
+    left, right = np.ascontiguousarray(wide[:, :96]), np.ascontiguousarray(wide[:, 4:])
+    two, three = (SGMSetting(block, 32).matcher().compute(left, right) for block in (2, 3))
+    return bool(np.array_equal(two, three))
+
+
 def sgm_candidates(left: np.ndarray, right: np.ndarray, settings: Sequence[SGMSetting]) -> np.ndarray:
-    """One :func:`sgm_disparity` per setting, stacked: (K, H, W) float32 pixels, <= 0 = none."""
+    """One :func:`sgm_disparity` per setting, stacked: (K, H, W) float32 pixels, <= 0 = none.
+
+    Settings that OpenCV matches identically (one :func:`matching_key`: the published grid's
+    blockSize 2 and 3) are matched once and copied, so the grid costs 8 ``compute()`` calls, not 12;
+    the stack is the same as matching each (tested).
+    """
     if not settings:
         raise ValueError("sgm_candidates: no SGM settings given")
-    return np.stack([sgm_disparity(left, right, setting) for setting in settings])
+    halves = _opencv_halves_block_size()
+    matched: dict[object, np.ndarray] = {}
+    stack = []
+    for setting in settings:
+        token = matching_key(setting) if halves else setting
+        if token not in matched:
+            matched[token] = sgm_disparity(left, right, setting)
+        stack.append(matched[token])
+    return np.stack(stack)

@@ -49,7 +49,8 @@ def test_a_repeated_candidate_is_scored_once_and_changes_nothing(monkeypatch):
     a, b = (rng.choice([-1.0, 2.0, 4.0, 6.0], size=(24, 96)).astype(np.float32) for _ in range(2))
     disparity, winner = fuse_disparities(left, right, np.stack([a, b]))
     calls = []
-    monkeypatch.setattr(fusion, "reprojection_error", lambda *args: calls.append(1) or reprojection_error(*args))
+    score = fusion._ReprojectionScorer.error
+    monkeypatch.setattr(fusion._ReprojectionScorer, "error", lambda self, warped: calls.append(1) or score(self, warped))
     repeated, repeated_winner = fuse_disparities(left, right, np.stack([a, b, a, b]))
     assert len(calls) == 2
     assert np.array_equal(disparity, repeated) and np.array_equal(winner, repeated_winner)
