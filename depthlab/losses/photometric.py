@@ -74,7 +74,7 @@ from depthlab.geometry import (
     warp_horizontal,
     warp_with_pose,
 )
-from depthlab.losses.base import DepthLoss, fill_invalid, masked_mean
+from depthlab.losses.base import DepthLoss, fill_invalid, masked_mean, safe_reciprocal
 from depthlab.losses.uncertainty import log_depth_nll
 from depthlab.models.output import DepthOutput
 
@@ -83,6 +83,7 @@ MODES = ("self", "hard", "sum", "hint", "hard_uncertainty")
 Average = Literal["kept", "all"]
 AVERAGES = ("kept", "all")
 STEREO_KEYS = frozenset({"image", "image_right", "intrinsics", "baseline_m"})
+DEPTH_NORMALIZATIONS = ("none", "mean")
 LOSING_ERROR = 1000.0  # added to the hint's error where it has no value: it never wins (depth-hints trainer.py)
 
 Role = Literal["prediction", "identity", "hint"]
@@ -282,6 +283,14 @@ class DepthHintsLoss(DepthLoss):
             ``intrinsics`` (:func:`depthlab.geometry.warp_with_pose`). Monodepth2's M is
             ``[0, -1, 1]``, its MS ``[0, -1, 1, s]``. All sources are candidates of one per-pixel
             minimum (their identities too, with ``automask``); the hint warps the stereo view.
+        depth_normalization: ``none`` (default; Monodepth2) or ``mean``: the temporal warps use the
+            depth whose inverse is divided per image by its spatial mean, ``d mean(1/d)`` (Wang et
+            al., "Learning Depth from Monocular Videos using Direct Methods", CVPR 2018, section 3.2:
+            the inverse depth normalised by its mean before warping). From video alone the depth's scale is unknown:
+            without it the depth and the pose network's translations can drift smaller together
+            until the depth lies on the network's ``min_depth`` floor and loses its structure; with it
+            the loss no longer depends on the depth's scale at all (the translations are learnt in
+            units of the mean depth). Not with the stereo view, whose baseline fixes the scale.
     """
 
     def __init__(
@@ -295,6 +304,7 @@ class DepthHintsLoss(DepthLoss):
         identity_noise: float = 0.0,
         seed: int = 0,
         frame_ids: Sequence[int | str] = (0, "s"),
+        depth_normalization: str = "none",
     ) -> None:
         super().__init__()
         from depthlab.data.keys import STEREO_FRAME, check_frame_ids, frame_suffix, temporal_ids
@@ -312,6 +322,14 @@ class DepthHintsLoss(DepthLoss):
             raise ConfigError(f"depth_hints: missing_hint_fill must be a depth >= 0 in metres, got {missing_hint_fill!r}")
         if not (math.isfinite(identity_noise) and identity_noise >= 0):
             raise ConfigError(f"depth_hints: identity_noise must be >= 0, got {identity_noise!r}")
+        if depth_normalization not in DEPTH_NORMALIZATIONS:
+            raise ConfigError(f"{type(self).__name__}: depth_normalization must be one of "
+                              f"{', '.join(DEPTH_NORMALIZATIONS)}, got {depth_normalization!r}")
+        if depth_normalization != "none" and (self.stereo or not self.temporal):
+            raise ConfigError(f"{type(self).__name__}: depth_normalization {depth_normalization} is for monocular video "
+                              f"(temporal frame_ids without 's': the stereo baseline fixes the scale), got frame_ids "
+                              f"{list(frame_ids)}")
+        self.depth_normalization = depth_normalization
         self.mode = mode
         self.automask = automask
         self.use_scales = use_scales
@@ -402,14 +420,16 @@ class DepthHintsLoss(DepthLoss):
     def _warps(self, depth: Tensor, batch: Mapping[str, Any], out: DepthOutput) -> list[tuple[str, Tensor, Tensor]]:
         """(name, reprojection error, inside) of the target rebuilt from each source with ``depth``:
         the stereo view along its rows, each temporal frame with the pose network's pose."""
-        warps = []
+        warps, warped = [], depth
         for k in self._sources():
             if k == "s":
                 warps.append(("warp_s", *warp_error(depth, batch)))
                 continue
             if not out.poses or k not in out.poses:
                 raise ValueError(f"{type(self).__name__}: frame {k:+d} needs out.poses[{k}] (a model.pose_net)")
-            warps.append((f"warp_{k:+d}", *warp_error(depth, batch, self._frame_keys[k], out.poses[k])))
+            if self.depth_normalization == "mean" and warped is depth:
+                warped = depth * safe_reciprocal(depth).mean((1, 2, 3), keepdim=True)
+            warps.append((f"warp_{k:+d}", *warp_error(warped, batch, self._frame_keys[k], out.poses[k])))
         return warps
 
     def extra_repr(self) -> str:
@@ -417,6 +437,7 @@ class DepthHintsLoss(DepthLoss):
             f"frame_ids={list(self.frame_ids)}, mode={self.mode}, automask={self.automask}, use_scales={self.use_scales}, "
             f"missing_hint_fill={self.missing_hint_fill}, automask_average={self.automask_average}, "
             f"inside_mask={self.inside_mask}, identity_noise={self.identity_noise}, seed={self.seed}"
+            + (f", depth_normalization={self.depth_normalization}" if self.depth_normalization != "none" else "")
         )
 
 
@@ -431,7 +452,8 @@ class PhotometricLoss(DepthHintsLoss):
             (Monodepth2's auto-masking; ties go to the warp, deterministically, unless
             ``identity_noise`` > 0).
         use_scales: also average over ``out.scales`` (multi-scale networks), each upsampled.
-        automask_average, inside_mask, identity_noise, seed, frame_ids: as :class:`DepthHintsLoss`.
+        automask_average, inside_mask, identity_noise, seed, frame_ids, depth_normalization: as
+            :class:`DepthHintsLoss`.
         ``frame_ids: [0, -1, 1]`` is Monodepth2's M, ``[0, -1, 1, s]`` its MS, ``[0, s]`` (default) S.
     """
 
@@ -444,6 +466,8 @@ class PhotometricLoss(DepthHintsLoss):
         identity_noise: float = 0.0,
         seed: int = 0,
         frame_ids: Sequence[int | str] = (0, "s"),
+        depth_normalization: str = "none",
     ) -> None:
         super().__init__("self", automask, use_scales, automask_average=automask_average, inside_mask=inside_mask,
-                         identity_noise=identity_noise, seed=seed, frame_ids=frame_ids)
+                         identity_noise=identity_noise, seed=seed, frame_ids=frame_ids,
+                         depth_normalization=depth_normalization)

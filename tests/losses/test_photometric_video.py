@@ -130,3 +130,26 @@ def test_a_pose_network_learns_through_the_module():
     assert grads and all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
     out = module.with_poses(module(batch["image"]), batch)
     assert set(out.poses) == {-1, 1} and out.poses[1].shape == (2, 4, 4)
+
+
+def _scaled(out: DepthOutput, c: float) -> DepthOutput:
+    return DepthOutput(out.depth * c, out.inverse_depth / c, poses=out.poses,
+                       scales=[DepthOutput(s.depth * c, s.inverse_depth / c) for s in out.scales])
+
+
+def test_mean_normalised_depth_makes_the_video_loss_blind_to_the_depths_scale():
+    data, out, sources, poses, disps, intrinsics = _case(1, [0, -1, 1])
+    mask = torch.zeros_like(data["image"][:, :1], dtype=torch.bool)
+    plain = PhotometricLoss(frame_ids=[0, -1, 1], inside_mask=False, automask_average="all")
+    normed = PhotometricLoss(frame_ids=[0, -1, 1], inside_mask=False, automask_average="all", depth_normalization="mean")
+    # scaling the depth changes Monodepth2's loss, not the normalised one's
+    assert float(plain(_scaled(out, 3.0), data, mask)[0]) != pytest.approx(float(plain(out, data, mask)[0]), rel=1e-3)
+    assert float(normed(_scaled(out, 3.0), data, mask)[0]) == pytest.approx(float(normed(out, data, mask)[0]), rel=1e-5)
+    # and it is Monodepth2's loss on each image's depth times the mean of its inverse (Wang et al. 2018)
+    level = lambda d: d * (1 / d).mean((1, 2, 3), keepdim=True)  # noqa: E731
+    rescaled = DepthOutput(level(out.depth), poses=out.poses, scales=[DepthOutput(level(s.depth)) for s in out.scales])
+    assert float(normed(out, data, mask)[0]) == pytest.approx(float(plain(rescaled, data, mask)[0]), rel=1e-5)
+    with pytest.raises(ConfigError, match=r"depth_normalization mean is for monocular video.*\[0, -1, 1, 's'\]"):
+        PhotometricLoss(frame_ids=[0, -1, 1, "s"], depth_normalization="mean")
+    with pytest.raises(ConfigError, match="depth_normalization must be one of none, mean, got 'median'"):
+        PhotometricLoss(frame_ids=[0, -1, 1], depth_normalization="median")
