@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -264,7 +264,7 @@ def frame_camera(speed: float, yaw: float, k: int) -> np.ndarray:
 
 
 def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int,
-                  frame_ids: Sequence[int | str] = (0,)) -> dict[str, Any]:
+                  frame_ids: Sequence[int | str] = (0,), wants: Callable[[str], bool] | None = None) -> dict[str, Any]:
     """The (seed, split, index)-th stereo sample as NumPy arrays, what a data set's ``load`` returns
     (images (H, W, 3) float32 in [0, 1], depth (H, W) float32 metres, 0 where invalid). Both views
     have ground truth, with the same range and density rules.
@@ -273,13 +273,19 @@ def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int,
     (:func:`sample_trajectory`, :func:`frame_camera`): ``image_f{k:+d}`` and ``pose_f{k:+d}``
     (target camera -> frame k's camera); with ``"s"`` among them the right camera's frames
     ``image_right_f{k:+d}`` too, and without it no right view at all (a monocular video sample).
-    ``frame_ids`` of ``[0]`` or ``[0, "s"]`` give exactly the stereo sample of old."""
+    ``frame_ids`` of ``[0]`` or ``[0, "s"]`` give exactly the stereo sample of old.
+
+    ``wants(key)``: whether a right camera's map is read (``SampleDataset.wants``; None: all are).
+    The right view (``image_right``, ``depth_right``) and each right-camera frame
+    (``image_right_f{k:+d}``) nobody wants is not ray cast, about half the work of a stereo sample;
+    what is rendered is the same (the right view draws from the random stream after the left)."""
     rng = np.random.default_rng([seed, _SPLIT_ID[split], index])
     scene = sample_scene(cfg, rng)
     temporal = temporal_ids(frame_ids)
     stereo = not temporal or STEREO_FRAME in frame_ids  # a monocular video renders no right view at all
+    wants = wants or (lambda key: True)
     views = {"": render_view(scene, cfg, 0.0)}
-    if stereo:
+    if stereo and (wants("image_right") or wants("depth_right")):
         views["_right"] = render_view(scene, cfg, cfg.baseline_m)
     sample: dict[str, Any] = {}
     for view, (rgb, depth) in views.items():  # left first: its draws are those of the mono generator
@@ -298,7 +304,7 @@ def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int,
             camera = frame_camera(speed, yaw, k)
             suffix = frame_suffix(k)
             sample["image" + suffix] = render_view(scene, cfg, 0.0, camera)[0]
-            if stereo:
+            if stereo and wants("image_right" + suffix):
                 sample["image_right" + suffix] = render_view(scene, cfg, cfg.baseline_m, camera)[0]
             sample["pose" + suffix] = np.linalg.inv(camera).astype(np.float32)
     return sample
@@ -387,6 +393,7 @@ class SyntheticStereoDataset(SampleDataset):
         self.scale_range = scale_range
         self.frame_ids = tuple(frame_ids)
         self._cache: dict[int, dict[str, Any]] | None = {} if cache else None
+        self._cached_for: frozenset[str] | None = None  # the ``required`` the cached samples were rendered for
 
     def __len__(self) -> int:
         return self.length
@@ -398,9 +405,13 @@ class SyntheticStereoDataset(SampleDataset):
         return augment_seed(self.seed, self.split, index)
 
     def load(self, index: int) -> dict[str, Any]:
+        if self._cache is not None and self._cached_for != self.required:  # rendered for other readers
+            self._cache.clear()
+            self._cached_for = self.required
         if self._cache is not None and index in self._cache:
             return dict(self._cache[index])
-        sample = render_arrays(self.cfg, self.seed, self.split, index, frame_ids=self.frame_ids)
+        sample = render_arrays(self.cfg, self.seed, self.split, index, frame_ids=self.frame_ids,
+                               wants=self._renders)
         if self.scale_range is not None:
             s = scene_scale(self.scale_range, self.seed, self.split, index)
             for key in ("depth", "depth_right", "baseline_m"):
@@ -417,14 +428,25 @@ class SyntheticStereoDataset(SampleDataset):
             return dict(sample)
         return sample
 
+    def _renders(self, key: str) -> bool:
+        """Whether ``render_arrays`` must ray cast map ``key``: it is wanted, or it is the right
+        image that on-the-fly hints are matched from."""
+        return self.wants(key) or (key == "image_right" and self.hints == "on_the_fly" and self._wants_hints())
+
+    def _wants_hints(self) -> bool:
+        return self.wants("hint") or self.wants("hint_right")
+
     def _hints(self, sample: dict[str, Any], index: int) -> dict[str, np.ndarray]:
+        if not self._wants_hints():
+            return {}
         if self.hints == "on_the_fly":  # imported here: stereo matching pulls in OpenCV
             from depthlab.hints.fusion import compute_stereo_hints
 
             views = compute_stereo_hints(_uint8(sample["image"]), _uint8(sample["image_right"]),
                                          self.cfg.intrinsics[0], self.cfg.baseline_m)
             return {"hint": views.depth, "hint_right": views.depth_right}
-        files = dict(zip(("hint", "hint_right"), hint_relpaths(self.split, index)))
+        files = {key: path for key, path in zip(("hint", "hint_right"), hint_relpaths(self.split, index))
+                 if self.wants(key)}
         return read_hints(self.hints, files, (self.cfg.height, self.cfg.width), self.source(index))
 
 
