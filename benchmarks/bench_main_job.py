@@ -52,9 +52,25 @@ BENCH_DIR = Path(__file__).resolve().parent
 CLOCK_ENV = "DEPTHLAB_BENCH_CLOCK"  # where StepClock writes its hook times
 
 
+def _workers_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process's live child processes (the
+    DataLoader workers), from ``/proc`` (0 where there is none)."""
+    import multiprocessing
+
+    total = 0.0
+    for child in multiprocessing.active_children():
+        try:
+            fields = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return total
+
+
 class StepClock(L.Callback):
-    """Records ``time.perf_counter()`` at Lightning's hooks and the duration of every checkpoint
-    write, and writes them as JSON to ``$DEPTHLAB_BENCH_CLOCK`` when the fit ends. Measures only."""
+    """Records the wall time, the process's CPU time and its DataLoader workers' CPU time at
+    Lightning's hooks, the duration of every checkpoint write and val/abs_rel after each
+    validation, and writes them as JSON to ``$DEPTHLAB_BENCH_CLOCK`` when the fit ends. Measures only."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, float]] = []
@@ -62,7 +78,8 @@ class StepClock(L.Callback):
         self.abs_rel: list[float | None] = []  # val/abs_rel after each epoch
 
     def _mark(self, name: str) -> None:
-        self.events.append((name, time.perf_counter()))
+        # wall time, this process's CPU time (all its threads) and its DataLoader workers' CPU time
+        self.events.append((name, time.perf_counter(), time.process_time(), _workers_cpu()))
 
     def setup(self, trainer, pl_module, stage) -> None:
         save = trainer.save_checkpoint
@@ -161,10 +178,10 @@ def bare(batches_path: str, steps: int, warmup: int, total_steps: int) -> dict:
         torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / ramp, total_iters=ramp),
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps - ramp, 1), eta_min=0.01 * lr),
     ], milestones=[ramp])
-    start = None
+    start = cpu = None
     for i in range(steps):
         if i == warmup:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
         batch = batches[i % len(batches)]
         optimizer.zero_grad()
         out = net(batch["image"])
@@ -174,8 +191,9 @@ def bare(batches_path: str, steps: int, warmup: int, total_steps: int) -> dict:
         loss.backward()
         optimizer.step()
         schedule.step()
-    elapsed = time.perf_counter() - start
-    return {"steps_per_s": (steps - warmup) / elapsed, "threads": torch.get_num_threads()}
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {"steps_per_s": (steps - warmup) / elapsed, "cpu_per_step": cpu / (steps - warmup),
+            "threads": torch.get_num_threads()}
 
 
 # --- the job -----------------------------------------------------------------------------------
@@ -204,36 +222,49 @@ def run_job(tree: Path, epochs: int, extra: list[str], warmup: int) -> dict:
 
 def summarize_job(events: list, saves: list[float], wall: float, warmup: int) -> dict:
     """Where the job's time went, from the hook times (see the module docstring)."""
-    epochs: list[list[tuple[float, float]]] = []
-    val = 0.0
-    batch_start = val_start = None
-    for name, t in events:
+    epochs: list[list[tuple[list, list]]] = []
+    val = val_cpu = val_workers = 0.0
+    batch_start = val_start = epoch_start = None
+    train_workers = 0.0
+    for event in events:
+        name = event[0]
         if name == "epoch_start":
             epochs.append([])
+            epoch_start = event
         elif name == "batch_start":
-            batch_start = t
+            batch_start = event
         elif name == "batch_end":
-            epochs[-1].append((batch_start, t))
+            epochs[-1].append((batch_start, event))
         elif name == "val_start":
-            val_start = t
+            val_start = event
+            train_workers += event[3] - epoch_start[3]
         elif name == "val_end":
-            val += t - val_start
+            val += event[1] - val_start[1]
+            val_cpu += event[2] - val_start[2]
+            val_workers += event[3] - val_start[3]
     epochs = [e for e in epochs if e]
     fit = events[-1][1] - events[0][1]
-    timed_steps = train = step = wait = 0.0
+    timed_steps = train = step = wait = step_cpu = wait_cpu = 0.0
     for e, batches in enumerate(epochs):
-        step += sum(b - a for a, b in batches)
-        wait += sum(b[0] - a[1] for a, b in zip(batches, batches[1:]))
+        step += sum(b[1] - a[1] for a, b in batches)
+        step_cpu += sum(b[2] - a[2] for a, b in batches)
+        wait += sum(b[0][1] - a[1][1] for a, b in zip(batches, batches[1:]))
+        wait_cpu += sum(b[0][2] - a[1][2] for a, b in zip(batches, batches[1:]))
         timed = batches[warmup:] if e == 0 else batches  # the run's first steps: allocation, warm-up
         if timed:
-            train += timed[-1][1] - timed[0][0]
+            train += timed[-1][1][1] - timed[0][0][1]
             timed_steps += len(timed)
     steps = sum(len(e) for e in epochs)
+    first = epochs[0][0][0]
     return {
         "wall_s": wall, "steps": steps, "in_epoch_steps_per_s": timed_steps / train, "whole_steps_per_s": steps / wall,
         # imports, set-up, sanity check: everything before the first batch, and the exit after the fit
-        "startup_s": wall - fit + (epochs[0][0][0] - events[0][1]),
+        "startup_s": wall - fit + (first[1] - events[0][1]),
         "step_s": step, "wait_s": wait, "val_s": val, "ckpt_s": sum(saves), "saves": len(saves),
+        # CPU seconds: the training process in its steps and between them, its workers during the
+        # training epochs, validation (process and workers), and the process before its first batch
+        "cpu": {"step": step_cpu, "wait": wait_cpu, "workers_train": train_workers, "val": val_cpu,
+                "val_workers": val_workers, "startup": first[2]},
     }
 
 
@@ -260,6 +291,8 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, default=ROOT, help="the depthlab checkout to run (default: this one)")
     parser.add_argument("--batches", type=int, default=25, help="distinct in-memory batches of the bare loop")
     parser.add_argument("--json", type=Path, help="also write every run's numbers here")
+    parser.add_argument("--threads", type=int, help="torch threads of the job and the bare loop (OMP_NUM_THREADS; "
+                        "default: torch's own, one per core)")
     parser.add_argument("--child-bare", help=argparse.SUPPRESS)
     parser.add_argument("--total-steps", type=int, default=600, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -276,6 +309,8 @@ def main() -> None:
         parser.error("nothing to run: --no-shipped needs a --variant")
     _, _, trainer = job_settings()
     total_steps = args.epochs * trainer["limit_train_batches"]
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by every child, read by torch at start
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         batches = str(Path(tmp) / "batches.pt")
@@ -289,7 +324,8 @@ def main() -> None:
                 after = spawn_bare(ROOT, batches, args.bare_steps, args.warmup, total_steps)
                 rate = (before["steps_per_s"] + after["steps_per_s"]) / 2
                 runs.append({"variant": name, "tree": str(job_tree), "repeat": r, "bare_before": before["steps_per_s"],
-                             "bare_after": after["steps_per_s"], "bare": rate, "threads": after["threads"], **job})
+                             "bare_after": after["steps_per_s"], "bare": rate, "threads": after["threads"],
+                             "bare_cpu_per_step": (before["cpu_per_step"] + after["cpu_per_step"]) / 2, **job})
                 print(f"repeat {r + 1}/{args.repeats} {name}: job {job['in_epoch_steps_per_s']:.2f} steps/s in epochs, "
                       f"{job['wall_s']:.0f} s wall; bare {before['steps_per_s']:.2f} / {after['steps_per_s']:.2f}",
                       file=sys.stderr)
@@ -307,6 +343,18 @@ def main() -> None:
               f"{run['whole_steps_per_s'] / run['bare']:>6.2f} {run['wall_s']:>7.1f} {run['startup_s']:>6.1f} "
               f"{run['step_s']:>6.1f} {run['wait_s']:>6.1f} {run['val_s']:>6.1f} {run['ckpt_s']:>6.1f} {rest:>6.1f}  "
               + " ".join("-" if a is None else f"{a:.3f}" for a in run["abs_rel"]))
+    print("\nCPU seconds per training step (all threads of a process; a load-independent view of the work): "
+          "bare loop; job's process in its steps and between them; its DataLoader worker; then per epoch: "
+          "validation (process, its worker); then the process's CPU before its first batch")
+    head = (f"{'variant':<12} {'bare':>6} {'step':>6} {'between':>7} {'worker':>6} {'val':>6} {'val wk':>6} "
+            f"{'start':>6}")
+    print(head)
+    print("-" * len(head))
+    for run in runs:
+        cpu, n, epochs = run["cpu"], run["steps"], len(run["abs_rel"]) or 1
+        print(f"{run['variant']:<12} {run['bare_cpu_per_step']:>6.3f} {cpu['step'] / n:>6.3f} {cpu['wait'] / n:>7.3f} "
+              f"{cpu['workers_train'] / n:>6.3f} {cpu['val'] / epochs:>6.2f} {cpu['val_workers'] / epochs:>6.2f} "
+              f"{cpu['startup']:>6.1f}")
     for name, _, _ in variants:
         mine = [r for r in runs if r["variant"] == name]
         ratios = [r["in_epoch_steps_per_s"] / r["bare"] for r in mine]
