@@ -26,7 +26,7 @@ import functools
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -503,9 +503,11 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
             by s and the images stay the same, as for a world scaled with its textures. The
             monocular scale ambiguity made explicit (valid pixels are those of the unscaled scene,
             so ground truth spans ``[s * min_depth, s * max_depth]``). Not with hints.
-        cache: keep every rendered sample in memory (about 0.3 MB at 96x128), so each is rendered
-            once: for small training sets run many epochs, with ``num_workers: 0`` (worker
-            processes would each fill, and at every epoch's end lose, their own copy).
+        cache: keep every rendered sample in memory (about 0.3 MB a stereo sample at 96x128), so each
+            is rendered once: for small training sets run for many epochs. Each DataLoader worker
+            fills its own copy with the samples it renders and keeps it for the whole run (the
+            workers are persistent). ``eval``: the validation and test splits only, which every
+            validation renders again otherwise (the main job: 64 scenes after each of its 6 epochs).
         frame_ids: the frames of each sample (``depthlab.data.keys``; default ``[0]``: today's
             stereo sample). Temporal ids k (|k| <= 2) add frame k of a short video of the scene:
             the camera drives forward 0.1-0.2 m a frame turning 0.5-2 degrees a frame (drawn per
@@ -539,7 +541,7 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         hints_root: str | None = None,
         hints_on_the_fly: bool = False,
         scale_range: tuple[float, float] | None = None,
-        cache: bool = False,
+        cache: bool | Literal["eval"] = False,
         frame_ids: list[int | str] | None = None,
         train_transforms: list[dict[str, Any]] | None = None,
         eval_transforms: list[dict[str, Any]] | None = None,
@@ -562,6 +564,9 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
             if hints_root is not None or hints_on_the_fly:
                 raise ConfigError("data.scale_range: not with Depth Hints (the hints would keep the unscaled baseline)")
         self.scale_range = None if scale_range is None else (float(scale_range[0]), float(scale_range[1]))
+        if cache not in (True, False, "eval"):
+            raise ConfigError(f"data.cache: expected true, false or eval (the validation and test splits only), "
+                              f"got {cache!r}")
         self.cache = cache
         if hints_root is not None and hints_on_the_fly:
             raise ConfigError("data: hints_root and hints_on_the_fly exclude each other (read hints or compute them)")
@@ -591,7 +596,9 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         hints: Path | str | None = "on_the_fly" if self.hints_on_the_fly else self.hints_folder()
         augment = self.train_augment if split == "train" else self.eval_augment
         return SyntheticStereoDataset(self.scene, split, self.sizes[split], self.seed, hints,
-                                      scale_range=self.scale_range, cache=self.cache, augment=augment,
+                                      scale_range=self.scale_range,
+                                      cache=self.cache is True or (self.cache == "eval" and split != "train"),
+                                      augment=augment,
                                       frame_ids=self.frame_ids)
 
     # -- Depth Hints (depthlab hints precompute) ---------------------------------------------------------

@@ -118,3 +118,22 @@ def test_a_mixture_passes_the_keys_to_its_members():
     assert all(m.required_keys("train") == {"image", "depth"} for m in dm.members.values())
     sample = dm.restrict(dm.dataset("train"), "train")[5]  # member b's
     assert set(sample) == {"image", "depth", "valid", "intrinsics", "baseline_m", "index"}
+
+
+@pytest.mark.slow  # a DataLoader worker process
+def test_cache_eval_renders_each_validation_scene_once_in_the_persistent_worker(monkeypatch, tmp_path):
+    log = tmp_path / "renders.txt"  # written by the worker process
+    render = synthetic.render_arrays
+    monkeypatch.setattr(synthetic, "render_arrays",
+                        lambda *a, **k: log.open("a").write(f"{a[2]} {a[3]}\n") and render(*a, **k))
+    dm = _synthetic(cache="eval", num_workers=1)
+    val, train = dm.val_dataloader(), dm.train_dataloader()
+    epochs = [[b["image"] for b in val] for _ in range(3)]  # three validations, one worker for all
+    list(train), list(train)
+    renders = log.read_text().splitlines()
+    assert renders.count("val 0") == 1 and renders.count("val 1") == 1
+    assert renders.count("train 0") == 2  # training samples are not kept
+    assert all(torch.equal(a, b) for a, b in zip(epochs[0], epochs[2]))
+    dm._shutdown_workers()
+    with pytest.raises(ConfigError, match="data.cache: expected true, false or eval"):
+        _synthetic(cache="val")
