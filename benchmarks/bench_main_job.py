@@ -26,7 +26,8 @@ for data counts. The table gives per job run:
   (time between one step's end and the next one's start), validation, checkpoint writes, the rest.
 
 ``--variant NAME=ARGS`` adds a job run with extra ``depthlab fit`` arguments (e.g.
-``w0=--data.init_args.num_workers 0``), ``NAME@DIR=ARGS`` the job of another depthlab checkout (e.g.
+``w0=--data.init_args.num_workers 0``; an argument ``KEY=VALUE`` in capitals sets an environment
+variable: ``nice0=DEPTHLAB_WORKER_NICE=0``), ``NAME@DIR=ARGS`` the job of another depthlab checkout (e.g.
 an older commit exported with ``git archive``) for a before/after comparison; ``--tree DIR`` runs
 only another checkout's job. The bare loop and its batches always come from this checkout.
 """
@@ -205,12 +206,14 @@ def _env(tree: Path) -> dict:
 
 
 def run_job(tree: Path, epochs: int, extra: list[str], warmup: int) -> dict:
+    environment = dict(arg.split("=", 1) for arg in extra if arg.split("=", 1)[0].isupper())
+    extra = [arg for arg in extra if arg.split("=", 1)[0] not in environment]
     with tempfile.TemporaryDirectory() as tmp:
         clock = Path(tmp) / "clock.json"
         cmd = [sys.executable, "-m", "depthlab.cli", "fit", "--config", CONFIG, "--trainer.enable_progress_bar",
                "false", "--trainer.max_epochs", str(epochs), "--trainer.default_root_dir", str(Path(tmp) / "logs"),
                "--trainer.callbacks+=bench_main_job.StepClock", *extra]
-        env = _env(tree) | {CLOCK_ENV: str(clock)}
+        env = _env(tree) | environment | {CLOCK_ENV: str(clock)}
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - start
@@ -301,10 +304,13 @@ def main() -> None:
         return
     tree = args.tree.resolve()
     variants = ([] if args.no_shipped else [("shipped", tree, [])])
-    for v in args.variant:  # NAME[@TREE]=ARGS
+    for v in args.variant:  # NAME[@TREE]=ARGS, where an argument KEY=VALUE in capitals is an environment variable
         name, _, extra = v.partition("=")
         name, _, other = name.partition("@")
         variants.append((name, Path(other).resolve() if other else tree, shlex.split(extra)))
+    for name, _, _ in variants:
+        if sum(v[0] == name for v in variants) > 1:
+            parser.error(f"two variants are named {name!r}")
     if not variants:
         parser.error("nothing to run: --no-shipped needs a --variant")
     _, _, trainer = job_settings()
