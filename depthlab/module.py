@@ -201,12 +201,16 @@ class DepthModule(L.LightningModule):
         need the loss for ``<stage>/loss``: on data without its inputs (e.g. a stereo-trained model
         tested on monocular frames) the metrics are computed and the loss is left out, with a warning.
         ``predict`` evaluates no loss: nothing is checked. Each evaluation stage gets the protocol in
-        force (:func:`depthlab.training.protocol.protocol_in_force`).
+        force (:func:`depthlab.training.protocol.protocol_in_force`). The data module is then told
+        which keys the stage's batches must carry (:meth:`required_keys`; it loads nothing else).
         """
         stage = str(getattr(stage, "value", stage))  # Lightning passes a TrainerFn
-        if stage == "predict":
-            return
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "predict":  # the predict loader is the test split's: everything, for the writers
+            require = getattr(datamodule, "require", None)
+            if callable(require):
+                require(None, "test")
+            return
         self._set_protocols(datamodule, ("val",) if stage in ("fit", "validate") else ("test",))
         provides = getattr(datamodule, "provides", None)
         outputs = models.provides(self.net)
@@ -226,15 +230,39 @@ class DepthModule(L.LightningModule):
                     "network (model.net: {name: hf, kind: relative})")
         self._requirements_checked = provides is not None
         self._eval_loss = True
-        if provides is None:
+        if provides is not None:
+            try:
+                self.loss.check_requirements(provides, None, f"data module {type(datamodule).__name__}")
+            except ConfigError as exc:
+                if stage == "fit":
+                    raise
+                self._eval_loss = False
+                rank_zero_warn(f"{stage}: the loss is not evaluated ({exc}); the metrics are computed")
+        self._require_keys(datamodule, stage)
+
+    def required_keys(self, split: str) -> frozenset[str]:
+        """The batch keys this module reads from ``split``'s batches: the network's input, the
+        objective's ``requires`` (training, and the ``<stage>/loss`` of evaluation), the evaluation's
+        (:attr:`Evaluator.requires`) and the pose network's temporal frames."""
+        keys = {"image"} | {"image" + frame_suffix(k) for k in self._frames if self.pose_net is not None}
+        if split == "train" or self._eval_loss:
+            keys |= self.loss.requires
+        if split != "train":
+            keys |= Evaluator.requires
+        return frozenset(keys)
+
+    def _require_keys(self, datamodule: Any, stage: str) -> None:
+        """Tell the data module what the batches of this stage's splits must carry
+        (:meth:`depthlab.data.loading.SplitDataModule.require`), so that it loads nothing else: called
+        from ``setup``, which Lightning runs after the data module's own ``setup`` and before it asks
+        for any loader, for every way of starting a run (the CLI, ``Trainer.fit`` in a script, the
+        experiment runner). A data module without ``require`` loads everything."""
+        require = getattr(datamodule, "require", None)
+        if not callable(require):
             return
-        try:
-            self.loss.check_requirements(provides, None, f"data module {type(datamodule).__name__}")
-        except ConfigError as exc:
-            if stage == "fit":
-                raise
-            self._eval_loss = False
-            rank_zero_warn(f"{stage}: the loss is not evaluated ({exc}); the metrics are computed")
+        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, ())
+        for split in splits:
+            require(self.required_keys(split), split)
 
     def _evaluators(self, stage: Stage) -> list[Evaluator]:
         """The evaluators of ``stage``: one per member of a mixture, else the stage's one."""

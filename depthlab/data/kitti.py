@@ -319,7 +319,9 @@ class KITTIDataset(DepthFileDataset):
                                     f"the {KB_CROP[0]}x{KB_CROP[1]} KB crop", e.source))
         with_depth = self.gt_source != "none"
         sample: dict[str, Any] = {"image": image}
-        if with_depth:
+        # The files of maps nobody reads (SampleDataset.wants: e.g. the right view under a supervised
+        # objective) are not read.
+        if with_depth and self.wants("depth"):
             sample["depth"] = attempt(self._depth, e, date, drive, camera, frame, shape)
         # A Monodepth2 `r` line of a stereo module is loaded mirrored (module docstring).
         mirrored = self.stereo and self.monodepth2 and camera == "image_03"
@@ -328,21 +330,25 @@ class KITTIDataset(DepthFileDataset):
             if camera != "image_02" and not mirrored:
                 problems.append(Problem(LIST, e.rgb, "stereo samples need the left camera (image_02)", e.source))
             right_path = self.raw_root / e.rgb.replace(f"/{camera}/", f"/{other}/")
-            sample["image_right"] = attempt(read_rgb, right_path, e.source)
-            right = sample["image_right"]
-            if right is not None and shape is not None and right.shape[:2] != shape:
-                problems.append(Problem(SIZE, str(right_path), f"right image is {right.shape[0]}x{right.shape[1]}, "
-                                        f"left {shape[0]}x{shape[1]}", e.source))
-                shape = None  # the right depth map is still read, against no image size
-            if with_depth:
+            if self.wants("image_right"):
+                sample["image_right"] = attempt(read_rgb, right_path, e.source)
+                right = sample["image_right"]
+                if right is not None and shape is not None and right.shape[:2] != shape:
+                    problems.append(Problem(SIZE, str(right_path), f"right image is {right.shape[0]}x"
+                                            f"{right.shape[1]}, left {shape[0]}x{shape[1]}", e.source))
+                    shape = None  # the right depth map is still read, against no image size
+            if with_depth and self.wants("depth_right"):
                 sample["depth_right"] = attempt(self._depth, e, date, drive, other, frame, shape)
         for k in temporal_ids(self.frame_ids):
             for view, cam in (("", camera), ("_right", other)) if self.stereo else (("", camera),):
-                sample[f"image{view}{frame_suffix(k)}"] = attempt(self._neighbour, e, date, drive, cam, frame, k, shape)
+                key = f"image{view}{frame_suffix(k)}"
+                if self.wants(key):
+                    sample[key] = attempt(self._neighbour, e, date, drive, cam, frame, k, shape)
         if self.hints_root is not None:
             files = {"hint": hint_relpath(date, drive, camera, frame)}
             if self.stereo:
                 files["hint_right"] = hint_relpath(date, drive, _OTHER_CAMERA[camera], frame)
+            files = {key: path for key, path in files.items() if self.wants(key)}
             sample.update(attempt(read_hints, self.hints_root, files, None if image is None else image.shape[:2],
                                   e.source) or {})
         if problems:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 import os
 import weakref
-from typing import Any, Iterator, Literal
+from typing import Any, Iterable, Iterator, Literal
 
 import lightning as L
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 
-from depthlab.data.workers import install_exit_cleanup, shutdown_workers, worker_init_fn
+from depthlab.data.pipeline import SampleDataset
+from depthlab.data.workers import install_exit_cleanup, shutdown_workers, worker_init_fn, worker_nice
 
 Split = Literal["train", "val", "test"]
 
@@ -103,10 +104,45 @@ class SplitDataModule(L.LightningDataModule):
     num_workers: int
     _train_sampler: ResumableSampler | None = None
     _resume_at: dict[str, int] | None = None
+    _required: dict[str, frozenset[str]] | None = None
 
     def __init__(self) -> None:
         super().__init__()
         self._built_loaders: weakref.WeakSet[DataLoader] = weakref.WeakSet()  # those with workers
+
+    def require(self, keys: Iterable[str] | None, split: Split | None = None) -> None:
+        """Load only what is read: the batch keys some consumer of ``split`` (None: every split)
+        reads; ``keys=None`` lifts the restriction (the default: everything :attr:`provides`).
+
+        ``DepthModule.setup`` calls it with its objective's ``requires`` and its evaluation
+        protocol's keys, after the data module's own ``setup`` and before Lightning asks for any
+        loader. The datasets then leave out the per-view maps that nobody reads (see
+        :class:`depthlab.data.pipeline.SampleDataset`; e.g. the procedural data do not ray cast
+        the right camera for a supervised objective); every other key comes as before. A data
+        module with datasets of its own kind (not :class:`~depthlab.data.pipeline.SampleDataset`)
+        applies :meth:`required_keys` in its loaders itself, or ignores it: the restriction only
+        saves work, a batch with more keys is still right.
+        """
+        splits = ("train", "val", "test") if split is None else (split,)
+        required = dict(self._required or {})
+        for s in splits:
+            if keys is None:
+                required.pop(s, None)
+            else:
+                required[s] = frozenset(keys)
+        self._required = required
+
+    def required_keys(self, split: Split) -> frozenset[str] | None:
+        """The keys :meth:`require` set for ``split`` (None: no restriction)."""
+        return (self._required or {}).get(split)
+
+    def restrict(self, dataset: Dataset, split: Split) -> Dataset:
+        """``dataset`` with :meth:`required_keys` of ``split`` applied (a
+        :class:`~depthlab.data.pipeline.SampleDataset` reads them at every load; other datasets
+        are returned as they are)."""
+        if isinstance(dataset, SampleDataset):
+            dataset.required = self.required_keys(split)
+        return dataset
 
     def dataset(self, split: Split) -> Dataset:
         raise NotImplementedError
@@ -119,9 +155,10 @@ class SplitDataModule(L.LightningDataModule):
 
     def _loader(self, split: Split) -> DataLoader:
         train = split == "train"
-        dataset = self.dataset(split)
+        dataset = self.restrict(self.dataset(split), split)
         sampler = self._resumable_sampler(dataset) if train else None
         if self.num_workers > 0:
+            worker_nice()  # a bad DEPTHLAB_WORKER_NICE is one line here, not an error in every worker
             install_exit_cleanup()
         batch_sampler = None if train else self.eval_batch_sampler(split, dataset)
         batching = (dict(batch_sampler=batch_sampler) if batch_sampler is not None else

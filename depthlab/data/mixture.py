@@ -30,7 +30,7 @@ import bisect
 import itertools
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Iterator
 
 import torch
@@ -219,6 +219,19 @@ class MixtureDataModule(SplitDataModule):
             self._train = MixtureDataset({n: m.dataset("train") for n, m in self.members.items()}, self.provides,
                                          self.size)
         return self._train
+
+    def require(self, keys: Iterable[str] | None, split: Split | None = None) -> None:
+        """As :meth:`SplitDataModule.require`, for the mixture's training set and every member's loaders."""
+        super().require(keys, split)
+        for member in self.members.values():
+            member.require(keys, split)
+
+    def restrict(self, dataset: Dataset, split: Split) -> Dataset:
+        if isinstance(dataset, MixtureDataset):  # each member's training set, as the member restricts it
+            for name, member_set in zip(dataset.names, dataset.datasets):
+                self.members[name].restrict(member_set, split)
+            return dataset
+        return super().restrict(dataset, split)
 
     def training_sampler(self, dataset: Dataset, seed: int) -> ResumableSampler:
         assert isinstance(dataset, MixtureDataset)

@@ -17,14 +17,14 @@ not pay for them until it augments.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from depthlab.data.batch import DepthSample
-from depthlab.data.keys import complete_stereo_pairs, is_pose_key, sample_views
+from depthlab.data.keys import RIGHT, complete_stereo_pairs, is_pose_key, parse_frame_key, sample_views
 
 if TYPE_CHECKING:
     from depthlab.data.transforms import DepthAugment
@@ -65,11 +65,45 @@ def to_tensors(sample: dict[str, Any]) -> DepthSample:
     return DepthSample(**out)
 
 
+def other_view(key: str) -> str | None:
+    """The same per-view map in the other camera of a stereo pair (``image`` <-> ``image_right``,
+    ``valid`` <-> ``valid_right``, ``image_f-1`` <-> ``image_right_f-1``); None for a key that has no
+    view (``intrinsics``, ``pose_f-1``)."""
+    if is_pose_key(key):
+        return None
+    parsed = parse_frame_key(key)
+    name, suffix = (key, "") if parsed is None else (parsed[0], key[len(parsed[0]):])
+    other = name[: -len(RIGHT)] if name.endswith(RIGHT) else name + RIGHT
+    return other + suffix
+
+
 class SampleDataset(Dataset):
-    """A split of a data set: subclasses implement ``__len__`` and :meth:`load` (and :meth:`source`)."""
+    """A split of a data set: subclasses implement ``__len__`` and :meth:`load` (and :meth:`source`).
+
+    ``required``: the batch keys some consumer reads (the objective, the evaluation protocol; set by
+    :meth:`depthlab.data.loading.SplitDataModule.require`), or None (default: everything the data set
+    has). With a set, a sample carries only the per-view maps (``keys.sample_views``: images,
+    depth-like maps, video frames) named in it, each with its validity mask; every other key
+    (``intrinsics``, ``baseline_m``, ``index``, poses, crop offsets) comes as before. A ``load`` may
+    skip the work of a map that :meth:`wants` says nobody reads (the procedural data do not ray cast
+    the right camera; file data sets do not read its files); the maps that do come are the same
+    values as without the restriction.
+    """
+
+    required: frozenset[str] | None = None
 
     def __init__(self, augment: DepthAugment | None = None) -> None:
         self.augment = augment
+
+    def wants(self, key: str) -> bool:
+        """Whether :meth:`load` must produce per-view map ``key`` (``image_right``, ``hint``,
+        ``image_f-1``): it, or its validity mask, is required, or there is no restriction. Under an
+        augmentation that swaps a stereo pair's views (a stereo ``HorizontalFlip``) the other view's
+        map may become this one, so a map is wanted when either view of it is required."""
+        if self.required is None:
+            return True
+        other = other_view(key) if self.augment is not None and self.augment.swaps_views else None
+        return self._required_map(key) or (other is not None and self._required_map(other))
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -96,16 +130,28 @@ class SampleDataset(Dataset):
     def __getitem__(self, index: int) -> DepthSample:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
-        return finish_sample(self.load(index), self.augment, self.augment_seed(index), index)
+        keep = None if self.required is None else self._required_map
+        return finish_sample(self.load(index), self.augment, self.augment_seed(index), index, keep)
+
+    def _required_map(self, key: str) -> bool:
+        """Whether per-view map ``key`` or its validity mask is among :attr:`required`."""
+        assert self.required is not None
+        return key in self.required or any(v in self.required for _, _, v in sample_views([key]) if v is not None)
 
 
-def finish_sample(raw: dict[str, Any], augment: DepthAugment | None, seed: int | None, index: int) -> DepthSample:
+def finish_sample(raw: dict[str, Any], augment: DepthAugment | None, seed: int | None, index: int,
+                  keep: Callable[[str], bool] | None = None) -> DepthSample:
     """A raw sample (what ``load`` returns) through the rest of the pipeline: stereo pairs completed,
-    ``augment`` (drawn from ``seed``, or the worker's stream when None), ``index`` set, tensors.
-    Every data set's ``__getitem__`` ends here, and so does a sample read back from a pack
-    (:mod:`depthlab.data.streaming`): the same raw sample gives the same tensors."""
+    ``augment`` (drawn from ``seed``, or the worker's stream when None), ``index`` set, per-view maps
+    that ``keep`` refuses dropped (maps loaded for a flip's swap, or by a load that ignores
+    ``wants()``), tensors. Every data set's ``__getitem__`` ends here, and so does a sample read back
+    from a pack (:mod:`depthlab.data.streaming`): the same raw sample gives the same tensors."""
     sample = complete_stereo_pairs(raw)
     if augment is not None:
         sample = augment(sample, seed=seed)
     sample["index"] = index
+    if keep is not None:
+        for key, _, _ in list(sample_views(sample)):
+            if not keep(key):
+                del sample[key]
     return to_tensors(sample)

@@ -366,20 +366,23 @@ class RGBDDataset(DepthFileDataset):
         shape = image.shape[:2]
         # named as listed: `depthlab predict` names its files after it, `depthlab evaluate` finds them by it
         sample: dict[str, Any] = {"image": image, "name": row.key + row.image.suffix}
-        if row.depth is not None:
+        # The files of maps nobody reads (SampleDataset.wants: e.g. the right view under a supervised
+        # objective) are not read.
+        if row.depth is not None and self.wants("depth"):
             sample["depth"] = read_depth_file(row.depth, self.depth_scale, row.source, self.invalid_value, shape,
                                               row.depth_scale)
-        if row.right is not None:
+        if row.right is not None and self.wants("image_right"):
             sample["image_right"] = read_right(row.right, image.shape, row.source)
         problems = []
         for k, path, right in row.neighbours:
             try:
-                frame = read_rgb(path, row.source)
-                if frame.shape != image.shape:
-                    raise DataError(Problem(SIZE, str(path), f"frame {k:+d} is {frame.shape[0]}x{frame.shape[1]}, "
-                                            f"its target {shape[0]}x{shape[1]}", row.source))
-                sample["image" + frame_suffix(k)] = frame
-                if row.right is not None:
+                if self.wants("image" + frame_suffix(k)):
+                    frame = read_rgb(path, row.source)
+                    if frame.shape != image.shape:
+                        raise DataError(Problem(SIZE, str(path), f"frame {k:+d} is {frame.shape[0]}x{frame.shape[1]}, "
+                                                f"its target {shape[0]}x{shape[1]}", row.source))
+                    sample["image" + frame_suffix(k)] = frame
+                if row.right is not None and self.wants("image_right" + frame_suffix(k)):
                     sample["image_right" + frame_suffix(k)] = read_right(right, image.shape, row.source)
             except DataError as exc:
                 problems.extend(exc.problems)
@@ -393,6 +396,7 @@ class RGBDDataset(DepthFileDataset):
             files = hint_files(row.key)
             if row.right is None:
                 files.pop("hint_right")
+            files = {key: path for key, path in files.items() if self.wants(key)}
             sample.update(read_hints(self.hints_root, files, shape, row.source))
         return sample
 

@@ -22,10 +22,11 @@ image's own size: the same arrays precompute writes).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -142,62 +143,96 @@ def _safe_inv(d: np.ndarray) -> np.ndarray:
     return 1.0 / np.where(np.abs(d) < 1e-12, 1e-12, d)
 
 
+def _argmin3(c: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(min, first index of the min) over three equal-shape arrays: ``np.min``/``np.argmin`` along
+    an axis of length 3, computed column by column (numpy's reductions over a short last axis are
+    several times slower than three element-wise passes; the values are the same)."""
+    low = np.minimum(np.minimum(c[0], c[1]), c[2])
+    return low, np.where(c[0] == low, 0, np.where(c[1] == low, 1, 2))
+
+
 def _intersect(scene: Scene, origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest hit of each ray ``origin + t * dirs`` (dirs (N, 3), world frame).
 
-    Returns t (N,), surface id (N,) and normal (N, 3).
+    Returns t (N,), surface id (N,) and normal (N, 3). Per axis on contiguous columns, and each
+    object's hits written in place: the same arithmetic, element by element, as a slab test on the
+    (N, 3) arrays (``tests/data/test_synthetic.py`` holds the renders to that).
     """
     n = dirs.shape[0]
-    inv = _safe_inv(dirs)
+    inv = np.ascontiguousarray(_safe_inv(dirs).T)  # (3, N): one contiguous column per axis
+    d = np.ascontiguousarray(dirs.T)
     # Room: the camera is inside the box, so each ray leaves through the nearest exit face.
-    t_exit = np.where(dirs > 0, (scene.room_hi - origin) * inv, (scene.room_lo - origin) * inv)  # (N, 3)
-    axis = np.argmin(t_exit, axis=1)
-    t_best = t_exit[np.arange(n), axis]
-    positive = dirs[np.arange(n), axis] > 0
+    t_exit = [np.where(d[k] > 0, (scene.room_hi[k] - origin[k]) * inv[k], (scene.room_lo[k] - origin[k]) * inv[k])
+              for k in range(3)]
+    t_best, axis = _argmin3(t_exit)
+    rows = np.arange(n)
+    positive = d[axis, rows] > 0
     surface = axis * 2 + positive  # 0..5: -x, +x, -y (ceiling), +y (floor), -z, +z walls
     normal = np.zeros((n, 3))
-    normal[np.arange(n), axis] = np.where(positive, -1.0, 1.0)
+    normal[rows, axis] = np.where(positive, -1.0, 1.0)
 
     sid = 6
     for lo, hi in scene.boxes:  # slab test
-        t1, t2 = (lo - origin) * inv, (hi - origin) * inv
-        t_near = np.minimum(t1, t2)
-        t_enter, enter_axis = t_near.max(axis=1), t_near.argmax(axis=1)
-        t_leave = np.maximum(t1, t2).min(axis=1)
-        hit = (t_enter <= t_leave) & (t_enter > 1e-6) & (t_enter < t_best)
-        if hit.any():
-            t_best = np.where(hit, t_enter, t_best)
-            surface = np.where(hit, sid, surface)
-            nrm = np.zeros((n, 3))
-            nrm[np.arange(n), enter_axis] = -np.sign(dirs[np.arange(n), enter_axis])
-            normal = np.where(hit[:, None], nrm, normal)
+        t1 = [(lo[k] - origin[k]) * inv[k] for k in range(3)]
+        t2 = [(hi[k] - origin[k]) * inv[k] for k in range(3)]
+        t_near = [np.minimum(a, b) for a, b in zip(t1, t2)]
+        t_enter = np.maximum(np.maximum(t_near[0], t_near[1]), t_near[2])
+        t_leave = _argmin3([np.maximum(a, b) for a, b in zip(t1, t2)])[0]
+        hit = np.nonzero((t_enter <= t_leave) & (t_enter > 1e-6) & (t_enter < t_best))[0]
+        if hit.size:
+            enter = t_near[0][hit], t_near[1][hit], t_near[2][hit]
+            enter_axis = np.where(enter[0] == t_enter[hit], 0, np.where(enter[1] == t_enter[hit], 1, 2))  # argmax
+            t_best[hit] = t_enter[hit]
+            surface[hit] = sid
+            normal[hit] = 0.0
+            normal[hit, enter_axis] = -np.sign(d[enter_axis, hit])
         sid += 1
+    a = np.einsum("ij,ij->i", dirs, dirs)
     for cx, cy, cz, r in scene.spheres:
         oc = origin - np.array([cx, cy, cz])
-        a = np.einsum("ij,ij->i", dirs, dirs)
         b = 2.0 * dirs @ oc
         c = oc @ oc - r * r
         disc = b * b - 4 * a * c
         t = (-b - np.sqrt(np.maximum(disc, 0.0))) / (2 * a)
-        hit = (disc >= 0) & (t > 1e-6) & (t < t_best)
-        if hit.any():
-            t_best = np.where(hit, t, t_best)
-            surface = np.where(hit, sid, surface)
-            p = origin + t[:, None] * dirs
-            normal = np.where(hit[:, None], (p - np.array([cx, cy, cz])) / r, normal)
+        hit = np.nonzero((disc >= 0) & (t > 1e-6) & (t < t_best))[0]
+        if hit.size:
+            t_best[hit] = t[hit]
+            surface[hit] = sid
+            p = origin + t[hit, None] * dirs[hit]
+            normal[hit] = (p - np.array([cx, cy, cz])) / r
         sid += 1
     return t_best, surface, normal
 
 
 def _shade(scene: Scene, points: np.ndarray, surface: np.ndarray, normal: np.ndarray) -> np.ndarray:
-    """View-independent colour of each surface point: texture(p) x Lambert(n . l). Returns (N, 3)."""
+    """View-independent colour of each surface point: texture(p) x Lambert(n . l). Returns (N, 3).
+
+    The sums over the 4 waves and the 3 coordinates are written out term by term, in the order
+    numpy's reductions add them (the same values; several times faster than reducing a short last
+    axis). The phases keep ``np.einsum``, whose own order of the 3 products a written-out sum
+    would not match to the last bit.
+    """
     phase = np.einsum("nwk,nk->nw", scene.wave_vec[surface], points) + scene.wave_phase[surface]
-    waves = 0.5 + 0.5 * np.sin(phase).mean(axis=1)  # [0, 1]
-    cells = np.floor(points / scene.checker_m[surface][:, None]).sum(axis=1)
+    sines = np.sin(phase)
+    waves = 0.5 + 0.5 * (sum((sines[:, w] for w in range(1, _N_WAVES)), sines[:, 0]) / _N_WAVES)  # [0, 1]
+    p = [np.ascontiguousarray(points[:, k]) for k in range(3)]
+    cell_m = scene.checker_m[surface]
+    cells = np.floor(p[0] / cell_m) + np.floor(p[1] / cell_m) + np.floor(p[2] / cell_m)
     checker = np.where(cells % 2 == 0, 1.0, -1.0) * scene.checker_amp[surface]
     albedo = scene.base_color[surface] * np.clip(0.45 + 0.55 * waves + 0.5 * checker, 0.05, 1.2)[:, None]
     lambert = 0.35 + 0.65 * np.clip(normal @ scene.light, 0.0, 1.0)
     return np.clip(albedo * lambert[:, None], 0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=8)
+def _camera_rays(cfg: SceneConfig) -> np.ndarray:
+    """(H * W, 3) ray of each pixel in the camera frame, z = 1 (the same for every sample of a
+    configuration: computed once; read-only)."""
+    fx, fy, cx, cy = cfg.intrinsics
+    v, u = np.mgrid[0 : cfg.height, 0 : cfg.width].astype(np.float64)
+    rays = np.stack([(u - cx) / fx, (v - cy) / fy, np.ones_like(u)], axis=-1).reshape(-1, 3)
+    rays.flags.writeable = False
+    return rays
 
 
 def render_view(scene: Scene, cfg: SceneConfig, offset_x_m: float = 0.0,
@@ -208,9 +243,7 @@ def render_view(scene: Scene, cfg: SceneConfig, offset_x_m: float = 0.0,
 
     Returns RGB (H, W, 3) float32 in [0, 1] and z-depth (H, W) float32 in metres.
     """
-    fx, fy, cx, cy = cfg.intrinsics
-    v, u = np.mgrid[0 : cfg.height, 0 : cfg.width].astype(np.float64)
-    dirs_cam = np.stack([(u - cx) / fx, (v - cy) / fy, np.ones_like(u)], axis=-1).reshape(-1, 3)
+    dirs_cam = _camera_rays(cfg)
     if camera is None:
         dirs = dirs_cam @ scene.rotation.T
         origin = scene.rotation @ np.array([offset_x_m, 0.0, 0.0])
@@ -268,7 +301,8 @@ def frame_camera(speed: float, yaw: float, k: int) -> np.ndarray:
 
 
 def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int,
-                  frame_ids: Sequence[int | str] = (0,), speed_m: tuple[float, float] = SPEED_M) -> dict[str, Any]:
+                  frame_ids: Sequence[int | str] = (0,), wants: Callable[[str], bool] | None = None,
+                  speed_m: tuple[float, float] = SPEED_M) -> dict[str, Any]:
     """The (seed, split, index)-th stereo sample as NumPy arrays, what a data set's ``load`` returns
     (images (H, W, 3) float32 in [0, 1], depth (H, W) float32 metres, 0 where invalid). Both views
     have ground truth, with the same range and density rules.
@@ -277,13 +311,19 @@ def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int,
     (:func:`sample_trajectory`, :func:`frame_camera`): ``image_f{k:+d}`` and ``pose_f{k:+d}``
     (target camera -> frame k's camera); with ``"s"`` among them the right camera's frames
     ``image_right_f{k:+d}`` too, and without it no right view at all (a monocular video sample).
-    ``frame_ids`` of ``[0]`` or ``[0, "s"]`` give exactly the stereo sample of old."""
+    ``frame_ids`` of ``[0]`` or ``[0, "s"]`` give exactly the stereo sample of old.
+
+    ``wants(key)``: whether a right camera's map is read (``SampleDataset.wants``; None: all are).
+    The right view (``image_right``, ``depth_right``) and each right-camera frame
+    (``image_right_f{k:+d}``) nobody wants is not ray cast, about half the work of a stereo sample;
+    what is rendered is the same (the right view draws from the random stream after the left)."""
     rng = np.random.default_rng([seed, _SPLIT_ID[split], index])
     scene = sample_scene(cfg, rng)
     temporal = temporal_ids(frame_ids)
     stereo = not temporal or STEREO_FRAME in frame_ids  # a monocular video renders no right view at all
+    wants = wants or (lambda key: True)
     views = {"": render_view(scene, cfg, 0.0)}
-    if stereo:
+    if stereo and (wants("image_right") or wants("depth_right")):
         views["_right"] = render_view(scene, cfg, cfg.baseline_m)
     sample: dict[str, Any] = {}
     for view, (rgb, depth) in views.items():  # left first: its draws are those of the mono generator
@@ -302,7 +342,7 @@ def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int,
             camera = frame_camera(speed, yaw, k)
             suffix = frame_suffix(k)
             sample["image" + suffix] = render_view(scene, cfg, 0.0, camera)[0]
-            if stereo:
+            if stereo and wants("image_right" + suffix):
                 sample["image_right" + suffix] = render_view(scene, cfg, cfg.baseline_m, camera)[0]
             sample["pose" + suffix] = np.linalg.inv(camera).astype(np.float32)
     return sample
@@ -391,6 +431,7 @@ class SyntheticStereoDataset(SampleDataset):
         self.scale_range = scale_range
         self.frame_ids, self.speed_m = tuple(frame_ids), speed_m
         self._cache: dict[int, dict[str, Any]] | None = {} if cache else None
+        self._cached_for: frozenset[str] | None = None  # the ``required`` the cached samples were rendered for
 
     def __len__(self) -> int:
         return self.length
@@ -402,10 +443,13 @@ class SyntheticStereoDataset(SampleDataset):
         return augment_seed(self.seed, self.split, index)
 
     def load(self, index: int) -> dict[str, Any]:
+        if self._cache is not None and self._cached_for != self.required:  # rendered for other readers
+            self._cache.clear()
+            self._cached_for = self.required
         if self._cache is not None and index in self._cache:
             return dict(self._cache[index])
         sample = render_arrays(self.cfg, self.seed, self.split, index, frame_ids=self.frame_ids,
-                               speed_m=self.speed_m)
+                               wants=self._renders, speed_m=self.speed_m)
         if self.scale_range is not None:
             s = scene_scale(self.scale_range, self.seed, self.split, index)
             for key in ("depth", "depth_right", "baseline_m"):
@@ -422,14 +466,25 @@ class SyntheticStereoDataset(SampleDataset):
             return dict(sample)
         return sample
 
+    def _renders(self, key: str) -> bool:
+        """Whether ``render_arrays`` must ray cast map ``key``: it is wanted, or it is the right
+        image that on-the-fly hints are matched from."""
+        return self.wants(key) or (key == "image_right" and self.hints == "on_the_fly" and self._wants_hints())
+
+    def _wants_hints(self) -> bool:
+        return self.wants("hint") or self.wants("hint_right")
+
     def _hints(self, sample: dict[str, Any], index: int) -> dict[str, np.ndarray]:
+        if not self._wants_hints():
+            return {}
         if self.hints == "on_the_fly":  # imported here: stereo matching pulls in OpenCV
             from depthlab.hints.fusion import compute_stereo_hints
 
             views = compute_stereo_hints(_uint8(sample["image"]), _uint8(sample["image_right"]),
                                          self.cfg.intrinsics[0], self.cfg.baseline_m)
             return {"hint": views.depth, "hint_right": views.depth_right}
-        files = dict(zip(("hint", "hint_right"), hint_relpaths(self.split, index)))
+        files = {key: path for key, path in zip(("hint", "hint_right"), hint_relpaths(self.split, index))
+                 if self.wants(key)}
         return read_hints(self.hints, files, (self.cfg.height, self.cfg.width), self.source(index))
 
 
@@ -453,9 +508,11 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
             by s and the images stay the same, as for a world scaled with its textures. The
             monocular scale ambiguity made explicit (valid pixels are those of the unscaled scene,
             so ground truth spans ``[s * min_depth, s * max_depth]``). Not with hints.
-        cache: keep every rendered sample in memory (about 0.3 MB at 96x128), so each is rendered
-            once: for small training sets run many epochs, with ``num_workers: 0`` (worker
-            processes would each fill, and at every epoch's end lose, their own copy).
+        cache: keep every rendered sample in memory (about 0.3 MB a stereo sample at 96x128), so each
+            is rendered once: for small training sets run for many epochs. Each DataLoader worker
+            fills its own copy with the samples it renders and keeps it for the whole run (the
+            workers are persistent). ``eval``: the validation and test splits only, which every
+            validation renders again otherwise (the main job: 64 scenes after each of its 6 epochs).
         frame_ids: the frames of each sample (``depthlab.data.keys``; default ``[0]``: today's
             stereo sample). Temporal ids k (|k| <= 2) add frame k of a short video of the scene:
             the camera drives forward 0.1-0.2 m a frame turning 0.5-2 degrees a frame (drawn per
@@ -492,7 +549,7 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         hints_root: str | None = None,
         hints_on_the_fly: bool = False,
         scale_range: tuple[float, float] | None = None,
-        cache: bool = False,
+        cache: bool | Literal["eval"] = False,
         frame_ids: list[int | str] | None = None,
         trajectory_speed_m: tuple[float, float] = SPEED_M,
         train_transforms: list[dict[str, Any]] | None = None,
@@ -525,6 +582,9 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
             if hints_root is not None or hints_on_the_fly:
                 raise ConfigError("data.scale_range: not with Depth Hints (the hints would keep the unscaled baseline)")
         self.scale_range = None if scale_range is None else (float(scale_range[0]), float(scale_range[1]))
+        if cache not in (True, False, "eval"):
+            raise ConfigError(f"data.cache: expected true, false or eval (the validation and test splits only), "
+                              f"got {cache!r}")
         self.cache = cache
         if hints_root is not None and hints_on_the_fly:
             raise ConfigError("data: hints_root and hints_on_the_fly exclude each other (read hints or compute them)")
@@ -554,8 +614,9 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         hints: Path | str | None = "on_the_fly" if self.hints_on_the_fly else self.hints_folder()
         augment = self.train_augment if split == "train" else self.eval_augment
         return SyntheticStereoDataset(self.scene, split, self.sizes[split], self.seed, hints,
-                                      scale_range=self.scale_range, cache=self.cache, augment=augment,
-                                      frame_ids=self.frame_ids, speed_m=self.trajectory_speed_m)
+                                      scale_range=self.scale_range,
+                                      cache=self.cache is True or (self.cache == "eval" and split != "train"),
+                                      augment=augment, frame_ids=self.frame_ids, speed_m=self.trajectory_speed_m)
 
     # -- Depth Hints (depthlab hints precompute) ---------------------------------------------------------
     @property

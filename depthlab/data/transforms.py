@@ -365,6 +365,15 @@ class DepthAugment:
         augment.specs = [dict(s) for s in specs]
         return augment
 
+    @property
+    def swaps_views(self) -> bool:
+        """Whether a draw can swap a stereo pair's views (a :class:`HorizontalFlip` anywhere in the
+        pipeline): the left view's maps may then come from the right view's (data sets load both)."""
+        def walk(transforms: Sequence[Any]) -> bool:
+            return any(isinstance(t, HorizontalFlip) or walk(getattr(t, "transforms", ())) for t in transforms)
+
+        return walk(self.compose.transforms)
+
     def _reseed(self) -> None:
         info = torch.utils.data.get_worker_info()
         seed = torch.initial_seed() if info is None else info.seed

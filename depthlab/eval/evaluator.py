@@ -70,6 +70,11 @@ class Evaluator(nn.Module):
             ``loss_<name>`` beside the total ``loss``.
     """
 
+    #: The batch keys :meth:`step` reads under every protocol (the loss's own come on top): the
+    #: network's input and the ground truth with its validity mask (crops and paste-back read
+    #: ``crop_offset``/``full_size``, which every batch keeps).
+    requires: frozenset[str] = frozenset({"image", "depth", "valid"})
+
     def __init__(self, protocol: EvalProtocol, loss_terms: Sequence[str] = ()) -> None:
         super().__init__()
         self.protocol = protocol

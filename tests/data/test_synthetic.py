@@ -223,3 +223,64 @@ def test_each_sample_draws_its_own_flip():
             assert torch.equal(sample["image"], _flipped(plain, 24)["image"])
             flipped.append(True)
     assert 0 < sum(flipped) < 8
+
+
+def _plain_intersect(scene, origin, dirs):
+    """The slab and sphere tests on whole (N, 3) arrays, as first written: the reference that
+    ``synthetic._intersect`` (per-axis columns, hits written in place) must equal bit for bit."""
+    n = dirs.shape[0]
+    inv = 1.0 / np.where(np.abs(dirs) < 1e-12, 1e-12, dirs)
+    t_exit = np.where(dirs > 0, (scene.room_hi - origin) * inv, (scene.room_lo - origin) * inv)
+    axis = np.argmin(t_exit, axis=1)
+    t_best = t_exit[np.arange(n), axis]
+    positive = dirs[np.arange(n), axis] > 0
+    surface = axis * 2 + positive
+    normal = np.zeros((n, 3))
+    normal[np.arange(n), axis] = np.where(positive, -1.0, 1.0)
+    sid = 6
+    for lo, hi in scene.boxes:
+        t1, t2 = (lo - origin) * inv, (hi - origin) * inv
+        t_near = np.minimum(t1, t2)
+        t_enter, enter_axis = t_near.max(axis=1), t_near.argmax(axis=1)
+        hit = (t_enter <= np.maximum(t1, t2).min(axis=1)) & (t_enter > 1e-6) & (t_enter < t_best)
+        t_best, surface = np.where(hit, t_enter, t_best), np.where(hit, sid, surface)
+        nrm = np.zeros((n, 3))
+        nrm[np.arange(n), enter_axis] = -np.sign(dirs[np.arange(n), enter_axis])
+        normal = np.where(hit[:, None], nrm, normal)
+        sid += 1
+    for cx, cy, cz, r in scene.spheres:
+        oc = origin - np.array([cx, cy, cz])
+        a, b, c = np.einsum("ij,ij->i", dirs, dirs), 2.0 * dirs @ oc, oc @ oc - r * r
+        disc = b * b - 4 * a * c
+        t = (-b - np.sqrt(np.maximum(disc, 0.0))) / (2 * a)
+        hit = (disc >= 0) & (t > 1e-6) & (t < t_best)
+        t_best, surface = np.where(hit, t, t_best), np.where(hit, sid, surface)
+        normal = np.where(hit[:, None], (origin + t[:, None] * dirs - np.array([cx, cy, cz])) / r, normal)
+        sid += 1
+    return t_best, surface, normal
+
+
+def _plain_shade(scene, points, surface, normal):
+    phase = np.einsum("nwk,nk->nw", scene.wave_vec[surface], points) + scene.wave_phase[surface]
+    waves = 0.5 + 0.5 * np.sin(phase).mean(axis=1)
+    cells = np.floor(points / scene.checker_m[surface][:, None]).sum(axis=1)
+    checker = np.where(cells % 2 == 0, 1.0, -1.0) * scene.checker_amp[surface]
+    albedo = scene.base_color[surface] * np.clip(0.45 + 0.55 * waves + 0.5 * checker, 0.05, 1.2)[:, None]
+    return np.clip(albedo * (0.35 + 0.65 * np.clip(normal @ scene.light, 0.0, 1.0))[:, None], 0.0, 1.0)
+
+
+@pytest.mark.parametrize("hfov", [70.0, 140.0])  # wide: rays nearly parallel to walls, more objects in view
+def test_the_fast_renderer_equals_the_plain_array_form_bit_for_bit(hfov):
+    from depthlab.data import synthetic
+
+    cfg = SceneConfig(height=20, width=28, hfov_deg=hfov, max_boxes=6, max_spheres=5)
+    for index in range(6):
+        scene = synthetic.sample_scene(cfg, np.random.default_rng([0, 0, index]))
+        dirs = synthetic._camera_rays(cfg) @ scene.rotation.T
+        origin = scene.rotation @ np.array([cfg.baseline_m, 0.0, 0.0])
+        fast, plain = synthetic._intersect(scene, origin, dirs), _plain_intersect(scene, origin, dirs)
+        for a, b in zip(fast, plain):
+            assert np.array_equal(a, b) and a.dtype == b.dtype
+        points = origin + fast[0][:, None] * dirs
+        assert np.array_equal(synthetic._shade(scene, points, fast[1], fast[2]),
+                              _plain_shade(scene, points, fast[1], fast[2]))
