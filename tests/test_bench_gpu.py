@@ -21,6 +21,21 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import bench_gpu  # noqa: E402
 
+
+
+@pytest.fixture(autouse=True)
+def _loggers_restored():
+    """bench_gpu.quiet() raises Lightning's and depthlab's log levels for the benchmark's table; put
+    them back, or every later test in this process would log nothing (caplog tests fail)."""
+    import logging
+
+    names = ("lightning.pytorch", "lightning.fabric", "depthlab")
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
 NETWORKS = ("unet_r18", "unet_r50", "da_v2_small")
 EAGER = ("32-true", "bf16-mixed", "bf16-mixed guard off", "bf16-mixed channels_last")
 
