@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 
 from depthlab.data.pipeline import SampleDataset
-from depthlab.data.workers import install_exit_cleanup, shutdown_workers, worker_init_fn, worker_nice
+from depthlab.data.workers import install_exit_cleanup, shutdown_workers, worker_init_fn
 
 Split = Literal["train", "val", "test"]
 
@@ -158,7 +158,6 @@ class SplitDataModule(L.LightningDataModule):
         dataset = self.restrict(self.dataset(split), split)
         sampler = self._resumable_sampler(dataset) if train else None
         if self.num_workers > 0:
-            worker_nice()  # a bad DEPTHLAB_WORKER_NICE is one line here, not an error in every worker
             install_exit_cleanup()
         batch_sampler = None if train else self.eval_batch_sampler(split, dataset)
         batching = (dict(batch_sampler=batch_sampler) if batch_sampler is not None else

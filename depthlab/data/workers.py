@@ -1,10 +1,5 @@
 """DataLoader worker processes: how they start, and how they end when a run fails or exits.
 
-- Workers run at a lower priority than the training process (:data:`WORKER_NICE`): on a machine
-  where they share the cores with training, as on the 2-core CPU machine of the main job, a worker
-  that renders or decodes then takes the cores the training threads leave idle instead of
-  preempting one of them (torch's intra-op threads wait for each other at every operation, so one
-  preempted thread stalls them all).
 - Workers ignore SIGINT and SIGTERM (:func:`worker_init_fn`): a signal to the whole process group
   (``scancel``, Ctrl+C in a terminal) otherwise kills them first and the main process dies on
   "DataLoader worker killed by signal" instead of stopping at the end of its step
@@ -29,46 +24,16 @@ from typing import Any
 from lightning.fabric.utilities.seed import pl_worker_init_function
 
 _CAN_SEE_IGNORED_SIGNALS = os.path.exists("/proc/self/status")
-
-#: The ``os.nice`` increment of every DataLoader worker (0: the training process's priority).
-#: The environment variable ``DEPTHLAB_WORKER_NICE`` (0 to 19) replaces it.
-WORKER_NICE = 10
-WORKER_NICE_ENV = "DEPTHLAB_WORKER_NICE"
-
-
-def worker_nice() -> int:
-    """The niceness increment of the DataLoader workers: ``$DEPTHLAB_WORKER_NICE``, else
-    :data:`WORKER_NICE`; a value that is not an integer in 0..19 is a ConfigError naming the variable."""
-    value = os.environ.get(WORKER_NICE_ENV)
-    if value is None:
-        return WORKER_NICE
-    try:
-        nice = int(value)
-    except ValueError:
-        nice = -1
-    if not 0 <= nice <= 19:
-        from depthlab.errors import ConfigError
-
-        raise ConfigError(f"{WORKER_NICE_ENV}: expected an integer from 0 (the training process's priority) to 19 "
-                          f"(the lowest), got {value!r}")
-    return nice
 _exit_cleanup_installed = False
 
 
 def worker_init_fn(worker_id: int) -> None:
-    """Workers run at :func:`worker_nice` and ignore SIGINT and SIGTERM; the main process stops them
-    (see the module docstring).
+    """Workers ignore SIGINT and SIGTERM; the main process stops them (see the module docstring).
 
     Setting a ``worker_init_fn`` stops Lightning from adding its own, so its per-worker seeding
     (``seed_everything(workers=True)``, which LightningCLI uses) is called from here.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    nice = worker_nice()
-    if nice:
-        try:
-            os.nice(nice)
-        except OSError:  # not permitted here: the worker runs at the training process's priority
-            pass
     if _CAN_SEE_IGNORED_SIGNALS:  # else the exit clean-up below could not find this worker
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if int(os.environ.get("PL_SEED_WORKERS", 0)):

@@ -4,7 +4,6 @@ restriction, and the work of the others is not done."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +16,6 @@ from lightning.pytorch.trainer.states import TrainerFn
 import depthlab.data.synthetic as synthetic
 from depthlab.data import MixtureDataModule, SyntheticDataModule
 from depthlab.data.rgbd import RGBDDataModule
-from depthlab.data.workers import WORKER_NICE, WORKER_NICE_ENV, worker_nice
 from depthlab.errors import ConfigError, DataError
 from depthlab.module import DepthModule
 
@@ -127,27 +125,15 @@ def test_cache_eval_renders_each_validation_scene_once_in_the_persistent_worker(
     log = tmp_path / "renders.txt"  # written by the worker process
     render = synthetic.render_arrays
     monkeypatch.setattr(synthetic, "render_arrays",
-                        lambda *a, **k: log.open("a").write(f"{a[2]} {a[3]} {os.nice(0)}\n") and render(*a, **k))
+                        lambda *a, **k: log.open("a").write(f"{a[2]} {a[3]}\n") and render(*a, **k))
     dm = _synthetic(cache="eval", num_workers=1)
     val, train = dm.val_dataloader(), dm.train_dataloader()
     epochs = [[b["image"] for b in val] for _ in range(3)]  # three validations, one worker for all
     list(train), list(train)
-    renders = [line.rsplit(" ", 1)[0] for line in log.read_text().splitlines()]
-    niceness = {int(line.rsplit(" ", 1)[1]) for line in log.read_text().splitlines()}
+    renders = log.read_text().splitlines()
     assert renders.count("val 0") == 1 and renders.count("val 1") == 1
     assert renders.count("train 0") == 2  # training samples are not kept
     assert all(torch.equal(a, b) for a, b in zip(epochs[0], epochs[2]))
-    assert niceness == {min(os.nice(0) + WORKER_NICE, 19)}  # the worker runs below the training process
     dm._shutdown_workers()
     with pytest.raises(ConfigError, match="data.cache: expected true, false or eval"):
         _synthetic(cache="val")
-
-
-def test_the_workers_niceness_comes_from_the_environment(monkeypatch):
-    monkeypatch.delenv(WORKER_NICE_ENV, raising=False)
-    assert worker_nice() == WORKER_NICE == 10
-    monkeypatch.setenv(WORKER_NICE_ENV, "0")
-    assert worker_nice() == 0
-    monkeypatch.setenv(WORKER_NICE_ENV, "20")
-    with pytest.raises(ConfigError, match=r"DEPTHLAB_WORKER_NICE: expected an integer from 0 .* to 19 .*got '20'"):
-        _synthetic(num_workers=1).train_dataloader()
