@@ -27,7 +27,7 @@ for data counts. The table gives per job run:
 
 ``--variant NAME=ARGS`` adds a job run with extra ``depthlab fit`` arguments (e.g.
 ``w0=--data.init_args.num_workers 0``; an argument ``KEY=VALUE`` in capitals sets an environment
-variable: ``nice0=DEPTHLAB_WORKER_NICE=0``), ``NAME@DIR=ARGS`` the job of another depthlab checkout (e.g.
+variable, e.g. ``omp1=OMP_NUM_THREADS=1``), ``NAME@DIR=ARGS`` the job of another depthlab checkout (e.g.
 an older commit exported with ``git archive``) for a before/after comparison; ``--tree DIR`` runs
 only another checkout's job. The bare loop and its batches always come from this checkout.
 """
