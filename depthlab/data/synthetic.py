@@ -58,6 +58,7 @@ class SceneConfig:
     max_boxes: int = 4
     max_spheres: int = 3
     gt_density: float = 1.0  # fraction of valid pixels kept (LiDAR-like sparse ground truth when < 1)
+    supersample: int = 1  # colour of a pixel: the mean of supersample x supersample rays over its area
 
     def __post_init__(self) -> None:
         if self.height < 8 or self.width < 8:
@@ -68,6 +69,8 @@ class SceneConfig:
             raise ValueError(f"data.gt_density must be in (0, 1], got {self.gt_density}")
         if not 10 <= self.hfov_deg <= 150:
             raise ValueError(f"data.hfov_deg must be in [10, 150], got {self.hfov_deg}")
+        if not (isinstance(self.supersample, int) and 1 <= self.supersample <= 8):
+            raise ValueError(f"data.supersample must be an integer in [1, 8], got {self.supersample!r}")
 
     @property
     def intrinsics(self) -> tuple[float, float, float, float]:
@@ -235,25 +238,52 @@ def _camera_rays(cfg: SceneConfig) -> np.ndarray:
     return rays
 
 
+@functools.lru_cache(maxsize=8)
+def _subpixel_rays(cfg: SceneConfig) -> np.ndarray:
+    """(H * S * W * S, 3) rays through an S x S grid of points spread evenly over each pixel's
+    area (S = ``cfg.supersample``; pixel (u, v) covers [u - 1/2, u + 1/2] x [v - 1/2, v + 1/2]),
+    ordered (v, j, u, i) so that a reshape to (H, S, W, S) groups each pixel's rays."""
+    fx, fy, cx, cy = cfg.intrinsics
+    n = cfg.supersample
+    offsets = (np.arange(n) + 0.5) / n - 0.5
+    v = (np.arange(cfg.height)[:, None] + offsets[None, :]).reshape(-1)
+    u = (np.arange(cfg.width)[:, None] + offsets[None, :]).reshape(-1)
+    v, u = np.meshgrid(v, u, indexing="ij")
+    rays = np.stack([(u - cx) / fx, (v - cy) / fy, np.ones_like(u)], axis=-1).reshape(-1, 3)
+    rays.flags.writeable = False
+    return rays
+
+
 def render_view(scene: Scene, cfg: SceneConfig, offset_x_m: float = 0.0,
                 camera: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Render the camera displaced by ``offset_x_m`` along its own x axis; ``camera`` (4, 4), if
     given, places it first: the camera-to-target-camera motion of a video frame (see
     :func:`frame_camera`), so the rendered camera is ``camera`` then the x offset.
 
+    The depth is the ray through the pixel's centre; with ``cfg.supersample`` S > 1 the colour is
+    the mean of S x S rays spread over the pixel's area (a box filter, as a sensor integrates its
+    pixel): textures finer than the pixel grid then average out instead of aliasing into patterns
+    that change with the viewpoint, which video photometric losses would read as motion.
+
     Returns RGB (H, W, 3) float32 in [0, 1] and z-depth (H, W) float32 in metres.
     """
-    dirs_cam = _camera_rays(cfg)
     if camera is None:
-        dirs = dirs_cam @ scene.rotation.T
+        rotation = scene.rotation
         origin = scene.rotation @ np.array([offset_x_m, 0.0, 0.0])
     else:  # world <- target camera <- this camera
         rotation = scene.rotation @ camera[:3, :3]
-        dirs = dirs_cam @ rotation.T
         origin = scene.rotation @ (camera[:3, :3] @ np.array([offset_x_m, 0.0, 0.0]) + camera[:3, 3])
+    dirs = _camera_rays(cfg) @ rotation.T
     t, surface, normal = _intersect(scene, origin, dirs)
-    points = origin + t[:, None] * dirs
-    rgb = _shade(scene, points, surface, normal)
+    if cfg.supersample == 1:
+        points = origin + t[:, None] * dirs
+        rgb = _shade(scene, points, surface, normal)
+    else:
+        n = cfg.supersample
+        sub = _subpixel_rays(cfg) @ rotation.T
+        t_sub, surface_sub, normal_sub = _intersect(scene, origin, sub)
+        rgb = _shade(scene, origin + t_sub[:, None] * sub, surface_sub, normal_sub)
+        rgb = rgb.reshape(cfg.height, n, cfg.width, n, 3).mean(axis=(1, 3))
     return (
         rgb.reshape(cfg.height, cfg.width, 3).astype(np.float32),
         t.reshape(cfg.height, cfg.width).astype(np.float32),  # t is the z-depth: dirs_cam has z = 1
@@ -376,7 +406,10 @@ def hint_relpaths(split: Split, index: int) -> tuple[str, str]:
 def hints_data(cfg: SceneConfig, seed: int) -> dict:
     """What identifies the images of a synthetic hints folder (its manifest's ``data``): the
     scene generator's settings and the seed."""
-    return {"dataset": "synthetic", "seed": seed, "scene": asdict(cfg)}
+    scene = asdict(cfg)
+    if cfg.supersample == 1:  # the images of before the option: hints written then stay valid
+        del scene["supersample"]
+    return {"dataset": "synthetic", "seed": seed, "scene": scene}
 
 
 def _uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -499,6 +532,11 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         hfov_deg, baseline_m: camera: horizontal field of view and stereo baseline.
         min_depth, max_depth: scene depth range in metres (ground truth outside it is invalid).
         gt_density: fraction of valid ground-truth pixels kept (sparse, LiDAR-like when < 1).
+        supersample: anti-aliasing: each pixel's colour is the mean of supersample x supersample
+            rays over its area (the depth stays the ray through its centre); 1 (default) casts one
+            ray per pixel, whose textures alias where they are finer than the pixels. Render cost
+            grows with supersample^2 (about 5x at 2). Video photometric training needs it (see
+            ``configs/synthetic_mono.yaml``): aliased textures change with the viewpoint.
         hints_root: Depth Hints folder (``depthlab hints precompute`` fills it; layout
             :data:`HINT_LAYOUT`): every sample then carries ``hint`` and ``hint_right``.
         hints_on_the_fly: compute those hints from each rendered pair instead (about 20 ms per
@@ -546,6 +584,7 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         min_depth: float = 0.5,
         max_depth: float = 10.0,
         gt_density: float = 1.0,
+        supersample: int = 1,
         hints_root: str | None = None,
         hints_on_the_fly: bool = False,
         scale_range: tuple[float, float] | None = None,
@@ -591,7 +630,11 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         self.hints_root, self.hints_on_the_fly = hints_root, hints_on_the_fly
         self.batch_size = self.eval_batch_size = batch_size
         self.num_workers, self.seed = num_workers, seed
-        self.scene = SceneConfig(height, width, hfov_deg, baseline_m, min_depth, max_depth, gt_density=gt_density)
+        if isinstance(supersample, bool) or not isinstance(supersample, int) or not 1 <= supersample <= 8:
+            raise ConfigError(f"data.supersample: expected an integer from 1 to 8 (rays per pixel side), "
+                              f"got {supersample!r}")
+        self.scene = SceneConfig(height, width, hfov_deg, baseline_m, min_depth, max_depth, gt_density=gt_density,
+                                 supersample=supersample)
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
         self.train_augment = self.eval_augment = None
         if train_transforms or eval_transforms:  # built now, so that a wrong transform fails at start-up
