@@ -303,36 +303,44 @@ TURN_DEG = (0.5, 2.0)
 MAX_FRAME_OFFSET = 2  # the room's back wall is >= 0.5 m behind the target camera: 2 x 0.2 m stays inside
 #: How far behind the target camera a frame may sit: the room's back wall is >= 0.5 m behind it.
 MAX_BACKWARD_M = 0.45
+#: The largest heading offset (degrees): at 0.45 m a frame the camera moves at most 0.32 m sideways,
+#: and the room's side walls are >= 1.5 m from it.
+MAX_HEADING_DEG = 45.0
 
 
-def sample_trajectory(seed: int, split: Split, index: int,
-                      speed_m: tuple[float, float] = SPEED_M) -> tuple[float, float]:
-    """(speed in metres per frame, yaw in radians per frame) of the (seed, split, index)-th video:
-    forward at U(speed_m) (default :data:`SPEED_M`), turning by U(TURN_DEG) to either side, from the
-    sample's own random stream (the scene and its target frame are the same with or without video
-    frames, and the same draw gives the same turn at any speed range)."""
+def sample_trajectory(seed: int, split: Split, index: int, speed_m: tuple[float, float] = SPEED_M,
+                      heading_deg: float = 0.0) -> tuple[float, float, float]:
+    """(speed in metres per frame, yaw in radians per frame, heading in radians) of the
+    (seed, split, index)-th video: forward at U(speed_m) (default :data:`SPEED_M`), turning by
+    U(TURN_DEG) to either side, travelling at U(-heading_deg, heading_deg) from the optical axis,
+    from the sample's own random stream (the scene and its target frame are the same with or
+    without video frames; the same draw gives the same turn at any speed range, and a heading
+    range of 0 gives the videos of before the option)."""
     rng = np.random.default_rng([seed, _SPLIT_ID[split], index, 13])
     speed = rng.uniform(*speed_m)
     yaw = math.radians(rng.uniform(*TURN_DEG)) * (1 if rng.random() < 0.5 else -1)
-    return float(speed), float(yaw)
+    heading = math.radians(rng.uniform(-heading_deg, heading_deg)) if heading_deg else 0.0
+    return float(speed), float(yaw), heading
 
 
-def frame_camera(speed: float, yaw: float, k: int) -> np.ndarray:
+def frame_camera(speed: float, yaw: float, k: int, heading: float = 0.0) -> np.ndarray:
     """Frame k's camera in the target camera's frame, (4, 4) float64 (camera -> target camera): a
-    steady turn about the camera's y axis (down; positive yaw turns right, towards +x) while driving
-    forward, so frame k has turned by ``k yaw`` and sits on the chord of the arc,
-    ``k speed (sin(k yaw / 2), 0, cos(k yaw / 2))``."""
+    steady turn about the camera's y axis (down; positive yaw turns right, towards +x) while
+    travelling, so frame k has turned by ``k yaw`` and sits on the chord of the arc,
+    ``k speed (sin(k yaw / 2 + heading), 0, cos(k yaw / 2 + heading))``: with ``heading`` the
+    direction of travel is turned from the optical axis (a camera looking ahead at an angle), so
+    the focus of expansion, the point whose depth the motion cannot tell, leaves the image centre."""
     angle = k * yaw
     c, s = math.cos(angle), math.sin(angle)
     camera = np.eye(4)
     camera[:3, :3] = [[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]
-    camera[:3, 3] = k * speed * np.array([math.sin(angle / 2), 0.0, math.cos(angle / 2)])
+    camera[:3, 3] = k * speed * np.array([math.sin(angle / 2 + heading), 0.0, math.cos(angle / 2 + heading)])
     return camera
 
 
 def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int,
                   frame_ids: Sequence[int | str] = (0,), wants: Callable[[str], bool] | None = None,
-                  speed_m: tuple[float, float] = SPEED_M) -> dict[str, Any]:
+                  speed_m: tuple[float, float] = SPEED_M, heading_deg: float = 0.0) -> dict[str, Any]:
     """The (seed, split, index)-th stereo sample as NumPy arrays, what a data set's ``load`` returns
     (images (H, W, 3) float32 in [0, 1], depth (H, W) float32 metres, 0 where invalid). Both views
     have ground truth, with the same range and density rules.
@@ -367,9 +375,9 @@ def render_arrays(cfg: SceneConfig, seed: int, split: Split, index: int,
         sample["baseline_m"] = np.float32(cfg.baseline_m)
     sample["index"] = index
     if temporal:
-        speed, yaw = sample_trajectory(seed, split, index, speed_m)
+        speed, yaw, heading = sample_trajectory(seed, split, index, speed_m, heading_deg)
         for k in temporal:
-            camera = frame_camera(speed, yaw, k)
+            camera = frame_camera(speed, yaw, k, heading)
             suffix = frame_suffix(k)
             sample["image" + suffix] = render_view(scene, cfg, 0.0, camera)[0]
             if stereo and wants("image_right" + suffix):
@@ -454,7 +462,8 @@ class SyntheticStereoDataset(SampleDataset):
     def __init__(self, cfg: SceneConfig, split: Split, length: int, seed: int = 0,
                  hints: Path | str | None = None, scale_range: tuple[float, float] | None = None,
                  cache: bool = False, augment: DepthAugment | None = None,
-                 frame_ids: Sequence[int | str] = (0,), speed_m: tuple[float, float] = SPEED_M) -> None:
+                 frame_ids: Sequence[int | str] = (0,), speed_m: tuple[float, float] = SPEED_M,
+                 heading_deg: float = 0.0) -> None:
         if split not in _SPLIT_ID:
             raise ValueError(f"split must be one of {list(_SPLIT_ID)}, got {split!r}")
         if isinstance(hints, str) and hints != "on_the_fly":
@@ -462,7 +471,7 @@ class SyntheticStereoDataset(SampleDataset):
         super().__init__(augment)
         self.cfg, self.split, self.length, self.seed, self.hints = cfg, split, length, seed, hints
         self.scale_range = scale_range
-        self.frame_ids, self.speed_m = tuple(frame_ids), speed_m
+        self.frame_ids, self.speed_m, self.heading_deg = tuple(frame_ids), speed_m, heading_deg
         self._cache: dict[int, dict[str, Any]] | None = {} if cache else None
         self._cached_for: frozenset[str] | None = None  # the ``required`` the cached samples were rendered for
 
@@ -482,7 +491,7 @@ class SyntheticStereoDataset(SampleDataset):
         if self._cache is not None and index in self._cache:
             return dict(self._cache[index])
         sample = render_arrays(self.cfg, self.seed, self.split, index, frame_ids=self.frame_ids,
-                               wants=self._renders, speed_m=self.speed_m)
+                               wants=self._renders, speed_m=self.speed_m, heading_deg=self.heading_deg)
         if self.scale_range is not None:
             s = scene_scale(self.scale_range, self.seed, self.split, index)
             for key in ("depth", "depth_right", "baseline_m"):
@@ -560,6 +569,11 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         trajectory_speed_m: ``[low, high]`` metres a frame of those videos (default ``[0.1, 0.2]``;
             the turn is drawn the same at any range). Faster gives more parallax per frame; the
             frame furthest back must stay inside the room (``max |k| x high <= 0.45``).
+        trajectory_heading_deg: the direction of travel is turned from the optical axis by
+            U(-h, h) degrees per video (default 0: straight ahead; at most 45). Under pure forward
+            motion the image centre is the focus of expansion, where no depth changes the flow:
+            on these rooms that is always the far wall, which a video-trained network then never
+            learns; an offset heading moves that point around (``configs/synthetic_mono.yaml``).
         train_transforms, eval_transforms: augmentation lists, as for the file data modules (see
             :mod:`depthlab.data.transforms`; e.g. ``{name: HorizontalFlip}`` mirrors a pair and
             swaps its views). Each sample's draw is its own (:func:`augment_seed`): a sample is the
@@ -591,6 +605,7 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         cache: bool | Literal["eval"] = False,
         frame_ids: list[int | str] | None = None,
         trajectory_speed_m: tuple[float, float] = SPEED_M,
+        trajectory_heading_deg: float = 0.0,
         train_transforms: list[dict[str, Any]] | None = None,
         eval_transforms: list[dict[str, Any]] | None = None,
     ) -> None:
@@ -609,6 +624,11 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
                               f"behind the target camera, past the room's back wall (at most {MAX_BACKWARD_M} m): "
                               f"lower the speed or the frame offset")
         self.trajectory_speed_m = (float(trajectory_speed_m[0]), float(trajectory_speed_m[1]))
+        if isinstance(trajectory_heading_deg, bool) or not isinstance(trajectory_heading_deg, (int, float)) or \
+                not 0 <= trajectory_heading_deg <= MAX_HEADING_DEG:
+            raise ConfigError(f"data.trajectory_heading_deg: expected degrees from 0 to {MAX_HEADING_DEG:g}, "
+                              f"got {trajectory_heading_deg!r}")
+        self.trajectory_heading_deg = float(trajectory_heading_deg)
         if (hints_root is not None or hints_on_the_fly) and temporal_ids(self.frame_ids) and \
                 STEREO_FRAME not in self.frame_ids:
             # the hints are of the target's stereo pair (the same scene and target frame with or without
@@ -659,7 +679,8 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         return SyntheticStereoDataset(self.scene, split, self.sizes[split], self.seed, hints,
                                       scale_range=self.scale_range,
                                       cache=self.cache is True or (self.cache == "eval" and split != "train"),
-                                      augment=augment, frame_ids=self.frame_ids, speed_m=self.trajectory_speed_m)
+                                      augment=augment, frame_ids=self.frame_ids, speed_m=self.trajectory_speed_m,
+                                      heading_deg=self.trajectory_heading_deg)
 
     # -- Depth Hints (depthlab hints precompute) ---------------------------------------------------------
     @property

@@ -235,3 +235,36 @@ def test_trajectory_speed_is_an_option_with_the_same_turn():
         SyntheticDataModule(frame_ids=[0, -2, 2], trajectory_speed_m=[0.2, 0.3])
     with pytest.raises(ConfigError, match=r"data.trajectory_speed_m: expected \[low, high\]"):
         SyntheticDataModule(frame_ids=[0, 1], trajectory_speed_m=[0.3, 0.1])
+
+
+def test_trajectory_heading_turns_the_direction_of_travel_only():
+    """An offset heading moves the camera along a direction turned from the optical axis by the
+    drawn angle: the speed, the turn and the target frame stay those of the straight-ahead video,
+    and a heading range of 0 is the straight-ahead video bit for bit."""
+    import math
+
+    from depthlab.data.synthetic import SyntheticDataModule, sample_trajectory
+
+    small = dict(height=16, width=24, train_size=4, frame_ids=[0, -1, 1])
+    ahead = SyntheticDataModule(**small).dataset("train")
+    zero = SyntheticDataModule(**small, trajectory_heading_deg=0).dataset("train")
+    turned = SyntheticDataModule(**small, trajectory_heading_deg=30).dataset("train")
+    headings = []
+    for index in range(4):
+        a, z, t = ahead[index], zero[index], turned[index]
+        assert all(torch.equal(a[key], z[key]) for key in a if isinstance(a[key], torch.Tensor))
+        speed, yaw, heading = sample_trajectory(0, "train", index, heading_deg=30)
+        assert abs(heading) <= math.radians(30)
+        headings.append(heading)
+        for k in (-1, 1):
+            moved = torch.linalg.inv(t[f"pose_f{k:+d}"].double())  # frame k's camera in the target's frame
+            straight = torch.linalg.inv(a[f"pose_f{k:+d}"].double())
+            assert torch.allclose(moved[:3, :3], straight[:3, :3], atol=1e-6)  # the same turn
+            x, z_ = float(moved[0, 3]), float(moved[2, 3])
+            assert math.isclose(math.hypot(x, z_), speed, rel_tol=1e-5)  # the same distance
+            assert math.isclose(math.atan2(k * x, k * z_), k * yaw / 2 + heading, abs_tol=1e-5)
+        assert torch.equal(a["image"], t["image"]) and not torch.equal(a["image_f+1"], t["image_f+1"])
+    assert max(headings) - min(headings) > math.radians(5)  # drawn per video
+    for bad in (-1, 46, True, "10"):
+        with pytest.raises(ConfigError, match="data.trajectory_heading_deg"):
+            SyntheticDataModule(frame_ids=[0, 1], trajectory_heading_deg=bad)
