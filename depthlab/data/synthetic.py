@@ -69,8 +69,10 @@ class SceneConfig:
             raise ValueError(f"data.gt_density must be in (0, 1], got {self.gt_density}")
         if not 10 <= self.hfov_deg <= 150:
             raise ValueError(f"data.hfov_deg must be in [10, 150], got {self.hfov_deg}")
-        if not (isinstance(self.supersample, int) and 1 <= self.supersample <= 8):
-            raise ValueError(f"data.supersample must be an integer in [1, 8], got {self.supersample!r}")
+        if isinstance(self.supersample, bool) or not isinstance(self.supersample, int) or \
+                not 1 <= self.supersample <= 8:
+            raise ConfigError(f"data.supersample: expected an integer from 1 to 8 (rays per pixel side), "
+                              f"got {self.supersample!r}")
 
     @property
     def intrinsics(self) -> tuple[float, float, float, float]:
@@ -544,7 +546,7 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         supersample: anti-aliasing: each pixel's colour is the mean of supersample x supersample
             rays over its area (the depth stays the ray through its centre); 1 (default) casts one
             ray per pixel, whose textures alias where they are finer than the pixels. Render cost
-            grows with supersample^2 (about 5x at 2). Video photometric training needs it (see
+            grows with supersample^2 (about 6x at 2). Video photometric training needs it (see
             ``configs/synthetic_mono.yaml``): aliased textures change with the viewpoint.
         hints_root: Depth Hints folder (``depthlab hints precompute`` fills it; layout
             :data:`HINT_LAYOUT`): every sample then carries ``hint`` and ``hint_right``.
@@ -573,7 +575,8 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
             U(-h, h) degrees per video (default 0: straight ahead; at most 45). Under pure forward
             motion the image centre is the focus of expansion, where no depth changes the flow:
             on these rooms that is always the far wall, which a video-trained network then never
-            learns; an offset heading moves that point around (``configs/synthetic_mono.yaml``).
+            learns; an offset heading moves that point around (tried on
+            ``configs/synthetic_mono.yaml`` at 25 degrees: it did not help, see the README).
         train_transforms, eval_transforms: augmentation lists, as for the file data modules (see
             :mod:`depthlab.data.transforms`; e.g. ``{name: HorizontalFlip}`` mirrors a pair and
             swaps its views). Each sample's draw is its own (:func:`augment_seed`): a sample is the
@@ -650,9 +653,6 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
         self.hints_root, self.hints_on_the_fly = hints_root, hints_on_the_fly
         self.batch_size = self.eval_batch_size = batch_size
         self.num_workers, self.seed = num_workers, seed
-        if isinstance(supersample, bool) or not isinstance(supersample, int) or not 1 <= supersample <= 8:
-            raise ConfigError(f"data.supersample: expected an integer from 1 to 8 (rays per pixel side), "
-                              f"got {supersample!r}")
         self.scene = SceneConfig(height, width, hfov_deg, baseline_m, min_depth, max_depth, gt_density=gt_density,
                                  supersample=supersample)
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
