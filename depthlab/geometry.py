@@ -175,7 +175,28 @@ SSIM_C2 = 0.03**2
 REPROJECTION_ALPHA = 0.85  # weight of the SSIM term against L1 (Godard et al. 2017; monodepth2)
 
 
-def ssim(x: Tensor, y: Tensor) -> Tensor:
+class WindowStats:
+    """What :func:`ssim` needs of one image that many others are compared with (the target view of a
+    photometric loss, against each warped source and scale): the image, its reflection-padded copy,
+    and its 3x3 local mean and biased variance. :func:`ssim` with these gives exactly its value with
+    the image itself (the same operations in the same order), with two of its five poolings saved."""
+
+    __slots__ = ("image", "padded", "mean", "variance")
+
+    def __init__(self, image: Tensor) -> None:
+        if image.ndim != 4:
+            raise ValueError(f"WindowStats: expected a (B, C, H, W) image, got {tuple(image.shape)}")
+        self.image = image
+        self.padded = F.pad(image, (1, 1, 1, 1), mode=_ssim_padding(image))
+        self.mean = F.avg_pool2d(self.padded, 3, 1)
+        self.variance = F.avg_pool2d(self.padded * self.padded, 3, 1) - self.mean * self.mean
+
+
+def _ssim_padding(x: Tensor) -> str:
+    return "reflect" if min(x.shape[-2:]) > 1 else "replicate"  # reflection needs 2 pixels per side
+
+
+def ssim(x: Tensor, y: Tensor | WindowStats) -> Tensor:
     """Per-pixel structural similarity of two images (B, C, H, W) in [0, 1], Monodepth2's form.
 
     Local means, biased variances and covariance over 3x3 windows (average pooling after a
@@ -183,28 +204,34 @@ def ssim(x: Tensor, y: Tensor) -> Tensor:
 
         SSIM = (2 mu_x mu_y + C1)(2 sigma_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(sigma_x^2 + sigma_y^2 + C2))
 
+    ``y`` may be given as its :class:`WindowStats` (computed once for many ``x``).
     Returns (B, C, H, W); 1 where the two images are identical.
     """
-    if x.shape != y.shape or x.ndim != 4:
-        raise ValueError(f"ssim: expected two (B, C, H, W) images of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    pad = "reflect" if min(x.shape[-2:]) > 1 else "replicate"  # reflection needs 2 pixels per side
-    x, y = F.pad(x, (1, 1, 1, 1), mode=pad), F.pad(y, (1, 1, 1, 1), mode=pad)
-    mu_x, mu_y = F.avg_pool2d(x, 3, 1), F.avg_pool2d(y, 3, 1)
+    stats = y if isinstance(y, WindowStats) else None
+    y_image = stats.image if stats is not None else y
+    if x.shape != y_image.shape or x.ndim != 4:
+        raise ValueError(f"ssim: expected two (B, C, H, W) images of one shape, got {tuple(x.shape)} and {tuple(y_image.shape)}")
+    if stats is None:
+        stats = WindowStats(y_image)
+    x, y = F.pad(x, (1, 1, 1, 1), mode=_ssim_padding(x)), stats.padded
+    mu_x, mu_y = F.avg_pool2d(x, 3, 1), stats.mean
     sigma_x = F.avg_pool2d(x * x, 3, 1) - mu_x * mu_x
-    sigma_y = F.avg_pool2d(y * y, 3, 1) - mu_y * mu_y
+    sigma_y = stats.variance
     sigma_xy = F.avg_pool2d(x * y, 3, 1) - mu_x * mu_y
     numerator = (2 * mu_x * mu_y + SSIM_C1) * (2 * sigma_xy + SSIM_C2)
     denominator = (mu_x * mu_x + mu_y * mu_y + SSIM_C1) * (sigma_x + sigma_y + SSIM_C2)
     return numerator / denominator
 
 
-def reprojection_error(pred: Tensor, target: Tensor, alpha: float = REPROJECTION_ALPHA) -> Tensor:
+def reprojection_error(pred: Tensor, target: Tensor | WindowStats, alpha: float = REPROJECTION_ALPHA) -> Tensor:
     """Per-pixel photometric error of a reconstructed view, (B, C, H, W) each -> (B, 1, H, W).
 
     ``alpha * clamp((1 - SSIM) / 2, 0, 1) + (1 - alpha) * |pred - target|``, averaged over the
-    channels (Monodepth2 ``compute_reprojection_loss``; alpha 0.85).
+    channels (Monodepth2 ``compute_reprojection_loss``; alpha 0.85). ``target`` may be given as its
+    :class:`WindowStats`, to compute them once for many reconstructions of one view.
     """
-    l1 = (pred - target).abs().mean(1, keepdim=True)
+    target_image = target.image if isinstance(target, WindowStats) else target
+    l1 = (pred - target_image).abs().mean(1, keepdim=True)
     if alpha == 0:
         return l1
     structure = ((1 - ssim(pred, target)) / 2).clamp(0, 1).mean(1, keepdim=True)

@@ -197,6 +197,27 @@ def test_ssim_matches_a_direct_window_computation_at_an_interior_and_a_border_pi
         assert ssim(x, y)[0, 0, r, c].item() == pytest.approx(want.item(), rel=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 7, 9), (1, 3, 1, 5)])
+def test_target_window_stats_give_the_same_ssim_and_error_bit_for_bit(shape):
+    """The photometric loss compares one target with many warps through its WindowStats: the same
+    floats as passing the target itself (float32, as training runs), also on a 1-row image (replicate
+    padding), and the gradient reaches the reconstruction alone."""
+    from depthlab.geometry import WindowStats, reprojection_error, ssim
+
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.rand(shape, generator=g), torch.rand(shape, generator=g)
+    stats = WindowStats(y)
+    assert torch.equal(ssim(x, stats), ssim(x, y))
+    x.requires_grad_(True)
+    with_stats, plain = reprojection_error(x, stats), reprojection_error(x, y)
+    assert torch.equal(with_stats, plain)
+    assert torch.equal(torch.autograd.grad(with_stats.sum(), x)[0], torch.autograd.grad(plain.sum(), x)[0])
+    with pytest.raises(ValueError, match="one shape"):
+        ssim(x[:, :2], stats)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        WindowStats(y[0])
+
+
 def test_reprojection_error_hand_value():
     from depthlab.geometry import SSIM_C1, reprojection_error
 

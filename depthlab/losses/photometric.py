@@ -68,6 +68,7 @@ from torch import Tensor
 from depthlab.errors import ConfigError
 from depthlab.depth_ops import resize_depth
 from depthlab.geometry import (
+    WindowStats,
     depth_to_disparity,
     reprojection_error,
     stereo_calibration,
@@ -123,23 +124,36 @@ def warp_frame(depth_m: Tensor, batch: Mapping[str, Any], source: str, pose: Ten
     return warped, inside & (depth_m > 0)
 
 
+def _target(batch: Mapping[str, Any], dtype: torch.dtype, target: WindowStats | None) -> WindowStats | Tensor:
+    return target if target is not None else batch["image"].to(dtype)
+
+
+def target_stats(batch: Mapping[str, Any], dtype: torch.dtype = torch.float32) -> WindowStats:
+    """The target view's SSIM window statistics in the loss's compute dtype, once per batch for all
+    its candidates and scales (the same errors as without them)."""
+    return WindowStats(batch["image"].to(_compute_dtype(dtype)))
+
+
 def warp_error(depth_m: Tensor, batch: Mapping[str, Any], source: str = "image_right",
-               pose: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               pose: Tensor | None = None, target: WindowStats | None = None) -> tuple[Tensor, Tensor]:
     """Reprojection error (B, 1, H, W) of the target rebuilt with ``depth_m`` from the right image (no
     ``pose``: along its rows) or from the temporal frame ``source`` with ``pose`` (:func:`warp_frame`),
-    and where the warp sampled inside the source (bool, same shape; False where depth <= 0)."""
+    and where the warp sampled inside the source (bool, same shape; False where depth <= 0).
+    ``target``: :func:`target_stats` of the batch, when computed already."""
     warped, inside = warp_right(depth_m, batch) if pose is None else warp_frame(depth_m, batch, source, pose)
-    return reprojection_error(warped, batch["image"].to(warped.dtype)), inside
+    return reprojection_error(warped, _target(batch, warped.dtype, target)), inside
 
 
-def identity_error(batch: Mapping[str, Any], dtype: torch.dtype = torch.float32, source: str = "image_right") -> Tensor:
+def identity_error(batch: Mapping[str, Any], dtype: torch.dtype = torch.float32, source: str = "image_right",
+                   target: WindowStats | None = None) -> Tensor:
     """Reprojection error of the unwarped source view ``source`` (the right image, or a temporal
     frame ``image_f{k:+d}``) as the target (Monodepth2's auto-masking)."""
     dtype = _compute_dtype(dtype)
-    return reprojection_error(batch[source].to(dtype), batch["image"].to(dtype))
+    return reprojection_error(batch[source].to(dtype), _target(batch, dtype, target))
 
 
-def hint_error(batch: Mapping[str, Any], hint: Tensor, hint_valid: Tensor) -> tuple[Tensor, Tensor]:
+def hint_error(batch: Mapping[str, Any], hint: Tensor, hint_valid: Tensor,
+               target: WindowStats | None = None) -> tuple[Tensor, Tensor]:
     """Reprojection error of the left image rebuilt with the Depth Hint ``hint`` (metres; already
     filled with ``missing_hint_fill`` where ``hint_valid`` is False), and where its warp sampled inside.
 
@@ -153,7 +167,7 @@ def hint_error(batch: Mapping[str, Any], hint: Tensor, hint_valid: Tensor) -> tu
     if bool(no_value.any()):
         corner = batch["image_right"][..., :1, :1].to(warped.dtype)
         warped = torch.where(no_value, corner, warped)
-    return reprojection_error(warped, batch["image"].to(warped.dtype)), inside
+    return reprojection_error(warped, _target(batch, warped.dtype, target)), inside
 
 
 @dataclass(frozen=True)
@@ -229,7 +243,10 @@ def select_minimum(candidates: Sequence[Candidate]) -> Selection:
     if len(competing) == 1:
         winner = torch.zeros_like(error, dtype=torch.long)
     else:
-        first = torch.cat(competing, dim=1).argmin(dim=1, keepdim=True)  # ties: the first minimum
+        # ties: the first minimum. ``min(dim).indices`` rather than ``argmin``: the same index (NaN
+        # included), but torch's CPU argmin over a short dim 1 is about 15x slower (a tenth of a
+        # synthetic_mono training step; benchmarks/bench_photometric.py)
+        first = torch.cat(competing, dim=1).min(dim=1, keepdim=True).indices
         winner = torch.tensor(roles, device=error.device)[first]
     return Selection(error=error, valid=valid, identity=identity, winner=winner)
 
@@ -376,16 +393,18 @@ class DepthHintsLoss(DepthLoss):
                 raise ValueError("depth_hints mode hard_uncertainty needs out.log_variance: set uncertainty: true")
             return log_depth_nll(depths[0], hint, out.log_variance, valid, "laplace"), stats
 
-        # the candidates that do not depend on the scale: computed once, at full resolution
-        identities = self._identities(batch, out.depth.dtype) if self.automask else []
+        # the candidates that do not depend on the scale: computed once, at full resolution, as are
+        # the target's SSIM window statistics that every candidate is compared with
+        target = target_stats(batch, out.depth.dtype)
+        identities = self._identities(batch, target) if self.automask else []
         fixed: list[Candidate] = []
         if self.mode == "hint":
-            error, inside = hint_error(batch, hint, valid)
+            error, inside = hint_error(batch, hint, valid, target)
             fixed.append(Candidate("hint", "hint", error, valid & inside if self.inside_mask else valid))
         terms, used, insides, masked = [], [], [], []
         for depth in depths:
             candidates = []
-            for name, error, inside in self._warps(depth, batch, out):
+            for name, error, inside in self._warps(depth, batch, out, target):
                 insides.append(inside.float().mean())
                 candidates.append(Candidate(name, "prediction", error, inside if self.inside_mask else None))
             candidates += fixed
@@ -412,24 +431,27 @@ class DepthHintsLoss(DepthLoss):
         """The source views in Monodepth2's order: the temporal frames as listed, then 's'."""
         return [*self.temporal, *(["s"] if self.stereo else [])]
 
-    def _identities(self, batch: Mapping[str, Any], dtype: torch.dtype) -> list[tuple[str, Tensor]]:
+    def _identities(self, batch: Mapping[str, Any], target: WindowStats) -> list[tuple[str, Tensor]]:
         """Each unwarped source's reprojection error as the target (auto-masking), once per batch."""
-        return [("identity_s", identity_error(batch, dtype)) if k == "s" else
-                (f"identity_{k:+d}", identity_error(batch, dtype, self._frame_keys[k])) for k in self._sources()]
+        dtype = target.image.dtype
+        return [(f"identity_{k}" if k == "s" else f"identity_{k:+d}",
+                 identity_error(batch, dtype, "image_right" if k == "s" else self._frame_keys[k], target))
+                for k in self._sources()]
 
-    def _warps(self, depth: Tensor, batch: Mapping[str, Any], out: DepthOutput) -> list[tuple[str, Tensor, Tensor]]:
+    def _warps(self, depth: Tensor, batch: Mapping[str, Any], out: DepthOutput,
+               target: WindowStats | None = None) -> list[tuple[str, Tensor, Tensor]]:
         """(name, reprojection error, inside) of the target rebuilt from each source with ``depth``:
         the stereo view along its rows, each temporal frame with the pose network's pose."""
         warps, warped = [], depth
         for k in self._sources():
             if k == "s":
-                warps.append(("warp_s", *warp_error(depth, batch)))
+                warps.append(("warp_s", *warp_error(depth, batch, target=target)))
                 continue
             if not out.poses or k not in out.poses:
                 raise ValueError(f"{type(self).__name__}: frame {k:+d} needs out.poses[{k}] (a model.pose_net)")
             if self.depth_normalization == "mean" and warped is depth:
                 warped = depth * safe_reciprocal(depth).mean((1, 2, 3), keepdim=True)
-            warps.append((f"warp_{k:+d}", *warp_error(warped, batch, self._frame_keys[k], out.poses[k])))
+            warps.append((f"warp_{k:+d}", *warp_error(warped, batch, self._frame_keys[k], out.poses[k], target)))
         return warps
 
     def extra_repr(self) -> str:

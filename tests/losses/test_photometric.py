@@ -196,6 +196,20 @@ def test_minimum_and_both_averages_on_hand_built_error_maps():
         Candidate("x", "target", warp)
 
 
+def test_selection_winner_is_the_published_argmin_with_ties_and_nan():
+    """The role winner equals ``argmin`` over [warp, identity, hint] (the published form) on ties
+    (quantised errors) and NaN (which, as in argmin, wins: a NaN error is not hidden by the selection)."""
+    g = torch.Generator().manual_seed(0)
+    warp, identity, hint = (torch.randint(0, 4, (2, 1, 8, 9), generator=g).double() / 4 for _ in range(3))
+    warp[0, 0, 0, :3] = float("nan")
+    hint[1, 0, 2, 4] = float("nan")
+    selection = select_minimum([Candidate("warp", "prediction", warp), Candidate("identity", "identity", identity),
+                                Candidate("hint", "hint", hint)])
+    published = torch.cat([warp, identity, hint], dim=1).argmin(dim=1, keepdim=True)
+    assert torch.equal(selection.winner, published)
+    assert selection.winner[0, 0, 0, :3].tolist() == [0, 0, 0] and selection.winner[1, 0, 2, 4].item() == 2
+
+
 def _hand(stereo, depth, fill=1.0, inside_mask=True, average="kept", automask=True):
     """The hint-mode loss of one scale, from the geometry primitives and the published rules."""
     error, inside = _hand_errors(depth, stereo)
