@@ -354,7 +354,7 @@ def self_supervision(results: Results, assets: Path) -> dict[str, Any]:
         for row in rows:
             parts.append(f"{row['variant']} seed {row['seed']}: ATE {float(row['ate_mean']):.4f} +- {float(row['ate_std']):.4f} m "
                          f"(untrained {float(row['untrained_mean']):.4f}; standing still {float(row['still_mean']):.4f}) over "
-                         f"{row['snippets']} snippets")
+                         f"{row['snippets']} snippets" + (f" of frames {row['frames']}" if row.get("frames") else ""))
         trained = [r for r in rows if r["variant"] == "M"]
         better = bool(trained) and all(float(r["ate_mean"]) < float(r["untrained_mean"]) for r in trained)
         paragraphs.append("**Pose network.** " + "; ".join(parts) + ". "

@@ -76,12 +76,30 @@ def _snippet_ate(pred: "torch.Tensor", gt: "torch.Tensor") -> float:
     return float(torch.sqrt(((scale * pred - gt) ** 2).sum(-1).mean()))
 
 
+def pose_snippets(datamodule: Any, split: str, count: int) -> tuple[list[int], list[dict[str, Any]]]:
+    """The first ``count`` samples of ``split`` as test snippets for the pose error: the data module's
+    own scenes and videos (its scene settings, anti-aliasing, speed and heading included), with the
+    frames around the target that its videos allow: -2..2 as Monodepth2's 5-frame snippets where the
+    camera is slow enough (at most 0.225 m a frame), -1..2 up to 0.45 m a frame (the room's back wall
+    is :data:`~depthlab.data.synthetic.MAX_BACKWARD_M` behind the target camera). Returns the frame
+    order (first to last) and the samples."""
+    from depthlab.data.synthetic import MAX_BACKWARD_M, MAX_FRAME_OFFSET, SyntheticStereoDataset
+
+    back = min(MAX_FRAME_OFFSET, int(MAX_BACKWARD_M / datamodule.trajectory_speed_m[1] + 1e-9))
+    order = list(range(-back, MAX_FRAME_OFFSET + 1))
+    dataset = SyntheticStereoDataset(datamodule.scene, split, datamodule.sizes[split], datamodule.seed,
+                                     scale_range=datamodule.scale_range, frame_ids=order,
+                                     speed_m=datamodule.trajectory_speed_m, heading_deg=datamodule.trajectory_heading_deg)
+    return order, [dataset[i] for i in range(min(count, len(dataset)))]
+
+
 def pose_ate(target: Path, exp: Experiment, scale: str, runs: Path, split: str = "test", snippets: int = 64) -> None:
-    """Absolute trajectory error of each pose network's 5-frame snippets (frames -2..2 of the
-    procedural test scenes), as Monodepth2's odometry evaluation: consecutive pairs give the motion
-    from each frame to the next, chained from the snippet's first frame, scale-aligned to the true
-    camera positions. Rows per (variant with a pose network, seed), with the same network untrained
-    and a camera standing still for scale."""
+    """Absolute trajectory error of each pose network's snippets of consecutive frames of the
+    procedural test videos (:func:`pose_snippets`: frames -2..2, or -1..2 for faster cameras), as
+    Monodepth2's odometry evaluation: consecutive pairs give the motion from each frame to the next,
+    chained from the snippet's first frame, scale-aligned to the true camera positions. Rows per
+    (variant with a pose network, seed), with the same network untrained and a camera standing still
+    for scale."""
     import torch
 
     from depthlab.checkpointing.io import read_checkpoint
@@ -92,20 +110,17 @@ def pose_ate(target: Path, exp: Experiment, scale: str, runs: Path, split: str =
     datamodule = experiment_datamodule(exp, runs)
     if not isinstance(datamodule, SyntheticDataModule):
         raise TypeError(f"experiment {exp.name}: extras pose_ate needs procedural videos (their true camera motion)")
-    frames = [-2, -1, 1, 2]
-    data = SyntheticDataModule(height=datamodule.scene.height, width=datamodule.scene.width, frame_ids=[0, *frames],
-                               test_size=datamodule.sizes[split], val_size=datamodule.sizes[split], seed=datamodule.seed)
-    dataset = data.dataset(split)
-    count = min(snippets, len(dataset))
-    samples = [dataset[i] for i in range(count)]
+    order, samples = pose_snippets(datamodule, split, snippets)
+    count = len(samples)
+    frames = f"{order[0]}..{order[-1]}"
 
-    def true_positions(sample) -> torch.Tensor:  # camera k's centre in the first frame's (-2) coordinates
-        poses = {0: torch.eye(4, dtype=torch.float64), **{k: sample[f"pose_f{k:+d}"].double() for k in frames}}
-        first = poses[-2]
-        return torch.stack([(first @ torch.linalg.inv(poses[k]))[:3, 3] for k in (-2, -1, 0, 1, 2)])
+    def true_positions(sample) -> torch.Tensor:  # camera k's centre in the first frame's coordinates
+        poses = {k: sample[f"pose_f{k:+d}"].double() if k else torch.eye(4, dtype=torch.float64) for k in order}
+        first = poses[order[0]]
+        return torch.stack([(first @ torch.linalg.inv(poses[k]))[:3, 3] for k in order])
 
     def predicted_positions(net, sample) -> torch.Tensor:
-        images = [sample[f"image_f{k:+d}"] if k else sample["image"] for k in (-2, -1, 0, 1, 2)]
+        images = [sample[f"image_f{k:+d}"] if k else sample["image"] for k in order]
         to_first = torch.eye(4, dtype=torch.float64)  # camera j -> first camera
         centres = [to_first[:3, 3].clone()]
         with torch.no_grad():
@@ -116,7 +131,7 @@ def pose_ate(target: Path, exp: Experiment, scale: str, runs: Path, split: str =
         return torch.stack(centres)
 
     truth = [true_positions(s) for s in samples]
-    still = [_snippet_ate(torch.zeros(5, 3, dtype=torch.float64), g) for g in truth]  # scale 0: the RMS of the path
+    still = [_snippet_ate(torch.zeros(len(order), 3, dtype=torch.float64), g) for g in truth]  # scale 0: the RMS of the path
     rows = []
     for variant in exp.variants:
         for seed_dir in sorted((runs / variant.name).glob("seed*")):
@@ -136,10 +151,10 @@ def pose_ate(target: Path, exp: Experiment, scale: str, runs: Path, split: str =
                 if load:
                     net.load_state_dict({k[len("pose_net."):]: v for k, v in state.items() if k.startswith("pose_net.")})
                 errors[name] = [_snippet_ate(predicted_positions(net, s), g) for s, g in zip(samples, truth)]
-            rows.append([variant.name, seed_dir.name.removeprefix("seed"), count,
+            rows.append([variant.name, seed_dir.name.removeprefix("seed"), count, frames,
                          repr(float(torch.tensor(errors["trained"]).mean())), repr(float(torch.tensor(errors["trained"]).std())),
                          repr(float(torch.tensor(errors["untrained"]).mean())), repr(float(torch.tensor(still).mean()))])
     with open(target, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["variant", "seed", "snippets", "ate_mean", "ate_std", "untrained_mean", "still_mean"])
+        writer.writerow(["variant", "seed", "snippets", "frames", "ate_mean", "ate_std", "untrained_mean", "still_mean"])
         writer.writerows(rows)

@@ -408,6 +408,8 @@ def _duration(seconds: float) -> str:
 
 
 def _cell(value: str) -> str:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return value.strip()  # written as an integer (a seed, a count): kept so, not 0.0000
     try:
         return fmt(float(value))
     except (TypeError, ValueError):
