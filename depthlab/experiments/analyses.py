@@ -301,6 +301,10 @@ def depth_hints(results: Results, assets: Path) -> dict[str, Any]:
                      "The claim that the hint mode beats self-supervision, the sum and the hard labels"))
     if _has(results, "hard_uncertainty", "hard"):
         paragraphs.append("**Uncertainty.** " + compare(results, "hard_uncertainty", "hard", "abs_rel"))
+    if _has(results, "self_nomask", "self"):
+        # not a claim of the paper: whether Monodepth2's auto-masking holds the photometric loss back here
+        paragraphs.append("**Auto-masking.** " + compare(results, "self_nomask", "self", "abs_rel")
+                          + (" " + compare(results, "self_nomask", "hint", "abs_rel") if _has(results, "hint") else ""))
     rows = results.extras.get("hint_quality")
     figures = []
     if rows:
