@@ -305,6 +305,12 @@ TURN_DEG = (0.5, 2.0)
 MAX_FRAME_OFFSET = 2  # the room's back wall is >= 0.5 m behind the target camera: 2 x 0.2 m stays inside
 #: How far behind the target camera a frame may sit: the room's back wall is >= 0.5 m behind it.
 MAX_BACKWARD_M = 0.45
+
+
+def frames_back(speed_high_m: float) -> int:
+    """How many frames before the target a video of at most ``speed_high_m`` metres a frame may
+    reach: the largest k <= :data:`MAX_FRAME_OFFSET` with k frames inside :data:`MAX_BACKWARD_M`."""
+    return max(k for k in range(MAX_FRAME_OFFSET + 1) if k * speed_high_m <= MAX_BACKWARD_M + 1e-9)
 #: The largest heading offset (degrees): at 0.45 m a frame the camera moves at most 0.32 m sideways,
 #: and the room's side walls are >= 1.5 m from it.
 MAX_HEADING_DEG = 45.0
@@ -622,7 +628,7 @@ class SyntheticDataModule(StereoHintsMixin, SplitDataModule):
             raise ConfigError("data.trajectory_speed_m: expected [low, high] metres a frame with 0 < low <= high, "
                               f"got {list(trajectory_speed_m)}")
         back = max([-k for k in temporal_ids(self.frame_ids) if k < 0], default=0)
-        if back * trajectory_speed_m[1] > MAX_BACKWARD_M + 1e-9:
+        if back > frames_back(trajectory_speed_m[1]):
             raise ConfigError(f"data.trajectory_speed_m: frame {-back} would sit {back * trajectory_speed_m[1]:g} m "
                               f"behind the target camera, past the room's back wall (at most {MAX_BACKWARD_M} m): "
                               f"lower the speed or the frame offset")

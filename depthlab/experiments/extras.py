@@ -83,10 +83,9 @@ def pose_snippets(datamodule: Any, split: str, count: int) -> tuple[list[int], l
     camera is slow enough (at most 0.225 m a frame), -1..2 up to 0.45 m a frame (the room's back wall
     is :data:`~depthlab.data.synthetic.MAX_BACKWARD_M` behind the target camera). Returns the frame
     order (first to last) and the samples."""
-    from depthlab.data.synthetic import MAX_BACKWARD_M, MAX_FRAME_OFFSET, SyntheticStereoDataset
+    from depthlab.data.synthetic import MAX_FRAME_OFFSET, SyntheticStereoDataset, frames_back
 
-    back = min(MAX_FRAME_OFFSET, int(MAX_BACKWARD_M / datamodule.trajectory_speed_m[1] + 1e-9))
-    order = list(range(-back, MAX_FRAME_OFFSET + 1))
+    order = list(range(-frames_back(datamodule.trajectory_speed_m[1]), MAX_FRAME_OFFSET + 1))
     dataset = SyntheticStereoDataset(datamodule.scene, split, datamodule.sizes[split], datamodule.seed,
                                      scale_range=datamodule.scale_range, frame_ids=order,
                                      speed_m=datamodule.trajectory_speed_m, heading_deg=datamodule.trajectory_heading_deg)
