@@ -7,9 +7,12 @@ import os
 from pathlib import Path
 
 import platform
+import tempfile
 
 import pytest
 import yaml
+
+from disk_room import free_space_problem
 
 # Under pytest-xdist (pyproject's addopts: two workers on this 2-core machine) each worker and the
 # processes its tests start use one thread: two workers x two threads would oversubscribe the cores.
@@ -19,6 +22,19 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # h5py's first import asks platform.processor(), which runs `uname -p` in a subprocess: done once here,
 # before the fast tier's guard below refuses subprocesses (the answer is cached).
 platform.processor()
+
+# --- disk: a temp folder too full to run the suite is one line before any test starts (tests/disk_room.py).
+
+
+def pytest_sessionstart(session):
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller checked already
+        return
+    basetemp = session.config.option.basetemp
+    folder = os.path.dirname(os.path.abspath(basetemp)) if basetemp else tempfile.gettempdir()
+    problem = free_space_problem(folder)
+    if problem:
+        pytest.exit(problem, returncode=3)
+
 
 TINY_CONFIG = {
     "seed_everything": 0,
@@ -35,7 +51,7 @@ TINY_CONFIG = {
                        "init_args": {"monitor": "val/abs_rel", "mode": "min", "save_last": True}}],
     },
     "model": {
-        "net": {"name": "unet", "encoder": "resnet18", "pretrained": False, "decoder_channels": [32, 16, 8, 8]},
+        "net": {"name": "unet", "encoder": "test_resnet", "pretrained": False, "decoder_channels": [32, 16, 8, 8]},
         "loss": "silog",
         "max_depth": 10.0,
         "lr": 1e-3,

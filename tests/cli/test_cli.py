@@ -199,7 +199,7 @@ def test_unknown_encoder_is_one_line_naming_it(tiny_config, tmp_path):
 def test_a_stated_network_setting_contradicting_the_checkpoint_is_one_error_naming_both(trained, override, expected):
     work, cfg, ckpt = trained
     line = _one_line_error(depthlab_here("test", "--config", str(cfg), "--ckpt_path", str(ckpt), *override, cwd=work))
-    assert expected in line and str(ckpt) in line and ("10.0" in line or "resnet18" in line)
+    assert expected in line and str(ckpt) in line and ("10.0" in line or "test_resnet" in line)
 
 
 def test_stated_evaluation_settings_win_over_the_checkpoint(trained, monkeypatch):

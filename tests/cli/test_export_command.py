@@ -105,7 +105,7 @@ def test_a_stated_network_setting_contradicting_the_checkpoint_is_the_same_line_
         lines[command] = err[0]
     assert lines["export"] == lines["test"]
     assert lines["export"].startswith("depthlab: error: model.net.encoder: 'resnet34' is stated, but checkpoint")
-    assert str(ckpt) in lines["export"] and "'resnet18'" in lines["export"]
+    assert str(ckpt) in lines["export"] and "'test_resnet'" in lines["export"]
 
 
 def test_unstated_settings_come_from_the_checkpoint_as_for_test(checkpoint, tmp_path):
