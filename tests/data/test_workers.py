@@ -96,7 +96,7 @@ def _config(data: dict, workers: int, phase: str) -> Path:
                     "enable_progress_bar": False, "default_root_dir": str(root / "runs"),
                     "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
                                "init_args": {"save_dir": str(root / "logs"), "name": phase}}},
-        "model": {"net": {"name": "unet", "encoder": "resnet18", "pretrained": False,
+        "model": {"net": {"name": "unet", "encoder": "test_resnet", "pretrained": False,
                           "decoder_channels": [8, 8, 8, 8]}, "loss": "silog", "max_depth": 80.0},
         "data": {"class_path": "depthlab.data.KITTIDataModule", "init_args": {
             "raw_root": str(tree.raw_root), "gt_root": str(tree.gt_root), "train_list": str(root / f"{train}.txt"),

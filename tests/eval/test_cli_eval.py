@@ -33,7 +33,7 @@ CONFIG = {
         "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "logs", "name": "ev"}},
         "callbacks": [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"save_last": True}}],
     },
-    "model": {"net": {"name": "unet", "encoder": "resnet18", "pretrained": False, "decoder_channels": [16, 8]}},
+    "model": {"net": {"name": "unet", "encoder": "test_resnet", "pretrained": False, "decoder_channels": [16, 8]}},
     "data": {
         "class_path": "depthlab.data.SyntheticDataModule",
         "init_args": {"height": 32, "width": 48, "train_size": 2, "val_size": 5, "test_size": 5,

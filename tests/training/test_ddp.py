@@ -19,7 +19,7 @@ from depthlab.data import SyntheticDataModule
 from depthlab.errors import ConfigError
 from depthlab.module import DepthModule
 
-NET = {"name": "unet", "encoder": "resnet18", "decoder_channels": [16, 8, 8, 8]}
+NET = {"name": "unet", "encoder": "test_resnet", "decoder_channels": [16, 8, 8, 8]}
 
 
 def _ddp_fit(path, cwd) -> subprocess.CompletedProcess:
@@ -88,7 +88,7 @@ def test_two_process_ddp_trains_an_hf_network_with_a_pose_network_from_video(tmp
             "backbone_config": {"model_type": "dinov2", "hidden_size": 32, "num_hidden_layers": 4,
                                 "num_attention_heads": 2, "intermediate_size": 64, "patch_size": 14, "image_size": 56,
                                 "out_features": ["stage1", "stage2", "stage3", "stage4"], "reshape_hidden_states": False}}},
-        pose_net={"name": "monodepth2", "encoder": "resnet18", "pretrained": False},
+        pose_net={"name": "monodepth2", "encoder": "test_resnet", "pretrained": False},
         loss={"name": "photometric", "frame_ids": [0, -1, 1]}, eval_protocol={"name": "none", "align": "median"},
         min_depth=0.5, max_depth=20.0)
     config["data"]["init_args"].update(train_size=8, val_size=4, batch_size=2, frame_ids=[0, -1, 1])

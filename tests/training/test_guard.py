@@ -23,7 +23,7 @@ from depthlab.errors import ConfigError
 from depthlab.module import DepthModule
 from depthlab.training import NonFiniteStepWarning, NonFiniteTrainingError, nonfinite, warmup_cosine
 
-NET = {"name": "unet", "encoder": "resnet18", "pretrained": False, "decoder_channels": [16, 8, 8, 8]}
+NET = {"name": "unet", "encoder": "test_resnet", "pretrained": False, "decoder_channels": [16, 8, 8, 8]}
 STEPS = 6  # 12 training samples in batches of 2
 
 
