@@ -65,17 +65,6 @@ def hint_quality(target: Path, exp: Experiment, scale: str, runs: Path, split: s
             writer.writerow([r.name, repr(r.coverage), repr(r.abs_rel), repr(r.accurate), r.gt_pixels])
 
 
-def _snippet_ate(pred: "torch.Tensor", gt: "torch.Tensor") -> float:
-    """Monodepth2's ``compute_ate`` (evaluate_pose.py) on one snippet: both trajectories (N, 3) start
-    at the snippet's first camera; the prediction is scaled by sum(g . p) / sum(p^2), the RMSE of
-    the scaled positions against the true ones is returned."""
-    import torch
-
-    pred, gt = pred - pred[0], gt - gt[0]
-    scale = (gt * pred).sum() / (pred * pred).sum().clamp_min(1e-12)
-    return float(torch.sqrt(((scale * pred - gt) ** 2).sum(-1).mean()))
-
-
 def pose_snippets(datamodule: Any, split: str, count: int) -> tuple[list[int], list[dict[str, Any]]]:
     """The first ``count`` samples of ``split`` as test snippets for the pose error: the data module's
     own scenes and videos (its scene settings, anti-aliasing, speed and heading included), with the
@@ -96,15 +85,18 @@ def pose_ate(target: Path, exp: Experiment, scale: str, runs: Path, split: str =
     """Absolute trajectory error of each pose network's snippets of consecutive frames of the
     procedural test videos (:func:`pose_snippets`: frames -2..2, or -1..2 for faster cameras), as
     Monodepth2's odometry evaluation: consecutive pairs give the motion from each frame to the next,
-    chained from the snippet's first frame, scale-aligned to the true camera positions. Rows per
+    chained from the snippet's first frame, scale-aligned to the true ones, in Monodepth2's arithmetic
+    (:mod:`depthlab.pose.odometry`: ``dump_xyz``'s points, sqrt(sum of squared errors) / N). Rows per
     (variant with a pose network, seed), with the same network untrained and a camera standing still
     for scale."""
+    import numpy as np
     import torch
 
     from depthlab.checkpointing.io import read_checkpoint
     from depthlab.data.synthetic import SyntheticDataModule
     from depthlab.experiments.runner import last_checkpoint
     from depthlab.pose import build as build_pose
+    from depthlab.pose.odometry import chain_positions, snippet_ate
 
     datamodule = experiment_datamodule(exp, runs)
     if not isinstance(datamodule, SyntheticDataModule):
@@ -113,24 +105,18 @@ def pose_ate(target: Path, exp: Experiment, scale: str, runs: Path, split: str =
     count = len(samples)
     frames = f"{order[0]}..{order[-1]}"
 
-    def true_positions(sample) -> torch.Tensor:  # camera k's centre in the first frame's coordinates
-        poses = {k: sample[f"pose_f{k:+d}"].double() if k else torch.eye(4, dtype=torch.float64) for k in order}
-        first = poses[order[0]]
-        return torch.stack([(first @ torch.linalg.inv(poses[k]))[:3, 3] for k in order])
+    def true_positions(sample) -> np.ndarray:  # SfMLearner's dump_xyz of the true steps (depthlab.pose.odometry)
+        poses = {k: sample[f"pose_f{k:+d}"].double().numpy() if k else np.eye(4) for k in order}
+        return chain_positions([poses[b] @ np.linalg.inv(poses[a]) for a, b in zip(order[:-1], order[1:])])
 
-    def predicted_positions(net, sample) -> torch.Tensor:
-        images = [sample[f"image_f{k:+d}"] if k else sample["image"] for k in order]
-        to_first = torch.eye(4, dtype=torch.float64)  # camera j -> first camera
-        centres = [to_first[:3, 3].clone()]
+    def predicted_positions(net, sample) -> np.ndarray:
+        images = torch.stack([sample[f"image_f{k:+d}"] if k else sample["image"] for k in order])
         with torch.no_grad():
-            for a, b in zip(images[:-1], images[1:]):
-                step = net.pose(a[None], b[None])[0].double()  # a-camera points -> b-camera points
-                to_first = to_first @ torch.linalg.inv(step)
-                centres.append(to_first[:3, 3].clone())
-        return torch.stack(centres)
+            steps = net.pose(images[:-1], images[1:]).double().numpy()  # a-camera points -> b-camera points
+        return chain_positions(steps)
 
     truth = [true_positions(s) for s in samples]
-    still = [_snippet_ate(torch.zeros(len(order), 3, dtype=torch.float64), g) for g in truth]  # scale 0: the RMS of the path
+    still = [snippet_ate(g, np.zeros_like(g)) for g in truth]  # a camera standing still: scale 0
     rows = []
     for variant in exp.variants:
         for seed_dir in sorted((runs / variant.name).glob("seed*")):
@@ -149,10 +135,10 @@ def pose_ate(target: Path, exp: Experiment, scale: str, runs: Path, split: str =
                 net = build_pose(hp["pose_net"]).eval()
                 if load:
                     net.load_state_dict({k[len("pose_net."):]: v for k, v in state.items() if k.startswith("pose_net.")})
-                errors[name] = [_snippet_ate(predicted_positions(net, s), g) for s, g in zip(samples, truth)]
+                errors[name] = [snippet_ate(g, predicted_positions(net, s)) for s, g in zip(samples, truth)]
             rows.append([variant.name, seed_dir.name.removeprefix("seed"), count, frames,
-                         repr(float(torch.tensor(errors["trained"]).mean())), repr(float(torch.tensor(errors["trained"]).std())),
-                         repr(float(torch.tensor(errors["untrained"]).mean())), repr(float(torch.tensor(still).mean()))])
+                         repr(float(np.mean(errors["trained"]))), repr(float(np.std(errors["trained"]))),  # np.std as the script
+                         repr(float(np.mean(errors["untrained"]))), repr(float(np.mean(still)))])
     with open(target, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["variant", "seed", "snippets", "frames", "ate_mean", "ate_std", "untrained_mean", "still_mean"])
