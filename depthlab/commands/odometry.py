@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
     net, spec = load_pose_net(args.ckpt_path)
     result = evaluate_odometry(net.to(device), root, split_file, tuple(args.size), args.image_ext,
                                args.batch_size, device)
-    sequence = int(split_file.read_text().split()[0])
+    sequence = result.sequence
     out_dir = Path(args.output_dir) if args.output_dir else Path(args.ckpt_path).resolve().parent
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"odometry_{sequence:02d}"

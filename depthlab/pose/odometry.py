@@ -170,6 +170,9 @@ def load_pose_net(checkpoint_path: str | Path) -> tuple[Any, dict[str, Any]]:
         raise ConfigError(f"{checkpoint_path}: this checkpoint has no pose network (trained without model.pose_net: "
                           "only monocular-video runs, frame_ids such as [0, -1, 1], train one)")
     net = build(spec)
+    if getattr(net, "num_frames", 2) != 2:
+        raise ConfigError(f"{checkpoint_path}: its pose network stacks {net.num_frames} frames; Monodepth2's odometry "
+                          "evaluation takes the motion of each pair of consecutive frames (num_frames: 2)")
     prefix = "pose_net."
     net.load_state_dict({k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)})
     return net.eval(), spec
@@ -212,6 +215,7 @@ def true_steps(poses: np.ndarray, frames: Sequence[OdometryFrame], poses_path: P
 
 @dataclass(frozen=True)
 class OdometryResult:
+    sequence: int
     ate: np.ndarray  # one per snippet
     pred_steps: np.ndarray
     gt_steps: np.ndarray
@@ -233,4 +237,4 @@ def evaluate_odometry(net: Any, root: Path, split_file: Path, size: tuple[int, i
     poses_path = root / "poses" / f"{frames[0].sequence:02d}.txt"
     gt = true_steps(read_poses(poses_path), frames, poses_path)  # before the images: a poses problem costs no inference
     pred = predict_steps(net, root, frames, size, image_ext, batch_size, device)
-    return OdometryResult(snippet_ates(pred, gt), pred, gt)
+    return OdometryResult(frames[0].sequence, snippet_ates(pred, gt), pred, gt)

@@ -196,3 +196,15 @@ def test_a_checkpoint_without_a_pose_network_is_one_line_saying_so(tmp_path, cap
                  "--split_file", str(split)])
     err = capsys.readouterr().err
     assert code == 2 and "has no pose network" in err and "depth.ckpt" in err
+
+
+def test_a_pose_network_of_more_than_two_frames_is_refused_by_name(tmp_path):
+    from depthlab.errors import ConfigError
+    from depthlab.pose.odometry import load_pose_net
+
+    spec = {**POSE_NET, "num_frames": 3}
+    net = build_pose(spec)
+    torch.save({"state_dict": {f"pose_net.{k}": v for k, v in net.state_dict().items()},
+                "hyper_parameters": {"pose_net": spec}}, tmp_path / "three.ckpt")
+    with pytest.raises(ConfigError, match=r"three\.ckpt: its pose network stacks 3 frames"):
+        load_pose_net(tmp_path / "three.ckpt")
