@@ -20,7 +20,7 @@ MIN_DEPTH, MAX_DEPTH = 1e-3, 10.0
 
 NETWORKS = models.available()
 SIZES = [(64, 96), (50, 70)]  # the second is not divisible by 32 (nor by 2 at every stride)
-TRAIN_LR = {"eigen2014": 1e-4}  # its 4096-wide FC layers overshoot with AdamW at 1e-3 (docs/models.md)
+TRAIN_LR = {"eigen2014": 1e-4}  # its wide FC layers overshoot with AdamW at 1e-3 (docs/models.md)
 
 
 def build(name: str, **kwargs) -> torch.nn.Module:
