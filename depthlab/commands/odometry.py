@@ -20,7 +20,9 @@ def _parser() -> argparse.ArgumentParser:
                     f"Monodepth2 reports it: motions of consecutive frame pairs chained over {TRACK_LENGTH}-frame "
                     "snippets, scale-aligned to the ground-truth poses (docs/evaluation.md, 'Pose networks'). Needs the odometry "
                     "benchmark's colour images (sequences/SS/image_2/) and its poses (poses/SS.txt) under "
-                    "--data_path. Writes odometry_SS.json and the predicted motions (odometry_SS_poses.npy).")
+                    "--data_path. Writes odometry_SS.json and the predicted motions (odometry_SS_poses.npy). "
+                    "Sequences 09 and 10 are raw drives that Monodepth2's eigen_zhou training list contains: "
+                    "score a network trained on other drives (Monodepth2's odom split, sequences 00-08).")
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint trained with model.pose_net")
     parser.add_argument("--data_path", required=True, help="the KITTI odometry root (holds sequences/ and poses/)")
     parser.add_argument("--sequence", type=int, default=9, help="sequence number (default 9; Monodepth2 reports 9 and 10)")

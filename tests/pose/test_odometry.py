@@ -208,3 +208,10 @@ def test_a_pose_network_of_more_than_two_frames_is_refused_by_name(tmp_path):
                 "hyper_parameters": {"pose_net": spec}}, tmp_path / "three.ckpt")
     with pytest.raises(ConfigError, match=r"three\.ckpt: its pose network stacks 3 frames"):
         load_pose_net(tmp_path / "three.ckpt")
+
+
+def test_eigen_zhou_training_holds_the_raw_drives_of_sequences_09_and_10_as_the_docs_say():
+    lines = resolve_path("data/splits/monodepth2/eigen_zhou/train_files.txt").read_text().splitlines()
+    drives = [line.split()[0] for line in lines]
+    assert drives.count("2011_09_30/2011_09_30_drive_0033_sync") == 2873  # sequence 09
+    assert drives.count("2011_09_30/2011_09_30_drive_0034_sync") == 2009  # sequence 10
