@@ -23,7 +23,8 @@ sequences 09 and 10) and the procedural-video experiments (:mod:`depthlab.experi
 KITTI odometry on disk (the benchmark's colour download and its ground-truth poses): images
 ``<root>/sequences/<SS>/image_2/<FFFFFF>.png`` (left; ``image_3`` right, Monodepth2's side map),
 poses ``<root>/poses/<SS>.txt`` (one row of 12 numbers per frame: the 3x4 camera-to-world matrix,
-row-major). Split lists are Monodepth2's (``<sequence> <frame> <l|r>``, shipped in
+row-major). The poses are the left grey camera's (cam0, 6 cm left of image_2's colour camera);
+Monodepth2 scores the colour frames' motions against them as they are, and so does depthlab. Split lists are Monodepth2's (``<sequence> <frame> <l|r>``, shipped in
 ``data/splits/monodepth2/odom/``).
 """
 
