@@ -99,3 +99,10 @@ def test_two_process_ddp_trains_an_hf_network_with_a_pose_network_from_video(tmp
     [ckpt] = list(tmp_path.rglob("last.ckpt"))
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     assert any(k.startswith("pose_net.") for k in state) and any(k.startswith("net.model.backbone.") for k in state)
+    # the checkpoint as `depthlab odometry` reads it: the pose network's spec and weights, nothing else
+    from depthlab.pose.odometry import load_pose_net
+
+    net, spec = load_pose_net(ckpt)
+    assert spec["encoder"] == "test_resnet" and not net.training
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(value, state[f"pose_net.{key}"], rtol=0, atol=0)
