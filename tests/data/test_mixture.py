@@ -127,3 +127,30 @@ def test_synthetic_and_own_folder_mix(own_folder):
     loaders = dm.val_dataloader()
     assert len(loaders) == 2 and len(loaders[0].dataset) == 2 and len(loaders[1].dataset) == 2
     assert dm.eval_protocols() == {"rooms": None, "mine": "none"}
+
+
+def test_video_members_mix_with_their_neighbour_frames_resized_as_the_target():
+    """Monocular video from two sources of different sizes: the neighbours come along, resized with the
+    same filter as the target (a warp between them stays right), intrinsics rescaled once, poses kept."""
+    import torch.nn.functional as F
+
+    small = SyntheticDataModule(height=32, width=48, train_size=3, val_size=2, test_size=2, batch_size=2,
+                                num_workers=0, frame_ids=[0, -1, 1])
+    large = SyntheticDataModule(height=40, width=64, train_size=3, val_size=2, test_size=2, batch_size=2,
+                                num_workers=0, frame_ids=[0, -1, 1], seed=3)
+    mixture = MixtureDataModule(members={"small": small, "large": large}, size=[32, 48], batch_size=2, num_workers=0)
+    assert {"image_f-1", "image_f+1", "pose_f-1", "pose_f+1", "intrinsics"} <= mixture.provides
+    mixture.setup("fit")
+    mixed = mixture.dataset("train")[3]  # the large member's first sample (members end to end)
+    own = large.dataset("train")[0]
+    for key in ("image", "image_f-1", "image_f+1"):
+        expected = F.interpolate(own[key][None], size=(32, 48), mode="bilinear", align_corners=False, antialias=True)[0]
+        torch.testing.assert_close(mixed[key], expected)
+    fx, fy, cx, cy = own["intrinsics"].tolist()
+    assert mixed["intrinsics"].tolist() == pytest.approx([fx * 0.75, fy * 0.8, (cx + 0.5) * 0.75 - 0.5,
+                                                          (cy + 0.5) * 0.8 - 0.5])
+    assert torch.equal(mixed["pose_f-1"], own["pose_f-1"]) and torch.equal(mixed["pose_f+1"], own["pose_f+1"])
+    # a member without video leaves the frames out of the mixture (every batch carries only shared keys)
+    still = SyntheticDataModule(height=32, width=48, train_size=3, val_size=2, test_size=2, batch_size=2, num_workers=0)
+    partial = MixtureDataModule(members={"video": small, "still": still}, size=[32, 48], batch_size=2, num_workers=0)
+    assert not {"image_f-1", "image_f+1"} & partial.provides
