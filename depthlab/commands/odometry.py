@@ -29,8 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--split_file", default=None,
                         help="list of '<sequence> <frame> <l|r>' lines, consecutive frames (default: Monodepth2's "
                              "data/splits/monodepth2/odom/test_files_SS.txt)")
-    parser.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), default=[192, 640],
-                        help="the pose network's input size (default 192 640, Monodepth2's)")
+    parser.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), default=None,
+                        help="the pose network's input size (default: the checkpoint's model.eval_protocol.input_size, "
+                             "else 192 640, Monodepth2's)")
     parser.add_argument("--image_ext", choices=IMAGE_EXTS, default=".png",
                         help="image file extension (.png as KITTI ships them; .jpg for Monodepth2's JPEG copies)")
     parser.add_argument("--batch_size", type=int, default=16)
@@ -46,30 +47,35 @@ def main(argv: list[str]) -> int:
 
     from depthlab.data.base import require_dir, resolve_path
     from depthlab.errors import ConfigError
-    from depthlab.pose.odometry import TRACK_LENGTH, evaluate_odometry, load_pose_net
+    from depthlab.pose.odometry import TRACK_LENGTH, evaluate_odometry, load_pose_net, trained_size
 
     args = _parser().parse_args(argv)
-    if min(args.size) < 1 or args.batch_size < 1:
+    if (args.size is not None and min(args.size) < 1) or args.batch_size < 1:
         raise ConfigError(f"--size and --batch_size: expected positive numbers, got {args.size} and {args.batch_size}")
     root = require_dir(args.data_path, "--data_path")
     split_file = resolve_path(args.split_file or DEFAULT_LIST.format(sequence=args.sequence))
     if not split_file.is_file():
         raise ConfigError(f"--split_file: {split_file} does not exist")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    net, spec = load_pose_net(args.ckpt_path)
-    result = evaluate_odometry(net.to(device), root, split_file, tuple(args.size), args.image_ext,
-                               args.batch_size, device)
+    net, settings = load_pose_net(args.ckpt_path)
+    if args.size is not None:
+        size, where = tuple(args.size), "--size"
+    elif trained_size(settings) is not None:
+        size, where = trained_size(settings), "the checkpoint's model.eval_protocol.input_size"
+    else:
+        size, where = (192, 640), "Monodepth2's default; the checkpoint names none"
+    result = evaluate_odometry(net.to(device), root, split_file, size, args.image_ext, args.batch_size, device)
     sequence = result.sequence
     out_dir = Path(args.output_dir) if args.output_dir else Path(args.ckpt_path).resolve().parent
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"odometry_{sequence:02d}"
     np.save(f"{stem}_poses.npy", result.pred_steps)
     summary = {"checkpoint": str(args.ckpt_path), "sequence": sequence, "split_file": str(split_file),
-               "size": list(args.size), "snippets": len(result.ate), "track_length": TRACK_LENGTH,
-               "ate_mean": result.mean, "ate_std": result.std, "pose_net": spec}
+               "size": list(size), "snippets": len(result.ate), "track_length": TRACK_LENGTH,
+               "ate_mean": result.mean, "ate_std": result.std, "pose_net": settings["pose_net"]}
     Path(f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"odometry: sequence {sequence:02d}, {len(result.ate)} snippets of up to {TRACK_LENGTH} frames at "
-          f"{args.size[0]}x{args.size[1]}")
+          f"{size[0]}x{size[1]} ({where})")
     print(f"ATE (Monodepth2's evaluate_pose): {result.mean:.4f} +- {result.std:.4f} m")
     print(f"wrote {stem}.json and {stem}_poses.npy")
     return 0

@@ -161,12 +161,14 @@ def image_path(root: Path, frame: OdometryFrame, offset: int = 0, image_ext: str
 
 def load_pose_net(checkpoint_path: str | Path) -> tuple[Any, dict[str, Any]]:
     """The pose network of a depthlab checkpoint (``model.pose_net``, weights from its state dict),
-    in eval mode, with its spec; a checkpoint trained without one is one error saying so."""
+    in eval mode, with the checkpoint's model settings (``hyper_parameters``); a checkpoint trained
+    without one is one error saying so."""
     from depthlab.checkpointing.io import read_checkpoint
     from depthlab.pose import build
 
     checkpoint = read_checkpoint(checkpoint_path)
-    spec = checkpoint.get("hyper_parameters", {}).get("pose_net")
+    settings = checkpoint.get("hyper_parameters", {})
+    spec = settings.get("pose_net")
     if not spec:
         raise ConfigError(f"{checkpoint_path}: this checkpoint has no pose network (trained without model.pose_net: "
                           "only monocular-video runs, frame_ids such as [0, -1, 1], train one)")
@@ -176,7 +178,17 @@ def load_pose_net(checkpoint_path: str | Path) -> tuple[Any, dict[str, Any]]:
                           "evaluation takes the motion of each pair of consecutive frames (num_frames: 2)")
     prefix = "pose_net."
     net.load_state_dict({k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)})
-    return net.eval(), spec
+    return net.eval(), settings
+
+
+def trained_size(settings: dict[str, Any]) -> tuple[int, int] | None:
+    """The (H, W) a checkpoint's evaluation protocol resizes to (``model.eval_protocol.input_size``,
+    e.g. 192 640 in configs/kitti_mono.yaml), or None where it names none."""
+    protocol = settings.get("eval_protocol")
+    size = protocol.get("input_size") if isinstance(protocol, dict) else None
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
+        return int(size[0]), int(size[1])
+    return None
 
 
 def predict_steps(net: Any, root: Path, frames: Sequence[OdometryFrame], size: tuple[int, int],

@@ -127,11 +127,11 @@ def _odometry_tree(root, frames: int = 7, size=(24, 40)):
     return split
 
 
-def _pose_checkpoint(path):
+def _pose_checkpoint(path, **settings):
     torch.manual_seed(3)
     net = build_pose(POSE_NET)
     torch.save({"state_dict": {f"pose_net.{k}": v for k, v in net.state_dict().items()},
-                "hyper_parameters": {"pose_net": POSE_NET}}, path)
+                "hyper_parameters": {"pose_net": POSE_NET, **settings}}, path)
     return net.eval()
 
 
@@ -215,3 +215,15 @@ def test_eigen_zhou_training_holds_the_raw_drives_of_sequences_09_and_10_as_the_
     drives = [line.split()[0] for line in lines]
     assert drives.count("2011_09_30/2011_09_30_drive_0033_sync") == 2873  # sequence 09
     assert drives.count("2011_09_30/2011_09_30_drive_0034_sync") == 2009  # sequence 10
+
+
+def test_the_input_size_defaults_to_the_checkpoints_eval_size_then_monodepth2s(tmp_path, capsys):
+    split = _odometry_tree(tmp_path / "kitti_odom")
+    _pose_checkpoint(tmp_path / "sized.ckpt", eval_protocol={"name": "kitti", "input_size": [32, 64]})
+    _pose_checkpoint(tmp_path / "plain.ckpt", eval_protocol={"name": "none"})
+    for name, expected in (("sized", "at 32x64 (the checkpoint's model.eval_protocol.input_size)"),
+                           ("plain", "at 192x640 (Monodepth2's default; the checkpoint names none)")):
+        assert main(["odometry", "--ckpt_path", str(tmp_path / f"{name}.ckpt"), "--data_path", str(tmp_path / "kitti_odom"),
+                     "--split_file", str(split), "--device", "cpu"]) == 0
+        assert expected in capsys.readouterr().out
+        assert json.loads((tmp_path / "odometry_09.json").read_text())["size"] == [int(v) for v in expected.split("at ")[1].split(" ")[0].split("x")]

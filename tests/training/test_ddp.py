@@ -102,7 +102,7 @@ def test_two_process_ddp_trains_an_hf_network_with_a_pose_network_from_video(tmp
     # the checkpoint as `depthlab odometry` reads it: the pose network's spec and weights, nothing else
     from depthlab.pose.odometry import load_pose_net
 
-    net, spec = load_pose_net(ckpt)
-    assert spec["encoder"] == "test_resnet" and not net.training
+    net, settings = load_pose_net(ckpt)
+    assert settings["pose_net"]["encoder"] == "test_resnet" and not net.training
     for key, value in net.state_dict().items():
         torch.testing.assert_close(value, state[f"pose_net.{key}"], rtol=0, atol=0)
