@@ -25,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
                     "score a network trained on other drives (Monodepth2's odom split, sequences 00-08).")
     parser.add_argument("--ckpt_path", required=True, help="a checkpoint trained with model.pose_net")
     parser.add_argument("--data_path", required=True, help="the KITTI odometry root (holds sequences/ and poses/)")
-    parser.add_argument("--sequence", type=int, default=9, help="sequence number (default 9; Monodepth2 reports 9 and 10)")
+    parser.add_argument("--sequence", type=int, default=None,
+                        help="sequence number (default 9; Monodepth2 reports 9 and 10); with --split_file, the list's")
     parser.add_argument("--split_file", default=None,
                         help="list of '<sequence> <frame> <l|r>' lines, consecutive frames (default: Monodepth2's "
                              "data/splits/monodepth2/odom/test_files_SS.txt)")
@@ -53,10 +54,17 @@ def main(argv: list[str]) -> int:
     if (args.size is not None and min(args.size) < 1) or args.batch_size < 1:
         raise ConfigError(f"--size and --batch_size: expected positive numbers, got {args.size} and {args.batch_size}")
     root = require_dir(args.data_path, "--data_path")
-    split_file = resolve_path(args.split_file or DEFAULT_LIST.format(sequence=args.sequence))
+    split_file = resolve_path(args.split_file or DEFAULT_LIST.format(sequence=9 if args.sequence is None else args.sequence))
     if not split_file.is_file():
         raise ConfigError(f"--split_file: {split_file} does not exist")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.split_file and args.sequence is not None:
+        from depthlab.pose.odometry import read_odometry_list
+
+        listed = read_odometry_list(split_file)[0]
+        if listed.sequence != args.sequence:
+            raise ConfigError(f"--sequence {args.sequence} contradicts --split_file: {listed.source} is sequence "
+                              f"{listed.sequence} (leave --sequence out with a list of your own)")
     net, settings = load_pose_net(args.ckpt_path)
     if args.size is not None:
         size, where = tuple(args.size), "--size"

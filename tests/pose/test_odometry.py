@@ -227,3 +227,13 @@ def test_the_input_size_defaults_to_the_checkpoints_eval_size_then_monodepth2s(t
                      "--split_file", str(split), "--device", "cpu"]) == 0
         assert expected in capsys.readouterr().out
         assert json.loads((tmp_path / "odometry_09.json").read_text())["size"] == [int(v) for v in expected.split("at ")[1].split(" ")[0].split("x")]
+
+
+def test_a_sequence_contradicting_the_list_is_one_line_naming_both(tmp_path, capsys):
+    split = _odometry_tree(tmp_path / "kitti_odom")
+    _pose_checkpoint(tmp_path / "last.ckpt")
+    code = main(["odometry", "--ckpt_path", str(tmp_path / "last.ckpt"), "--data_path", str(tmp_path / "kitti_odom"),
+                 "--split_file", str(split), "--sequence", "10"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--sequence 10 contradicts --split_file" in err[0]
+    assert f"{split}:1 is sequence 9" in err[0]
