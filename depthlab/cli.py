@@ -12,21 +12,40 @@
 command is a front end ``main(argv) -> int`` found in the plugin registry's entry-point group
 ``depthlab.commands`` (:mod:`depthlab.commands`). A bad setting is one line ``depthlab: error: ...``
 with exit status 2 (``DEPTHLAB_TRACEBACK=1`` shows the traceback instead).
+
+Lightning is imported only when a command needs it: ``depthlab losses`` or ``depthlab odometry``
+start without its ~4 s import (``DepthCLI``, ``base_config`` and ``run`` are still importable from here).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from jsonargparse import ArgumentError
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from depthlab.commands import COMMANDS
-from depthlab.errors import ConfigError
-from depthlab.parser import DepthCLI, base_config, run, unwrap_config_error
+from depthlab.errors import ConfigError, unwrap_config_error
 
 __all__ = ["DepthCLI", "base_config", "main", "run"]
+
+
+def __getattr__(name: str) -> Any:  # the parser's names, imported (with Lightning) on first use
+    if name in ("DepthCLI", "base_config", "run"):
+        from depthlab import parser
+
+        return getattr(parser, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _is_sigterm_stop(exc: SystemExit) -> bool:
+    """Whether ``exc`` is how Lightning stops a run on SIGTERM (only possible once Lightning is loaded)."""
+    if "lightning.pytorch" not in sys.modules:
+        return False
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    return isinstance(exc, SIGTERMException)
 
 
 def main(args: list[str] | None = None) -> int:
@@ -34,6 +53,8 @@ def main(args: list[str] | None = None) -> int:
     try:
         if argv and argv[0] in COMMANDS.available():
             return int(COMMANDS.get(argv[0])(argv[1:]) or 0)
+        from depthlab.parser import run
+
         run(args)
     except (ConfigError, ArgumentError, ValueError) as exc:
         # jsonargparse wraps a class's own ConfigError (e.g. a data module's) in a ValueError
@@ -44,9 +65,11 @@ def main(args: list[str] | None = None) -> int:
         hint = f" (options: depthlab {argv[0]} --help)" if isinstance(error, ArgumentError) and argv else ""
         print(f"depthlab: error: {message}{hint}", file=sys.stderr)
         return 2
-    except SIGTERMException:
+    except SystemExit as exc:
         # How Lightning stops a run on SIGTERM (and depthlab on SIGINT): a SystemExit with status 0.
         # A scheduler must see an unfinished run.
+        if not _is_sigterm_stop(exc):
+            raise
         from depthlab.checkpointing import exit_status
 
         return exit_status()

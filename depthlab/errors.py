@@ -10,6 +10,14 @@ class ConfigError(ValueError):
     """A configuration value is wrong; the message names the key and what would be right."""
 
 
+def unwrap_config_error(exc: BaseException) -> BaseException:
+    """The :class:`ConfigError` that jsonargparse wrapped (with its long traceback) in ``exc``, else ``exc``."""
+    cause = exc
+    while cause is not None and not isinstance(cause, ConfigError):
+        cause = cause.__cause__ or cause.__context__
+    return cause if cause is not None else exc
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with one data file. ``source`` is the ``list:lineno`` that named the file."""

@@ -34,7 +34,7 @@ from jsonargparse import DefaultHelpFormatter, Namespace
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from depthlab.errors import ConfigError
+from depthlab.errors import ConfigError, unwrap_config_error  # noqa: F401  (unwrap_config_error: re-exported)
 
 # Model settings that define the network the checkpoint's weights belong to.
 NETWORK_SETTINGS = ("net", "min_depth", "max_depth")
@@ -115,14 +115,6 @@ def _resolve_net(stated: Any, saved: Any, ckpt_path: str) -> Any:
     if isinstance(saved, Mapping) and "class_path" in saved:
         return {"class_path": merged.pop("class_path"), "init_args": merged}
     return merged
-
-
-def unwrap_config_error(exc: BaseException) -> BaseException:
-    """The :class:`ConfigError` that jsonargparse wrapped (with its long traceback) in ``exc``, else ``exc``."""
-    cause = exc
-    while cause is not None and not isinstance(cause, ConfigError):
-        cause = cause.__cause__ or cause.__context__
-    return cause if cause is not None else exc
 
 
 # --- the LightningCLI subclass ----------------------------------------------------------------------

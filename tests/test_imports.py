@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import depthlab
 
 PACKAGE = Path(depthlab.__file__).resolve().parent
@@ -117,3 +119,18 @@ def test_nothing_below_the_command_layer_imports_it():
     upward = sorted(f"{module} imports {target}" for module, targets in import_graph().items()
                     if not _in_command_layer(module) for target in targets if _in_command_layer(target))
     assert not upward, "imports of the command layer from below it:\n" + "\n".join(upward)
+
+
+@pytest.mark.slow
+def test_the_cli_and_a_listing_command_start_without_lightning():
+    """`depthlab losses` lists the plugins without importing Lightning (about 4 s of start-up here)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom depthlab.cli import main\n"
+            "assert 'lightning' not in sys.modules, 'importing depthlab.cli loaded lightning'\n"
+            "assert main(['losses']) == 0\n"
+            "assert 'lightning' not in sys.modules, 'depthlab losses loaded lightning'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "silog" in result.stdout
