@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
 
     from depthlab.data.base import require_dir, resolve_path
     from depthlab.errors import ConfigError
-    from depthlab.pose.odometry import TRACK_LENGTH, evaluate_odometry, load_pose_net, trained_size
+    from depthlab.pose.odometry import TRACK_LENGTH, evaluate_odometry, load_pose_net, read_odometry_list, trained_size
 
     args = _parser().parse_args(argv)
     if (args.size is not None and min(args.size) < 1) or args.batch_size < 1:
@@ -58,21 +58,18 @@ def main(argv: list[str]) -> int:
     if not split_file.is_file():
         raise ConfigError(f"--split_file: {split_file} does not exist")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if args.split_file and args.sequence is not None:
-        from depthlab.pose.odometry import read_odometry_list
-
-        listed = read_odometry_list(split_file)[0]
-        if listed.sequence != args.sequence:
-            raise ConfigError(f"--sequence {args.sequence} contradicts --split_file: {listed.source} is sequence "
-                              f"{listed.sequence} (leave --sequence out with a list of your own)")
+    frames = read_odometry_list(split_file)
+    if args.split_file and args.sequence is not None and frames[0].sequence != args.sequence:
+        raise ConfigError(f"--sequence {args.sequence} contradicts --split_file: {frames[0].source} is sequence "
+                          f"{frames[0].sequence} (leave --sequence out with a list of your own)")
     net, settings = load_pose_net(args.ckpt_path)
     if args.size is not None:
         size, where = tuple(args.size), "--size"
-    elif trained_size(settings) is not None:
-        size, where = trained_size(settings), "the checkpoint's model.eval_protocol.input_size"
+    elif (saved := trained_size(settings)) is not None:
+        size, where = saved, "the checkpoint's model.eval_protocol.input_size"
     else:
         size, where = (192, 640), "Monodepth2's default; the checkpoint names none"
-    result = evaluate_odometry(net.to(device), root, split_file, size, args.image_ext, args.batch_size, device)
+    result = evaluate_odometry(net.to(device), root, frames, size, args.image_ext, args.batch_size, device)
     sequence = result.sequence
     out_dir = Path(args.output_dir) if args.output_dir else Path(args.ckpt_path).resolve().parent
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -207,11 +207,14 @@ def predict_steps(net: Any, root: Path, frames: Sequence[OdometryFrame], size: t
         rgb = read_rgb(image_path(root, frame, offset, image_ext), frame.source)
         return torch.from_numpy(np.ascontiguousarray(to_input_size(rgb, *size))).permute(2, 0, 1).float() / 255
 
-    steps = []
+    steps, carried = [], None  # carried: the last image of the previous batch, the first of this one
     with torch.no_grad():
         for start in range(0, len(frames), batch_size):
             chunk = frames[start:start + batch_size]
-            images = torch.stack([load(f, 0) for f in chunk] + [load(chunk[-1], 1)]).to(device)
+            first = load(chunk[0], 0) if carried is None else carried
+            images = torch.stack([first] + [load(f, 1) for f in chunk])
+            carried = images[-1]
+            images = images.to(device)
             steps.append(net.pose(images[:-1], images[1:]).double().cpu().numpy())
     return np.concatenate(steps)
 
@@ -242,10 +245,10 @@ class OdometryResult:
         return float(np.std(self.ate))  # population std, as the script's np.std
 
 
-def evaluate_odometry(net: Any, root: Path, split_file: Path, size: tuple[int, int], image_ext: str = ".png",
-                      batch_size: int = 16, device: str = "cpu") -> OdometryResult:
-    """Monodepth2's evaluate_pose on the frames of ``split_file`` (consecutive, one sequence) under ``root``."""
-    frames = read_odometry_list(split_file)
+def evaluate_odometry(net: Any, root: Path, frames: Sequence[OdometryFrame], size: tuple[int, int],
+                      image_ext: str = ".png", batch_size: int = 16, device: str = "cpu") -> OdometryResult:
+    """Monodepth2's evaluate_pose on ``frames`` (:func:`read_odometry_list`; consecutive, one sequence)
+    under ``root``."""
     check_consecutive(frames)
     poses_path = root / "poses" / f"{frames[0].sequence:02d}.txt"
     gt = true_steps(read_poses(poses_path), frames, poses_path)  # before the images: a poses problem costs no inference

@@ -237,3 +237,21 @@ def test_a_sequence_contradicting_the_list_is_one_line_naming_both(tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--sequence 10 contradicts --split_file" in err[0]
     assert f"{split}:1 is sequence 9" in err[0]
+
+
+def test_each_image_is_read_once_across_batches(tmp_path, monkeypatch):
+    from depthlab.data import readers
+    from depthlab.pose.odometry import predict_steps
+
+    split = _odometry_tree(tmp_path / "kitti_odom")
+    net = _pose_checkpoint(tmp_path / "last.ckpt")
+    frames = read_odometry_list(split)
+    reads = []
+    real = readers.read_rgb
+    monkeypatch.setattr(readers, "read_rgb", lambda path, source: reads.append(path.name) or real(path, source))
+    one_batch = predict_steps(net, tmp_path / "kitti_odom", frames, (32, 64), batch_size=len(frames))
+    reads_one = list(reads)
+    reads.clear()
+    steps = predict_steps(net, tmp_path / "kitti_odom", frames, (32, 64), batch_size=4)  # 6 pairs: batches of 4 and 2
+    assert reads == reads_one == [f"{i:06d}.png" for i in range(7)]
+    np.testing.assert_allclose(steps, one_batch, rtol=1e-5, atol=1e-7)
