@@ -34,7 +34,7 @@ from jsonargparse import DefaultHelpFormatter, Namespace
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from depthlab.errors import ConfigError, unwrap_config_error  # noqa: F401  (unwrap_config_error: re-exported)
+from depthlab.errors import ConfigError, unwrap_config_error
 
 # Model settings that define the network the checkpoint's weights belong to.
 NETWORK_SETTINGS = ("net", "min_depth", "max_depth")

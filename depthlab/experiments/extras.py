@@ -96,7 +96,7 @@ def pose_ate(target: Path, exp: Experiment, scale: str, runs: Path, split: str =
     from depthlab.data.synthetic import SyntheticDataModule
     from depthlab.experiments.runner import last_checkpoint
     from depthlab.pose import build as build_pose
-    from depthlab.pose.odometry import chain_positions, snippet_ate
+    from depthlab.pose.odometry import chain_positions, pose_net_from_checkpoint, snippet_ate
 
     datamodule = experiment_datamodule(exp, runs)
     if not isinstance(datamodule, SyntheticDataModule):
@@ -128,14 +128,11 @@ def pose_ate(target: Path, exp: Experiment, scale: str, runs: Path, split: str =
             hp = checkpoint.get("hyper_parameters", {})
             if not hp.get("pose_net"):
                 continue
-            state = checkpoint["state_dict"]
-            errors = {}
-            for name, load in (("trained", True), ("untrained", False)):
-                torch.manual_seed(0)
-                net = build_pose(hp["pose_net"]).eval()
-                if load:
-                    net.load_state_dict({k[len("pose_net."):]: v for k, v in state.items() if k.startswith("pose_net.")})
-                errors[name] = [snippet_ate(g, predicted_positions(net, s)) for s, g in zip(samples, truth)]
+            trained = pose_net_from_checkpoint(checkpoint, ckpt)
+            torch.manual_seed(0)  # the untrained network: the same initial weights for every run
+            nets = {"trained": trained, "untrained": build_pose(hp["pose_net"]).eval()}
+            errors = {name: [snippet_ate(g, predicted_positions(net, s)) for s, g in zip(samples, truth)]
+                      for name, net in nets.items()}
             rows.append([variant.name, seed_dir.name.removeprefix("seed"), count, frames,
                          repr(float(np.mean(errors["trained"]))), repr(float(np.std(errors["trained"]))),  # np.std as the script
                          repr(float(np.mean(errors["untrained"]))), repr(float(np.mean(still)))])

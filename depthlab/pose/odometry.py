@@ -160,25 +160,31 @@ def image_path(root: Path, frame: OdometryFrame, offset: int = 0, image_ext: str
 
 
 def load_pose_net(checkpoint_path: str | Path) -> tuple[Any, dict[str, Any]]:
-    """The pose network of a depthlab checkpoint (``model.pose_net``, weights from its state dict),
-    in eval mode, with the checkpoint's model settings (``hyper_parameters``); a checkpoint trained
-    without one is one error saying so."""
+    """The pose network of a depthlab checkpoint file with the checkpoint's model settings
+    (``hyper_parameters``): :func:`pose_net_from_checkpoint` of the file read."""
     from depthlab.checkpointing.io import read_checkpoint
-    from depthlab.pose import build
 
     checkpoint = read_checkpoint(checkpoint_path)
-    settings = checkpoint.get("hyper_parameters", {})
-    spec = settings.get("pose_net")
+    return pose_net_from_checkpoint(checkpoint, checkpoint_path), checkpoint.get("hyper_parameters", {})
+
+
+def pose_net_from_checkpoint(checkpoint: dict[str, Any], name: str | Path) -> Any:
+    """The pose network of a read checkpoint (``model.pose_net``, weights from its state dict), in
+    eval mode; a checkpoint trained without one, or one that stacks more than two frames, is one
+    error naming the checkpoint (``name``)."""
+    from depthlab.pose import build
+
+    spec = checkpoint.get("hyper_parameters", {}).get("pose_net")
     if not spec:
-        raise ConfigError(f"{checkpoint_path}: this checkpoint has no pose network (trained without model.pose_net: "
+        raise ConfigError(f"{name}: this checkpoint has no pose network (trained without model.pose_net: "
                           "only monocular-video runs, frame_ids such as [0, -1, 1], train one)")
     net = build(spec)
     if getattr(net, "num_frames", 2) != 2:
-        raise ConfigError(f"{checkpoint_path}: its pose network stacks {net.num_frames} frames; Monodepth2's odometry "
+        raise ConfigError(f"{name}: its pose network stacks {net.num_frames} frames; Monodepth2's odometry "
                           "evaluation takes the motion of each pair of consecutive frames (num_frames: 2)")
     prefix = "pose_net."
     net.load_state_dict({k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)})
-    return net.eval(), settings
+    return net.eval()
 
 
 def trained_size(settings: dict[str, Any]) -> tuple[int, int] | None:
